@@ -1,0 +1,32 @@
+"""The FastAPI application: REST under /api/v1, health and metrics at the root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import APIRouter, FastAPI
+
+from dashboard_api.deps import ApiServices
+from dashboard_api.routers import alerts, devices, health, ingest
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = None) -> FastAPI:
+    """Build the app; the lifespan (from the composition root) attaches `app.state.services`."""
+    app = FastAPI(
+        title="Sigap",
+        summary="Fire and waste-bin alerts for Kotawaringin Timur",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(devices.router)
+    api.include_router(alerts.router)
+    api.include_router(ingest.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,74 @@
+"""Fan-out of alert changes to live subscribers (SSE consoles), with bounded queues."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from dispatch.model import AlertChange
+
+log = logging.getLogger(__name__)
+
+
+class Subscription:
+    """One subscriber's queue; `lagged` is set if it fell too far behind and was cut off."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[AlertChange | None] = asyncio.Queue(size)
+        self.lagged = False
+
+
+class AlertBroadcaster:
+    """Publishes alert changes to every current subscriber.
+
+    A subscriber that does not keep up is cut off (its stream ends) rather than slowing
+    everyone or growing memory; a console reconnects with Last-Event-ID and catches up
+    from the change log.
+    """
+
+    def __init__(self, queue_size: int = 10_000) -> None:
+        self._queue_size = queue_size
+        self._subscribers: set[Subscription] = set()
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers are connected."""
+        return len(self._subscribers)
+
+    def publish(self, changes: Sequence[AlertChange]) -> None:
+        """Queue changes for every subscriber (never blocks)."""
+        for sub in list(self._subscribers):
+            for change in changes:
+                try:
+                    sub.queue.put_nowait(change)
+                except asyncio.QueueFull:
+                    log.warning("alert subscriber lagging; closing its stream")
+                    sub.lagged = True
+                    self._subscribers.discard(sub)
+                    self._close(sub)
+                    break
+
+    @staticmethod
+    def _close(sub: Subscription) -> None:
+        # Make room for the end marker so the reader wakes up and ends.
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        """Subscribe for the duration of the block; None in the queue means the end."""
+        sub = Subscription(self._queue_size)
+        self._subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    def close_all(self) -> None:
+        """End every stream (shutdown)."""
+        for sub in list(self._subscribers):
+            self._close(sub)
+        self._subscribers.clear()

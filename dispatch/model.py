@@ -1,0 +1,59 @@
+"""The alert record and its changes, as every output (API, SSE, MQTT, webhooks) shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AlertStatus(StrEnum):
+    """Lifecycle of an alert; only `resolved` closes it."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    dispatched = "dispatched"
+    resolved = "resolved"
+
+
+class ChangeType(StrEnum):
+    """What happened to an alert (the SSE `event:` name is `alert.<type>`)."""
+
+    raised = "raised"  # a new alert
+    updated = "updated"  # the condition came back while the alert was still active
+    cleared = "cleared"  # the condition ended; fire alerts stay active until people resolve them
+    resolved = "resolved"
+
+
+# Kinds whose alert closes by itself when the condition ends (an emptied bin needs no
+# dispatcher); fire alerts stay until a person resolves them.
+AUTO_RESOLVE_PREFIXES = ("bin.", "device.")
+
+
+class AlertPublic(BaseModel):
+    """An alert as the API and every notification channel show it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    category: str
+    device_id: str
+    status: AlertStatus
+    severity: str
+    reason: str
+    raised_at: datetime  # event time of the reading that raised it
+    updated_at: datetime
+    cleared_at: datetime | None = None  # when the condition ended (event time)
+    resolved_at: datetime | None = None
+    values: dict[str, Any] = {}
+
+
+class AlertChange(BaseModel):
+    """One change of one alert; `event_id` orders changes and lets SSE clients resume."""
+
+    event_id: int
+    type: ChangeType
+    alert: AlertPublic

@@ -1,0 +1,76 @@
+"""ReadingBatch: the columnar hand-off from ingest to rules (numpy columns, no bytes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from devices.schemas import KIND_CODES, KIND_NAMES
+
+# Quantities a reading may carry, in column order; units are in the names.
+QUANTITIES: tuple[str, ...] = (
+    "temp_c",
+    "smoke_obs_pct_m",
+    "co_ppm",
+    "pm25_ugm3",
+    "humidity_pct",
+    "fill_pct",
+    "distance_mm",
+    "tilt_deg",
+    "battery_v",
+    "battery_pct",
+    "rssi_dbm",
+)
+Q_INDEX: dict[str, int] = {name: i for i, name in enumerate(QUANTITIES)}
+
+__all__ = ["KIND_CODES", "KIND_NAMES", "QUANTITIES", "Q_INDEX", "ReadingBatch"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingBatch:
+    """A micro-batch of validated readings, one row per reading, in arrival order."""
+
+    device: I32  # dense device index (see devices.directory)
+    kind: U8  # KIND_CODES of the device
+    ts_ms: I64  # event time, ms since the Unix epoch (UTC)
+    seq: I64  # device sequence number, -1 when absent
+    values: F64  # shape (len(QUANTITIES), n); NaN = not reported
+    device_ids: Sequence[str]  # index -> device id (shared, not copied)
+
+    def __len__(self) -> int:
+        return int(self.device.shape[0])
+
+    def col(self, name: str) -> F64:
+        """One quantity's column (a view; NaN where the reading did not carry it)."""
+        return self.values[Q_INDEX[name]]
+
+    def take(self, rows: npt.NDArray[np.intp]) -> ReadingBatch:
+        """A new batch with the given rows, in the given order."""
+        return ReadingBatch(
+            device=self.device[rows],
+            kind=self.kind[rows],
+            ts_ms=self.ts_ms[rows],
+            seq=self.seq[rows],
+            values=self.values[:, rows],
+            device_ids=self.device_ids,
+        )
+
+    @staticmethod
+    def empty(device_ids: Sequence[str] = ()) -> ReadingBatch:
+        """A batch with no rows."""
+        return ReadingBatch(
+            device=np.empty(0, np.int32),
+            kind=np.empty(0, np.uint8),
+            ts_ms=np.empty(0, np.int64),
+            seq=np.empty(0, np.int64),
+            values=np.empty((len(QUANTITIES), 0), np.float64),
+            device_ids=device_ids,
+        )

@@ -1,0 +1,236 @@
+"""Decode MQTT payloads once, at the edge, into typed readings or rejections with a reason."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from ingest.batch import QUANTITIES
+
+# Physical ranges; anything outside is a broken sensor or a broken payload.
+RANGES: dict[str, tuple[float, float]] = {
+    "temp_c": (-50.0, 1500.0),
+    "smoke_obs_pct_m": (0.0, 100.0),
+    "co_ppm": (0.0, 100_000.0),
+    "pm25_ugm3": (0.0, 100_000.0),
+    "humidity_pct": (0.0, 100.0),
+    "fill_pct": (0.0, 100.0),
+    "distance_mm": (0.0, 20_000.0),
+    "tilt_deg": (0.0, 180.0),
+    "battery_v": (0.0, 60.0),
+    "battery_pct": (0.0, 100.0),
+    "rssi_dbm": (-200.0, 0.0),
+}
+assert set(RANGES) == set(QUANTITIES)
+
+# Fields that are not quantities but are understood; anything else is ignored so that
+# firmware may add fields without its readings being thrown away.
+_META_FIELDS = frozenset({"ts", "seq", "device_id"})
+
+# Numbers above this are epoch milliseconds, below it epoch seconds (1e11 s is year 5138).
+_MS_THRESHOLD = 1e11
+
+
+class Reason:
+    """Stable rejection reason codes (API filter values and metric labels)."""
+
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    BAD_TYPE = "bad_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    NO_QUANTITY = "no_quantity"
+    BAD_TIMESTAMP = "bad_timestamp"
+    TS_IN_FUTURE = "ts_in_future"
+    TS_TOO_OLD = "ts_too_old"
+    OVERSIZED = "oversized"
+    BAD_TOPIC = "bad_topic"
+    DEVICE_ID_MISMATCH = "device_id_mismatch"
+    UNKNOWN_DEVICE = "unknown_device"
+    WRONG_GATEWAY = "wrong_gateway"
+    WRONG_KIND = "wrong_kind"
+
+
+class DecodeError(ValueError):
+    """A payload or reading that cannot be accepted; `reason` is a Reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class DecodedReading(NamedTuple):
+    """One reading after decoding; values are in QUANTITIES order, NaN where absent."""
+
+    device_id: str
+    ts_ms: int
+    seq: int
+    values: tuple[float, ...]
+    ts_from_arrival: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Validation limits for one decode call."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_future_ms: int = 300_000
+    max_age_ms: int = 7 * 24 * 3600 * 1000
+    max_gateway_readings: int = 1000
+
+
+def load_json(payload: bytes) -> Any:
+    """Parse JSON strictly and fast; fall back to the stdlib only to explain a failure."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as fast_error:
+        # orjson refuses NaN/Infinity and integers beyond 64 bits; the stdlib accepts them,
+        # so the value checks below can name the field instead of just saying "not JSON".
+        try:
+            return json.loads(payload)
+        except (ValueError, RecursionError):
+            raise DecodeError(Reason.NOT_JSON, f"not valid JSON: {fast_error}") from None
+
+
+def _number(name: str, value: Any) -> float:
+    # bool is an int subclass, but `true` is not a temperature.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DecodeError(
+            Reason.BAD_TYPE, f"{name} must be a number, got {type(value).__name__} {value!r:.40}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        raise DecodeError(Reason.NOT_FINITE, f"{name} is too large: {value!r:.40}") from None
+    if not math.isfinite(number):
+        raise DecodeError(Reason.NOT_FINITE, f"{name} must be finite, got {value!r}")
+    return number
+
+
+def parse_ts(value: Any) -> int:
+    """Event time in epoch ms from an RFC 3339 string or epoch seconds / milliseconds."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 40:
+            raise DecodeError(Reason.BAD_TIMESTAMP, f"ts is not RFC 3339: {text[:40]!r}...")
+        try:
+            parsed = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise DecodeError(Reason.BAD_TIMESTAMP, f"ts is not RFC 3339: {text!r}") from None
+        if parsed.tzinfo is None:
+            raise DecodeError(
+                Reason.BAD_TIMESTAMP, f"ts {text!r} has no UTC offset (RFC 3339 needs one)"
+            )
+        return int(parsed.timestamp() * 1000)
+    number = _number("ts", value)
+    if number <= 0:
+        raise DecodeError(Reason.BAD_TIMESTAMP, f"ts must be positive, got {value!r}")
+    return int(number) if number >= _MS_THRESHOLD else int(number * 1000)
+
+
+def decode_reading(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedReading:
+    """Validate one reading object (already parsed JSON) for the given device."""
+    if not isinstance(obj, dict):
+        raise DecodeError(
+            Reason.NOT_OBJECT, f"a reading must be a JSON object, got {type(obj).__name__}"
+        )
+    values = [math.nan] * len(QUANTITIES)
+    present = 0
+    for index, name in enumerate(QUANTITIES):
+        raw = obj.get(name)
+        if raw is None:
+            continue
+        number = _number(name, raw)
+        low, high = RANGES[name]
+        if not low <= number <= high:
+            raise DecodeError(
+                Reason.OUT_OF_RANGE, f"{name}={number:g} is outside [{low:g}, {high:g}]"
+            )
+        values[index] = number
+        present += 1
+    if present == 0:
+        raise DecodeError(
+            Reason.NO_QUANTITY, "a reading needs at least one of: " + ", ".join(QUANTITIES)
+        )
+
+    seq = -1
+    raw_seq = obj.get("seq")
+    if raw_seq is not None:
+        if isinstance(raw_seq, bool) or not isinstance(raw_seq, int) or raw_seq < 0:
+            raise DecodeError(
+                Reason.BAD_TYPE, f"seq must be a non-negative integer, got {raw_seq!r:.40}"
+            )
+        seq = raw_seq if raw_seq < 2**63 else 2**63 - 1
+
+    raw_ts = obj.get("ts")
+    if raw_ts is None:
+        ts_ms, from_arrival = now_ms, True
+    else:
+        ts_ms, from_arrival = parse_ts(raw_ts), False
+        if ts_ms > now_ms + limits.max_future_ms:
+            raise DecodeError(
+                Reason.TS_IN_FUTURE,
+                f"ts is {(ts_ms - now_ms) / 1000:.0f} s ahead of the server clock "
+                f"(limit {limits.max_future_ms / 1000:.0f} s)",
+            )
+        if ts_ms < now_ms - limits.max_age_ms:
+            raise DecodeError(
+                Reason.TS_TOO_OLD,
+                f"ts is {(now_ms - ts_ms) / 86_400_000:.1f} days old "
+                f"(limit {limits.max_age_ms / 86_400_000:.1f} days)",
+            )
+    return DecodedReading(device_id, ts_ms, seq, tuple(values), from_arrival)
+
+
+def device_payload(device_id: str, payload: bytes, now_ms: int, limits: Limits) -> DecodedReading:
+    """Decode a `sigap/devices/{id}/up` payload (one reading)."""
+    if len(payload) > limits.max_payload_bytes:
+        raise DecodeError(
+            Reason.OVERSIZED, f"{len(payload)} bytes, limit {limits.max_payload_bytes}"
+        )
+    obj = load_json(payload)
+    if isinstance(obj, dict):
+        claimed = obj.get("device_id")
+        if claimed is not None and claimed != device_id:
+            raise DecodeError(
+                Reason.DEVICE_ID_MISMATCH,
+                f"payload says device_id={claimed!r:.80} but the topic is for {device_id!r}",
+            )
+    return decode_reading(obj, device_id, now_ms, limits)
+
+
+def gateway_items(payload: bytes, limits: Limits) -> list[Any]:
+    """Unpack a `sigap/gateways/{id}/up` batch into its reading objects (not yet validated)."""
+    if len(payload) > limits.max_payload_bytes:
+        raise DecodeError(
+            Reason.OVERSIZED, f"{len(payload)} bytes, limit {limits.max_payload_bytes}"
+        )
+    obj = load_json(payload)
+    if not isinstance(obj, dict) or not isinstance(obj.get("readings"), list):
+        raise DecodeError(
+            Reason.NOT_OBJECT, 'a gateway batch must be {"readings": [{"device_id": ...}, ...]}'
+        )
+    items: list[Any] = obj["readings"]
+    if len(items) > limits.max_gateway_readings:
+        raise DecodeError(
+            Reason.OVERSIZED, f"{len(items)} readings, limit {limits.max_gateway_readings}"
+        )
+    return items
+
+
+def gateway_item(item: Any, now_ms: int, limits: Limits) -> DecodedReading:
+    """Decode one reading of a gateway batch (it names its device)."""
+    if not isinstance(item, dict):
+        raise DecodeError(
+            Reason.NOT_OBJECT, f"a reading must be a JSON object, got {type(item).__name__}"
+        )
+    device_id = item.get("device_id")
+    if not isinstance(device_id, str) or not device_id:
+        raise DecodeError(Reason.BAD_TYPE, "each gateway reading needs a device_id string")
+    return decode_reading(item, device_id, now_ms, limits)

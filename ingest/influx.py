@@ -1,0 +1,304 @@
+"""InfluxDB through its v1-compatible HTTP API (/write, /query): client and batched writer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+import httpx
+
+from common.timeutil import from_ms, to_ms
+from ingest import metrics
+from ingest.batch import KIND_NAMES, QUANTITIES, ReadingBatch
+from ingest.lineprotocol import escape_key, tag_prefix
+
+log = logging.getLogger(__name__)
+
+
+class InfluxError(Exception):
+    """InfluxDB answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """True for outages and overload (worth retrying), False for a refused request."""
+        return self.status is None or self.status >= 500 or self.status == 429
+
+
+class InfluxClient:
+    """A small async client for the v1 API; works with InfluxDB 1.x, 2.x (v1 compat) and 3.x."""
+
+    def __init__(
+        self, url: str, db: str, token: str | None = None, timeout_s: float = 10.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.db = db
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout_s)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise InfluxError(f"InfluxDB at {self.url} unreachable: {exc!r}") from exc
+        if response.status_code >= 300:
+            raise InfluxError(
+                f"InfluxDB {method} {path} answered {response.status_code}: {response.text[:300]}",
+                response.status_code,
+            )
+        return response
+
+    async def ping(self) -> None:
+        """Raise InfluxError unless the server answers /ping."""
+        await self._request("GET", "/ping")
+
+    async def ensure_database(self) -> None:
+        """CREATE DATABASE (1.x); servers that manage databases otherwise may refuse it."""
+        try:
+            await self._request("POST", "/query", params={"q": f'CREATE DATABASE "{self.db}"'})
+        except InfluxError as exc:
+            if exc.retryable:
+                raise
+            log.warning("could not create database %r (may already exist): %s", self.db, exc)
+
+    async def write(self, body: bytes, precision: str = "ms") -> None:
+        """POST line protocol to /write."""
+        await self._request(
+            "POST",
+            "/write",
+            params={"db": self.db, "precision": precision},
+            content=body,
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
+
+    async def query(self, influxql: str) -> list[dict[str, Any]]:
+        """Run one InfluxQL query; rows as dicts with `time` in epoch ms."""
+        response = await self._request(
+            "GET", "/query", params={"db": self.db, "q": influxql, "epoch": "ms"}
+        )
+        rows: list[dict[str, Any]] = []
+        for result in response.json().get("results", []):
+            if "error" in result:
+                raise InfluxError(f"InfluxQL error: {result['error']}", 400)
+            for series in result.get("series", []):
+                columns = series["columns"]
+                rows.extend(dict(zip(columns, values, strict=True)) for values in series["values"])
+        return rows
+
+
+def influxql_string(value: str) -> str:
+    """Quote a string literal for InfluxQL."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def influxql_identifier(value: str) -> str:
+    """Quote an identifier (measurement, tag key) for InfluxQL."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Field keys are fixed, so escape them once.
+_FIELD_KEYS = [escape_key(name) + "=" for name in QUANTITIES]
+
+
+class LineEncoder:
+    """Turns ReadingBatches into line protocol; tags device_id and kind on every point.
+
+    The tag set is the same for every point (InfluxDB 3 fixes a measurement's tags), and no
+    name is both a tag and a field.
+    """
+
+    def __init__(self, measurement: str) -> None:
+        self.measurement = measurement
+        self._prefixes: dict[int, str] = {}
+
+    def _prefix(self, index: int, device_id: str, kind_code: int) -> str:
+        prefix = self._prefixes.get(index)
+        if prefix is None:
+            kind = KIND_NAMES.get(kind_code, "unknown")
+            prefix = tag_prefix(self.measurement, [("device_id", device_id), ("kind", kind)])
+            self._prefixes[index] = prefix
+        return prefix
+
+    def encode(self, batch: ReadingBatch) -> bytes:
+        """One line per reading, timestamps in ms."""
+        lines = []
+        ids = batch.device_ids
+        rows = batch.values.T.tolist()
+        for dev, kind, ts, seq, row in zip(
+            batch.device.tolist(),
+            batch.kind.tolist(),
+            batch.ts_ms.tolist(),
+            batch.seq.tolist(),
+            rows,
+            strict=True,
+        ):
+            fields = [key + repr(v) for key, v in zip(_FIELD_KEYS, row, strict=True) if v == v]
+            if seq >= 0:
+                fields.append(f"seq={seq}i")
+            lines.append(f"{self._prefix(dev, ids[dev], kind)}{','.join(fields)} {ts}")
+        return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass(slots=True)
+class _Chunk:
+    body: bytes
+    readings: int
+
+
+class InfluxWriter:
+    """Queues encoded batches and writes them in order, retrying with backoff until stored.
+
+    A failed write is retried, never dropped, unless InfluxDB refuses it as malformed
+    (4xx), which no retry would fix; that is logged and counted. When too many readings
+    are waiting, `submit` blocks, which pushes back on the MQTT consumer (the broker then
+    holds messages in our persistent session) instead of growing memory.
+    """
+
+    def __init__(
+        self,
+        client: InfluxClient,
+        encoder: LineEncoder,
+        *,
+        max_pending: int = 2_000_000,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        max_retry_delay_s: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._encoder = encoder
+        self._queue: deque[_Chunk] = deque()
+        self._max_pending = max_pending
+        self._max_body = max_body_bytes
+        self._max_retry_delay = max_retry_delay_s
+        self._pending = 0
+        self._changed = asyncio.Condition()
+        self.written = 0
+        self.last_error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        """Readings accepted but not yet written."""
+        return self._pending
+
+    async def submit(self, batch: ReadingBatch) -> None:
+        """Queue a batch for writing; waits while the queue is over its bound."""
+        if not len(batch):
+            return
+        chunk = _Chunk(self._encoder.encode(batch), len(batch))
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._pending < self._max_pending)
+            self._queue.append(chunk)
+            self._pending += chunk.readings
+            metrics.INFLUX_PENDING.set(self._pending)
+            self._changed.notify_all()
+
+    async def drain(self) -> None:
+        """Wait until every queued reading is written."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._pending == 0)
+
+    def _take(self) -> tuple[bytes, int]:
+        # Coalesce queued chunks into one request, up to the body limit.
+        bodies, readings, size = [], 0, 0
+        while self._queue and (not bodies or size + len(self._queue[0].body) <= self._max_body):
+            chunk = self._queue.popleft()
+            bodies.append(chunk.body)
+            readings += chunk.readings
+            size += len(chunk.body)
+        return b"".join(bodies), readings
+
+    async def run(self) -> None:
+        """Write forever (cancel to stop); the caller drains first for a clean shutdown."""
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: bool(self._queue))
+                body, readings = self._take()
+            await self._write_until_done(body, readings)
+            async with self._changed:
+                self._pending -= readings
+                metrics.INFLUX_PENDING.set(self._pending)
+                self._changed.notify_all()
+
+    async def _write_until_done(self, body: bytes, readings: int) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._client.write(body)
+            except InfluxError as exc:
+                metrics.INFLUX_WRITE_ERRORS.inc()
+                if not exc.retryable:
+                    log.error("InfluxDB refused %d readings, not retrying: %s", readings, exc)
+                    metrics.INFLUX_REFUSED_READINGS.inc(readings)
+                    return
+                if self.last_error is None:
+                    log.warning("InfluxDB write failed, retrying with backoff: %s", exc)
+                self.last_error = str(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_retry_delay)
+                continue
+            if self.last_error is not None:
+                log.info("InfluxDB writes succeed again")
+            self.last_error = None
+            self.written += readings
+            metrics.INFLUX_WRITTEN.inc(readings)
+            return
+
+
+@asynccontextmanager
+async def running_writer(writer: InfluxWriter) -> AsyncIterator[InfluxWriter]:
+    """Run the writer in a task; on exit, drain what is queued, then stop."""
+    task = asyncio.create_task(writer.run(), name="influx-writer")
+    try:
+        yield writer
+    finally:
+        try:
+            if writer.pending:
+                await asyncio.wait_for(writer.drain(), timeout=30)
+        except TimeoutError:
+            log.error("shutdown: %d readings not written to InfluxDB", writer.pending)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class InfluxReadings:
+    """Reads stored readings back through InfluxQL (for the API)."""
+
+    def __init__(self, client: InfluxClient, measurement: str) -> None:
+        self._client = client
+        self._measurement = measurement
+
+    async def readings(
+        self, device_id: str, since: datetime | None, until: datetime | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Readings of one device, newest first; `ts` is RFC 3339, absent fields left out."""
+        where = [f'"device_id" = {influxql_string(device_id)}']
+        if since is not None:
+            where.append(f"time >= {to_ms(since)}ms")
+        if until is not None:
+            where.append(f"time <= {to_ms(until)}ms")
+        query = (
+            f"SELECT * FROM {influxql_identifier(self._measurement)} "
+            f"WHERE {' AND '.join(where)} ORDER BY time DESC LIMIT {int(limit)}"
+        )
+        out = []
+        for row in await self._client.query(query):
+            reading = {k: v for k, v in row.items() if v is not None and k != "time"}
+            reading["ts"] = from_ms(int(row["time"])).isoformat().replace("+00:00", "Z")
+            out.append(reading)
+        return out

@@ -1,0 +1,354 @@
+"""The ingest stage: MQTT in, decoded and validated readings out, as numpy micro-batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiomqtt
+import numpy as np
+import orjson
+
+from common.timeutil import from_ms, now_ms
+from devices.directory import DeviceDirectory, DeviceInfo
+from devices.schemas import KIND_CODES, DeviceCreate
+from ingest import decode, metrics
+from ingest.batch import Q_INDEX, ReadingBatch
+from ingest.decode import DecodedReading, DecodeError, Limits, Reason
+from ingest.rejected import Rejected, RejectedStore
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[ReadingBatch], Awaitable[None]]
+DeviceLoader = Callable[[Collection[str]], Awaitable[list[DeviceCreate]]]
+
+_FILL = Q_INDEX["fill_pct"]
+_DISTANCE = Q_INDEX["distance_mm"]
+_BIN = KIND_CODES["bin"]
+
+# How long an id that the registry does not know stays known-unknown, so that a flood of
+# readings from one unregistered device does not become a flood of SQL look-ups.
+_UNKNOWN_TTL_MS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    topic: str
+    gateway_id: str | None
+    reading: DecodedReading
+    raw: bytes | Any  # the payload (device topic) or the reading object (gateway batch)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttEndpoint:
+    """Where and how ingest subscribes."""
+
+    host: str
+    port: int
+    topics: tuple[str, ...] = ("sigap/devices/+/up", "sigap/gateways/+/up")
+    client_id: str = "sigap-ingest"
+    username: str | None = None
+    password: str | None = None
+    qos: int = 1
+
+
+class Ingestor:
+    """Decodes messages as they arrive and flushes them as ReadingBatches.
+
+    A batch is flushed when it reaches `batch_size` readings or when its oldest reading has
+    waited `window_ms`. Nothing is dropped: every message ends up in a batch or in the
+    rejected store, with its reason.
+    """
+
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        load_devices: DeviceLoader,
+        rejected: RejectedStore,
+        on_batch: BatchHandler,
+        *,
+        limits: Limits | None = None,
+        batch_size: int = 5000,
+        window_ms: int = 100,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.directory = directory
+        self._load_devices = load_devices
+        self._rejected_store = rejected
+        self._on_batch = on_batch
+        self.limits = limits or Limits()
+        self.batch_size = batch_size
+        self.window_ms = window_ms
+        self._clock = clock
+        self._staged: list[_Staged] = []
+        self._rejects: list[Rejected] = []
+        self._oldest_ms: int | None = None
+        self._unknown_until: dict[str, int] = {}
+        self._flush_lock = asyncio.Lock()
+        self.last_seen: dict[str, datetime] = {}  # device id -> arrival, not yet persisted
+        self.connected = False
+        self.last_error: str | None = None
+
+    # -- decoding (synchronous, per message) ------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Decode one MQTT message into staged readings or rejections."""
+        now = self._clock()
+        parts = topic.split("/")
+        if len(parts) >= 3 and parts[-1] == "up" and parts[-3] in ("devices", "gateways"):
+            source, ident = parts[-3], parts[-2]
+        else:
+            metrics.MESSAGES.labels("unknown").inc()
+            self._reject(topic, payload, now, DecodeError(Reason.BAD_TOPIC, "unexpected topic"))
+            return
+        metrics.MESSAGES.labels(source).inc()
+        if source == "devices":
+            try:
+                reading = decode.device_payload(ident, payload, now, self.limits)
+            except DecodeError as exc:
+                self._reject(topic, payload, now, exc, ident)
+                return
+            self._stage(_Staged(topic, None, reading, payload), now)
+            return
+        try:
+            items = decode.gateway_items(payload, self.limits)
+        except DecodeError as exc:
+            self._reject(topic, payload, now, exc)
+            return
+        for item in items:
+            try:
+                reading = decode.gateway_item(item, now, self.limits)
+            except DecodeError as exc:
+                device = item.get("device_id") if isinstance(item, dict) else None
+                self._reject(
+                    topic, _dump(item), now, exc, device if isinstance(device, str) else None
+                )
+                continue
+            self._stage(_Staged(topic, ident, reading, item), now)
+
+    def _stage(self, staged: _Staged, now: int) -> None:
+        if self._oldest_ms is None:
+            self._oldest_ms = now
+        self._staged.append(staged)
+
+    def _reject(
+        self, topic: str, raw: bytes, now: int, error: DecodeError, device_id: str | None = None
+    ) -> None:
+        metrics.REJECTED.labels(error.reason).inc()
+        self._rejects.append(
+            Rejected(from_ms(now), topic, error.reason, error.detail, raw, device_id)
+        )
+        if self._oldest_ms is None:
+            self._oldest_ms = now
+
+    @property
+    def staged(self) -> int:
+        """Readings and rejections waiting for the next flush."""
+        return len(self._staged) + len(self._rejects)
+
+    def due(self) -> bool:
+        """True when the batch is full or its oldest entry has waited a whole window."""
+        if len(self._staged) >= self.batch_size:
+            return True
+        return self._oldest_ms is not None and self._clock() - self._oldest_ms >= self.window_ms
+
+    # -- flushing (async, per batch) --------------------------------------------------
+
+    async def flush(self) -> int:
+        """Validate staged readings against the registry and hand them on; returns readings."""
+        async with self._flush_lock:
+            staged, self._staged = self._staged, []
+            rejects, self._rejects = self._rejects, []
+            self._oldest_ms = None
+            try:
+                batch = await self._build(staged, rejects) if staged else None
+            except Exception:
+                # The registry could not be asked (SQL down): keep everything for next time.
+                self._staged[:0] = staged
+                self._rejects[:0] = rejects
+                self._oldest_ms = self._oldest_ms or self._clock()
+                raise
+            if rejects:
+                await self._store_rejects(rejects)
+            if batch is None:
+                return 0
+            metrics.READINGS.inc(len(batch))
+            metrics.BATCH_SIZE.observe(len(batch))
+            await self._on_batch(batch)
+            return len(batch)
+
+    async def _store_rejects(self, rejects: list[Rejected]) -> None:
+        try:
+            await self._rejected_store.add_many(rejects)
+        except Exception as exc:  # the SQL store is down or locked: keep them for next time
+            log.error("could not store %d rejected messages, will retry: %s", len(rejects), exc)
+            self._rejects[:0] = rejects
+
+    async def _resolve(self, ids: set[str]) -> None:
+        now = self._clock()
+        wanted = {i for i in ids if self._unknown_until.get(i, 0) <= now}
+        if not wanted:
+            return
+        for device in await self._load_devices(wanted):
+            self.directory.upsert(device)
+            wanted.discard(device.id)
+        for device_id in wanted:
+            self._unknown_until[device_id] = now + _UNKNOWN_TTL_MS
+        if len(self._unknown_until) > 100_000:  # do not let a flood of made-up ids grow this
+            self._unknown_until = {k: v for k, v in self._unknown_until.items() if v > now}
+
+    async def _build(self, staged: list[_Staged], rejects: list[Rejected]) -> ReadingBatch | None:
+        directory = self.directory
+        missing = {
+            s.reading.device_id for s in staged if directory.get(s.reading.device_id) is None
+        }
+        if missing:
+            await self._resolve(missing)
+        accepted: list[tuple[_Staged, DeviceInfo]] = []
+        for item in staged:
+            info = directory.get(item.reading.device_id)
+            error = _registry_error(item, info)
+            if error is not None:
+                raw = item.raw if isinstance(item.raw, bytes) else _dump(item.raw)
+                metrics.REJECTED.labels(error.reason).inc()
+                rejects.append(
+                    Rejected(
+                        from_ms(self._clock()),
+                        item.topic,
+                        error.reason,
+                        error.detail,
+                        raw,
+                        item.reading.device_id,
+                    )
+                )
+                continue
+            assert info is not None
+            accepted.append((item, info))
+        if not accepted:
+            return None
+
+        n = len(accepted)
+        device = np.fromiter((info.index for _, info in accepted), np.int32, n)
+        kind = np.fromiter((info.kind_code for _, info in accepted), np.uint8, n)
+        ts_ms = np.fromiter((s.reading.ts_ms for s, _ in accepted), np.int64, n)
+        seq = np.fromiter((s.reading.seq for s, _ in accepted), np.int64, n)
+        values = np.array([s.reading.values for s, _ in accepted], np.float64).T.copy()
+        depth = np.fromiter(
+            (info.depth_mm if info.depth_mm else np.nan for _, info in accepted), np.float64, n
+        )
+        _fill_from_distance(values, kind, depth)
+
+        arrived = from_ms(self._clock())
+        for _, info in accepted:
+            self.last_seen[info.id] = arrived
+        return ReadingBatch(device, kind, ts_ms, seq, values, directory.ids)
+
+    # -- MQTT loop ----------------------------------------------------------------------
+
+    async def run(self, endpoint: MqttEndpoint) -> None:
+        """Subscribe and ingest forever, reconnecting with backoff; cancel to stop."""
+        ticker = asyncio.create_task(self._tick(), name="ingest-flush-timer")
+        delay = 0.5
+        try:
+            while True:
+                try:
+                    await self._session(endpoint)
+                except aiomqtt.MqttError as exc:
+                    self.connected = False
+                    metrics.MQTT_CONNECTED.set(0)
+                    if self.last_error != str(exc):
+                        log.warning(
+                            "MQTT connection to %s:%d lost: %s; reconnecting",
+                            endpoint.host,
+                            endpoint.port,
+                            exc,
+                        )
+                    self.last_error = str(exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                delay = 0.5
+        finally:
+            self.connected = False
+            metrics.MQTT_CONNECTED.set(0)
+            ticker.cancel()
+
+    async def _session(self, endpoint: MqttEndpoint) -> None:
+        async with aiomqtt.Client(
+            endpoint.host,
+            endpoint.port,
+            identifier=endpoint.client_id,
+            username=endpoint.username,
+            password=endpoint.password,
+            # A persistent session: the broker keeps QoS 1 readings while we are away.
+            clean_session=False,
+        ) as client:
+            for topic in endpoint.topics:
+                await client.subscribe(topic, qos=endpoint.qos)
+            self.connected = True
+            self.last_error = None
+            metrics.MQTT_CONNECTED.set(1)
+            log.info(
+                "ingest subscribed to %s on %s:%d",
+                ", ".join(endpoint.topics),
+                endpoint.host,
+                endpoint.port,
+            )
+            async for message in client.messages:
+                self.handle(str(message.topic), _payload_bytes(message.payload))
+                if len(self._staged) >= self.batch_size:
+                    await self.flush()
+
+    async def _tick(self) -> None:
+        # The window timer: flushes a part-filled batch once its oldest reading has waited.
+        period = max(self.window_ms / 4000, 0.005)
+        while True:
+            await asyncio.sleep(period)
+            if self.due():
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("flush failed; readings stay staged for the next attempt")
+
+
+def _registry_error(item: _Staged, info: DeviceInfo | None) -> DecodeError | None:
+    device_id = item.reading.device_id
+    if info is None:
+        return DecodeError(Reason.UNKNOWN_DEVICE, f"device {device_id!r:.80} is not registered")
+    if item.gateway_id is not None and info.gateway_id != item.gateway_id:
+        registered = info.gateway_id or "no gateway (it reports directly)"
+        return DecodeError(
+            Reason.WRONG_GATEWAY,
+            f"device {device_id!r} is registered behind {registered}, "
+            f"not gateway {item.gateway_id!r}",
+        )
+    return None
+
+
+def _fill_from_distance(
+    values: np.ndarray[Any, Any], kind: np.ndarray[Any, Any], depth: np.ndarray[Any, Any]
+) -> None:
+    """Compute fill_pct from an ultrasonic distance and the bin's depth where it is missing."""
+    fill, distance = values[_FILL], values[_DISTANCE]
+    need = (kind == _BIN) & np.isnan(fill) & ~np.isnan(distance) & ~np.isnan(depth)
+    if need.any():
+        fill[need] = np.clip((depth[need] - distance[need]) / depth[need] * 100.0, 0.0, 100.0)
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
+
+
+def _dump(item: Any) -> bytes:
+    try:
+        return orjson.dumps(item)
+    except (TypeError, orjson.JSONEncodeError):
+        return repr(item).encode()

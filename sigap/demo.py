@@ -1,0 +1,158 @@
+"""`sigap demo`: the whole system on this machine, with a simulated fleet."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+
+from sigap import devstack
+from sigap.settings import Settings
+
+
+def _wait_ready(
+    base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise devstack.StackError(f"sigap up exited with {process.returncode}; see {log_path}")
+        try:
+            response = httpx.get(f"{base}/readyz", timeout=2)
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.25)  # polling the service while it starts
+    raise devstack.StackError(f"sigap up not ready after {timeout:.0f} s: {last}")
+
+
+def _print_alerts(base: str, console: Console, stop: threading.Event) -> None:
+    """Follow the SSE stream and print each alert change (what a console would see)."""
+    while not stop.is_set():
+        try:
+            with httpx.stream("GET", f"{base}/api/v1/alerts/stream", timeout=None) as response:
+                event = ""
+                for line in response.iter_lines():
+                    if stop.is_set():
+                        return
+                    if line.startswith("event:"):
+                        event = line.partition(":")[2].strip()
+                    elif line.startswith("data:"):
+                        alert = orjson.loads(line.partition(":")[2])
+                        style = "bold red" if alert["category"] == "fire" else "yellow"
+                        console.print(
+                            f"[{style}]{event:<14}[/] #{alert['id']} {alert['kind']:<11} "
+                            f"{alert['device_id']:<16} {alert['reason']}"
+                        )
+        except httpx.HTTPError:
+            if stop.wait(1.0):
+                return
+
+
+def run_demo(settings: Settings, *, devices: int, interval: float, console: Console) -> int:
+    """Run everything until Ctrl-C; returns the exit code."""
+    from simulators import SimConfig, run_simulation
+
+    repo = devstack.REPO
+    var = (repo / "var").resolve()
+    logs = var / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    (var / "mosquitto").mkdir(exist_ok=True)
+    (var / "influxdb").mkdir(exist_ok=True)
+    services: list[devstack.Service] = []
+    sigap_up: subprocess.Popen[bytes] | None = None
+    stop = threading.Event()
+    api = f"http://{settings.api.host}:{settings.api.port}"
+    try:
+        for name, port, argv in (
+            (
+                "mosquitto",
+                settings.mqtt.port,
+                [devstack.require("mosquitto"), "-c", str(repo / "mosquitto.conf")],
+            ),
+            (
+                "influxd",
+                int(settings.influx.url.rsplit(":", 1)[1].rstrip("/")),
+                [devstack.require("influxd"), "-config", str(repo / "influxdb.conf")],
+            ),
+        ):
+            if devstack.port_open(port):
+                console.print(f"{name}: something already listens on {port}; using it")
+                continue
+            services.append(
+                devstack.start(name, argv, port, logs / f"{name}.log", cwd=repo, timeout=60)
+            )
+            console.print(f"{name}: started on 127.0.0.1:{port} (log {logs / (name + '.log')})")
+        if devstack.port_open(settings.api.port):
+            raise devstack.StackError(
+                f"port {settings.api.port} is taken; stop what runs there or set SIGAP_API_PORT"
+            )
+        up_log = logs / "sigap-up.log"
+        with up_log.open("ab") as log_file:
+            sigap_up = subprocess.Popen(
+                [sys.executable, "-m", "sigap", "up"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=repo,
+                env=os.environ | {"SIGAP_DATA_DIR": str(var)},
+                start_new_session=True,
+            )
+        _wait_ready(api, sigap_up, up_log)
+        console.print(f"sigap up: ready (log {up_log})")
+        console.rule("Sigap demo")
+        console.print(
+            f"API docs      {api}/docs\n"
+            f"Alerts        {api}/api/v1/alerts?active=true\n"
+            f"Live stream   curl -N {api}/api/v1/alerts/stream\n"
+            f"Devices       {api}/api/v1/devices\n"
+            f"Rejected      {api}/api/v1/ingest/rejected\n"
+            f"Metrics       {api}/metrics\n"
+            f"MQTT          mosquitto_sub -p {settings.mqtt.port} -t 'sigap/#' -v\n"
+            "A fire starts in one building about 30 s in, and five bins fill up. "
+            "Alerts print below. Ctrl-C stops everything."
+        )
+        console.rule()
+        threading.Thread(target=_print_alerts, args=(api, console, stop), daemon=True).start()
+        run_simulation(
+            SimConfig(
+                mqtt_host=settings.mqtt.host,
+                mqtt_port=settings.mqtt.port,
+                api_url=api,
+                api_token=settings.admin_token,
+                devices=devices,
+                interval_s=interval,
+                scenario="demo",
+            ),
+            stop=stop,
+            progress=True,
+        )
+        return 0
+    except KeyboardInterrupt:
+        console.print("\nstopping...")
+        return 0
+    except devstack.StackError as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        return 1
+    finally:
+        stop.set()
+        if sigap_up is not None and sigap_up.poll() is None:
+            sigap_up.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                sigap_up.wait(30)
+            if sigap_up.poll() is None:
+                sigap_up.kill()
+                sigap_up.wait()
+        for service in reversed(services):
+            service.stop()
+        console.print("demo stopped; data kept in ./var (delete it for a fresh start)")

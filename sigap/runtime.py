@@ -1,0 +1,308 @@
+"""The composition root: builds every stage from Settings and runs them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from dashboard_api.app import create_app
+from dashboard_api.deps import ApiServices
+from devices import tables as device_tables
+from devices.directory import DeviceDirectory
+from devices.registry import DeviceRegistry
+from devices.schemas import DeviceCreate, DevicePublic
+from dispatch import tables as dispatch_tables
+from dispatch.broadcast import AlertBroadcaster
+from dispatch.service import AlertService
+from dispatch.store import AlertStore
+from ingest import rejected as rejected_tables
+from ingest.batch import ReadingBatch
+from ingest.decode import Limits
+from ingest.influx import (
+    InfluxClient,
+    InfluxError,
+    InfluxReadings,
+    InfluxWriter,
+    LineEncoder,
+    running_writer,
+)
+from ingest.rejected import RejectedStore
+from ingest.service import Ingestor, MqttEndpoint
+from rules.bins import BinParams
+from rules.engine import RuleEngine, RuleParams
+from rules.events import AlertEvent
+from rules.fire import FireParams
+from sigap.settings import Settings
+
+log = logging.getLogger(__name__)
+
+METADATAS = (
+    device_tables.Base.metadata,
+    dispatch_tables.Base.metadata,
+    rejected_tables.Base.metadata,
+)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async SQLAlchemy engine; SQLite gets WAL and a busy timeout for concurrent use."""
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create missing tables (migrations arrive with the registry issue)."""
+    async with engine.begin() as conn:
+        for metadata in METADATAS:
+            await conn.run_sync(metadata.create_all)
+
+
+class Pipeline:
+    """What happens to each batch: rules and alerts first (a fire must not wait for
+    InfluxDB), then the batch is queued for InfluxDB."""
+
+    def __init__(self, engine: RuleEngine, alerts: AlertService, writer: InfluxWriter) -> None:
+        self.engine = engine
+        self.alerts = alerts
+        self.writer = writer
+        self._unapplied: list[AlertEvent] = []
+
+    async def __call__(self, batch: ReadingBatch) -> None:
+        """Evaluate, alert and store one batch."""
+        try:
+            events = self._unapplied + self.engine.evaluate(batch)
+            self._unapplied = []
+            if events:
+                try:
+                    await self.alerts.apply(events)
+                except Exception:
+                    # SQL trouble must not lose alerts or stop readings being stored:
+                    # keep the events and apply them with the next batch.
+                    log.exception("could not store %d alert events; will retry", len(events))
+                    self._unapplied = events
+        finally:
+            await self.writer.submit(batch)
+
+
+@dataclass
+class Runtime:
+    """The running service's parts (for the API and for tests)."""
+
+    settings: Settings
+    sql: AsyncEngine
+    directory: DeviceDirectory
+    registry: DeviceRegistry
+    alerts: AlertService
+    rejected: RejectedStore
+    influx: InfluxClient
+    writer: InfluxWriter
+    ingestor: Ingestor
+    engine: RuleEngine
+
+    async def readiness(self) -> dict[str, str | None]:
+        """Each dependency: None when it answers, else what is wrong."""
+        checks: dict[str, str | None] = {
+            "mqtt": None
+            if self.ingestor.connected
+            else (self.ingestor.last_error or "not connected yet"),
+            "sql": None,
+            "influxdb": None,
+        }
+        try:
+            async with self.sql.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            checks["sql"] = f"{type(exc).__name__}: {exc}"[:300]
+        try:
+            await self.influx.ping()
+        except InfluxError as exc:
+            checks["influxdb"] = str(exc)[:300]
+        return checks
+
+    def api_services(self) -> ApiServices:
+        """The API's view of the runtime."""
+        return ApiServices(
+            devices=self.registry,
+            alerts=self.alerts.store,
+            broadcaster=self.alerts.broadcaster,
+            readings=InfluxReadings(self.influx, self.settings.influx.measurement),
+            rejected=self.rejected,
+            readiness=self.readiness,
+            last_seen=lambda device_id: self.ingestor.last_seen.get(device_id),
+        )
+
+
+def rule_params(settings: Settings) -> RuleParams:
+    """Rule parameters from settings."""
+    r = settings.rules
+    return RuleParams(
+        fire=FireParams(temp_c=r.fire_temp_c, smoke_obs_pct_m=r.fire_smoke_obs_pct_m),
+        bins=BinParams(full_pct=r.bin_full_pct, clear_pct=r.bin_clear_pct),
+    )
+
+
+@asynccontextmanager
+async def run(settings: Settings) -> AsyncIterator[Runtime]:
+    """Start every stage, downstream first, and stop them in reverse order."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sql = make_engine(settings.sql_url)
+    await create_schema(sql)
+    sessions = async_sessionmaker(sql, expire_on_commit=False)
+
+    directory = DeviceDirectory()
+    registry = DeviceRegistry(sessions, on_change=directory.upsert)
+    for device in await registry.all():
+        directory.upsert(device)
+    log.info("registry: %d devices", len(directory))
+
+    store = AlertStore(sessions)
+    alerts = AlertService(store, AlertBroadcaster())
+    engine = RuleEngine(rule_params(settings), capacity=max(1024, len(directory)))
+    for alert in await store.active():
+        info = directory.get(alert.device_id)
+        if info is not None and alert.kind in engine.kinds and alert.cleared_at is None:
+            engine.set_active(alert.kind, info.index)  # no second alert for a known fire
+
+    rejected = RejectedStore(sessions, keep=settings.ingest.rejected_keep)
+    influx_settings = settings.influx
+    async with InfluxClient(
+        influx_settings.url, influx_settings.db, influx_settings.token, influx_settings.timeout_s
+    ) as influx:
+        try:
+            await influx.ensure_database()
+        except InfluxError as exc:
+            log.warning("InfluxDB not reachable at start (%s); readings will wait for it", exc)
+        writer = InfluxWriter(
+            influx,
+            LineEncoder(influx_settings.measurement),
+            max_pending=influx_settings.max_pending_readings,
+            max_retry_delay_s=influx_settings.max_retry_delay_s,
+        )
+        async with running_writer(writer):
+            pipeline = Pipeline(engine, alerts, writer)
+
+            async def load_devices(ids: Collection[str]) -> list[DeviceCreate]:
+                found: list[DevicePublic] = await registry.get_many(ids)
+                return list(found)
+
+            ing = settings.ingest
+            ingestor = Ingestor(
+                directory,
+                load_devices,
+                rejected,
+                pipeline,
+                limits=Limits(
+                    max_payload_bytes=ing.max_payload_bytes,
+                    max_future_ms=int(ing.max_future_s * 1000),
+                    max_age_ms=int(ing.max_age_s * 1000),
+                ),
+                batch_size=ing.batch_size,
+                window_ms=ing.batch_window_ms,
+            )
+            runtime = Runtime(
+                settings,
+                sql,
+                directory,
+                registry,
+                alerts,
+                rejected,
+                influx,
+                writer,
+                ingestor,
+                engine,
+            )
+
+            scheduler = AsyncIOScheduler()
+            scheduler.add_job(
+                _persist_last_seen,
+                "interval",
+                seconds=10,
+                args=[runtime],
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.add_job(
+                _prune_rejected,
+                "interval",
+                seconds=60,
+                args=[runtime],
+                max_instances=1,
+                coalesce=True,
+            )
+            scheduler.start()
+
+            endpoint = MqttEndpoint(
+                host=settings.mqtt.host,
+                port=settings.mqtt.port,
+                topics=(ing.device_topics, ing.gateway_topics),
+                client_id=settings.mqtt.client_id,
+                username=settings.mqtt.username,
+                password=settings.mqtt.password,
+                qos=settings.mqtt.qos,
+            )
+            consumer = asyncio.create_task(ingestor.run(endpoint), name="ingest")
+            try:
+                yield runtime
+            finally:
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+                scheduler.shutdown(wait=False)
+                alerts.broadcaster.close_all()
+                try:
+                    await ingestor.flush()  # readings already received go out before we stop
+                except Exception:
+                    log.exception("final flush failed")
+                await _persist_last_seen(runtime)
+    await sql.dispose()
+
+
+async def _persist_last_seen(runtime: Runtime) -> None:
+    seen, runtime.ingestor.last_seen = runtime.ingestor.last_seen, {}
+    try:
+        await runtime.registry.mark_seen(seen)
+    except Exception as exc:
+        log.warning("could not record last-seen times: %s", exc)
+        runtime.ingestor.last_seen = seen | runtime.ingestor.last_seen
+
+
+async def _prune_rejected(runtime: Runtime) -> None:
+    try:
+        dropped = await runtime.rejected.prune()
+    except Exception as exc:
+        log.warning("could not prune the rejected store: %s", exc)
+        return
+    if dropped:
+        log.info("rejected store: dropped the %d oldest entries", dropped)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The API app whose lifespan runs the whole service."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with run(settings) as runtime:
+            app.state.runtime = runtime
+            app.state.services = runtime.api_services()
+            yield
+
+    return create_app(lifespan)

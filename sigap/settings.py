@@ -1,0 +1,119 @@
+"""Process settings, read from SIGAP_* environment variables (one object, nested per subsystem)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MqttSettings(BaseSettings):
+    """Broker connection for ingest (SIGAP_MQTT_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_MQTT_", extra="ignore")
+
+    url: str = "mqtt://127.0.0.1:18830"
+    username: str | None = None
+    password: str | None = None
+    client_id: str = "sigap-ingest"
+    # QoS 1 with a persistent session: the broker keeps readings for us while we restart.
+    qos: int = 1
+    session_expiry_s: int = 3600
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError(f"SIGAP_MQTT_URL must look like mqtt://host:port, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        """Broker host name."""
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """Broker TCP port (1883 when the URL has none)."""
+        return urlsplit(self.url).port or 1883
+
+
+class InfluxSettings(BaseSettings):
+    """InfluxDB v1-compatible HTTP API (SIGAP_INFLUX_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_INFLUX_", extra="ignore")
+
+    url: str = "http://127.0.0.1:18086"
+    db: str = "sigap"
+    token: str | None = None
+    measurement: str = "readings"
+    timeout_s: float = 10.0
+    # Writes are batched; a batch that fails is retried with backoff up to this delay.
+    max_retry_delay_s: float = 30.0
+    # Readings waiting for InfluxDB; past this, ingest stops taking messages from the broker
+    # (which keeps them in our persistent session) instead of growing memory.
+    max_pending_readings: int = 2_000_000
+
+
+class ApiSettings(BaseSettings):
+    """HTTP API listener (SIGAP_API_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class IngestSettings(BaseSettings):
+    """Micro-batching and validation limits (SIGAP_INGEST_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_INGEST_", extra="ignore")
+
+    batch_size: int = Field(default=5000, ge=1)
+    batch_window_ms: int = Field(default=100, ge=1)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=64)
+    # Sensor clocks: a reading more than this far in the future, or older than max_age, is
+    # rejected (kept in the rejected store) rather than stored as if it were now.
+    max_future_s: float = 300.0
+    max_age_s: float = 7 * 24 * 3600.0
+    rejected_keep: int = Field(default=10_000, ge=100)
+    device_topics: str = "sigap/devices/+/up"
+    gateway_topics: str = "sigap/gateways/+/up"
+
+
+class RulesSettings(BaseSettings):
+    """Rule thresholds (SIGAP_RULES_*); per-device overrides come with the rule-engine issue."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_RULES_", extra="ignore")
+
+    fire_temp_c: float = 57.0
+    fire_smoke_obs_pct_m: float = 10.0
+    bin_full_pct: float = 90.0
+    bin_clear_pct: float = 30.0
+
+
+class Settings(BaseSettings):
+    """Everything one `sigap` process needs (SIGAP_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    admin_token: str | None = None
+    log_level: str = "INFO"
+
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+
+    @property
+    def sql_url(self) -> str:
+        """SQLAlchemy URL: SIGAP_DATABASE_URL, or a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sigap.sqlite3').resolve()}"

@@ -1,0 +1,297 @@
+"""Sensor physics: tropical ambient, t-squared fires under a ceiling, bin fill and batteries.
+
+Everything here is a pure function of time, per-device parameters, state and a seeded
+`random.Random`; no clock, no I/O. Times come in two flavours:
+
+* `t` (model seconds since the simulation started), which drives scenario events, fire
+  growth and battery drain;
+* `epoch0 + t` (model clock, epoch seconds), whose local time of day (WIB) drives the daily
+  temperature and bin-filling cycles.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+
+# Sampit keeps Western Indonesia Time (WIB, UTC+7) all year.
+WIB_OFFSET_S = 7 * 3600
+
+# Sigap's default alarm thresholds, mirrored so the simulator can say when its devices cross
+# them (the simulator deliberately does not import the rule engine).
+HEAT_ALARM_C = 57.0
+SMOKE_ALARM_PCT_M = 10.0
+BIN_FULL_PCT = 90.0
+
+# Daily ambient cycle in Sampit (lowland Borneo): coolest just before dawn, hottest after noon.
+AMBIENT_MIN_C = 24.0
+AMBIENT_MAX_C = 36.0
+AMBIENT_MIN_HOUR = 5.0
+AMBIENT_MAX_HOUR = 14.0
+HUMIDITY_AT_MIN_PCT = 95.0
+HUMIDITY_AT_MAX_PCT = 60.0
+
+# Fire: NFPA 72 "medium" t-squared growth (reaches 1055 kW in 300 s).
+FIRE_ALPHA_MEDIUM_KW_S2 = 0.0117
+# A room fire does not grow forever: ventilation limits it to a few megawatts.
+FIRE_MAX_HRR_KW = 3000.0
+CEILING_HEIGHT_M = 3.0
+FIRE_TEMP_CEILING_C = 600.0
+# Heskestad: optical density per metre grows roughly in proportion to the ceiling-jet
+# temperature rise; 0.01 OD/m per K is typical of flaming cellulosic fuels.
+SMOKE_OD_PER_M_PER_K = 0.01
+SMOKE_CEILING_PCT_M = 100.0
+
+# Bins: the demo's "market day" bins gain this much fill per model second.
+FAST_FILL_PCT_S = 2.0
+FAST_FILL_CAP_PCT = 98.0
+CREW_CALL_PCT = 95.0
+# A full bin waits this long (hours, uniform) for the crew that empties it.
+CREW_DELAY_H = (0.5, 3.0)
+# Route pickups that empty a bin whatever its level: about one every two days per bin.
+ROUTE_PICKUP_MEAN_S = 2 * 86400.0
+EMPTIED_PCT = (3.0, 8.0)
+
+SECONDS_PER_DAY = 86400.0
+
+
+def _bounded_gauss(rng: random.Random, sigma: float, limit: float = 3.0) -> float:
+    """Gaussian noise clipped at `limit` sigmas, so a long trace cannot wander into alarms."""
+    return max(-limit * sigma, min(limit * sigma, rng.gauss(0.0, sigma)))
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+def local_hour(epoch_s: float) -> float:
+    """Hour of day (0..24) in Sampit local time (WIB) for a model clock in epoch seconds."""
+    return ((epoch_s + WIB_OFFSET_S) % SECONDS_PER_DAY) / 3600.0
+
+
+def ambient_temp_c(epoch_s: float) -> float:
+    """Noise-free outdoor temperature: 24 C near 05:00, 36 C near 14:00 WIB."""
+    hour = local_hour(epoch_s)
+    mid = (AMBIENT_MIN_C + AMBIENT_MAX_C) / 2
+    half = (AMBIENT_MAX_C - AMBIENT_MIN_C) / 2
+    # Two half-cosines: a 9 h warm-up to the afternoon peak and a 15 h cool-down to dawn.
+    rise_h = AMBIENT_MAX_HOUR - AMBIENT_MIN_HOUR
+    since_min = (hour - AMBIENT_MIN_HOUR) % 24.0
+    if since_min <= rise_h:
+        return mid - half * math.cos(math.pi * since_min / rise_h)
+    return mid + half * math.cos(math.pi * (since_min - rise_h) / (24.0 - rise_h))
+
+
+def ambient_humidity_pct(temp_c: float) -> float:
+    """Relative humidity, anti-correlated with temperature: 95 % at 24 C, 60 % at 36 C."""
+    span = AMBIENT_MAX_C - AMBIENT_MIN_C
+    frac = (temp_c - AMBIENT_MIN_C) / span
+    return HUMIDITY_AT_MIN_PCT + frac * (HUMIDITY_AT_MAX_PCT - HUMIDITY_AT_MIN_PCT)
+
+
+# --- fire --------------------------------------------------------------------------------
+
+
+def fire_hrr_kw(seconds_since_ignition: float, alpha: float = FIRE_ALPHA_MEDIUM_KW_S2) -> float:
+    """Heat release rate of a t-squared fire, capped at a ventilation-limited maximum."""
+    if seconds_since_ignition <= 0:
+        return 0.0
+    return min(FIRE_MAX_HRR_KW, alpha * seconds_since_ignition**2)
+
+
+def ceiling_jet_rise_c(hrr_kw: float, radius_m: float, height_m: float = CEILING_HEIGHT_M) -> float:
+    """Alpert's steady ceiling-jet temperature rise at `radius_m` from the plume axis."""
+    if hrr_kw <= 0:
+        return 0.0
+    if radius_m / height_m <= 0.18:
+        return float(16.9 * hrr_kw ** (2 / 3) / height_m ** (5 / 3))
+    return float(5.38 * (hrr_kw / radius_m) ** (2 / 3) / height_m)
+
+
+def detector_lag_s(radius_m: float) -> float:
+    """Delay before a detector sees the fire: element thermal lag plus ceiling-jet travel."""
+    # Ceiling jets of small fires move at roughly 0.5 m/s; 15 s covers the sensing element.
+    return 15.0 + 2.0 * radius_m
+
+
+def fire_temp_rise_c(
+    seconds_since_ignition: float, radius_m: float, alpha: float = FIRE_ALPHA_MEDIUM_KW_S2
+) -> float:
+    """Temperature rise a detector `radius_m` from the fire sees, capped at a plausible ceiling."""
+    effective_t = seconds_since_ignition - detector_lag_s(radius_m)
+    rise = ceiling_jet_rise_c(fire_hrr_kw(effective_t, alpha), radius_m)
+    return min(rise, FIRE_TEMP_CEILING_C)
+
+
+def smoke_obscuration_pct_m(temp_rise_c: float) -> float:
+    """Smoke obscuration (%/m) that accompanies a ceiling-jet temperature rise."""
+    if temp_rise_c <= 0:
+        return 0.0
+    optical_density = SMOKE_OD_PER_M_PER_K * temp_rise_c
+    return min(SMOKE_CEILING_PCT_M, 100.0 * (1.0 - math.pow(10.0, -optical_density)))
+
+
+# --- fire detectors ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorParams:
+    """Fixed traits of one smoke/heat detector (drawn once per device from the fleet seed)."""
+
+    temp_offset_c: float  # indoor shade vs. a hot roof: a small per-building offset
+    smoke_base_pct_m: float  # clean-air reading of the optical chamber (dust, ageing)
+    battery_v0: float  # 9 V alkaline at the start of the run
+    battery_drain_v_day: float
+    rssi_base_dbm: float
+
+
+def random_detector_params(rng: random.Random) -> DetectorParams:
+    """Draw one detector's traits."""
+    return DetectorParams(
+        temp_offset_c=rng.uniform(-0.5, 0.5),
+        smoke_base_pct_m=rng.uniform(0.02, 0.15),
+        battery_v0=rng.uniform(8.9, 9.5),
+        # A 9 V alkaline lasts about a year in a detector: ~2 V over 365 days.
+        battery_drain_v_day=rng.uniform(0.003, 0.006),
+        rssi_base_dbm=rng.uniform(-105.0, -65.0),
+    )
+
+
+def detector_reading(
+    params: DetectorParams,
+    t: float,
+    epoch0: float,
+    fire_rise_c: float,
+    rng: random.Random,
+) -> dict[str, float]:
+    """One detector reading (no ts/seq) at model time `t`, with `fire_rise_c` from any fire."""
+    ambient = ambient_temp_c(epoch0 + t) + params.temp_offset_c + _bounded_gauss(rng, 0.2)
+    humidity = ambient_humidity_pct(ambient) + _bounded_gauss(rng, 1.0)
+    # Humid air scatters a little light in the optical chamber; stays well under 0.5 %/m.
+    smoke = (
+        params.smoke_base_pct_m
+        + 0.1 * _clip((humidity - 60.0) / 35.0, 0.0, 1.0)
+        + abs(_bounded_gauss(rng, 0.03))
+    )
+    smoke = min(smoke, 0.5)
+    temp = ambient
+    if fire_rise_c > 0:
+        temp = min(ambient + fire_rise_c, FIRE_TEMP_CEILING_C)
+        smoke = min(smoke + smoke_obscuration_pct_m(fire_rise_c), SMOKE_CEILING_PCT_M)
+        # Same water content in hotter air: relative humidity halves about every 11 K.
+        humidity *= 2.0 ** (-fire_rise_c / 11.0)
+    battery = params.battery_v0 - params.battery_drain_v_day * t / SECONDS_PER_DAY
+    return {
+        "temp_c": round(_clip(temp, -40.0, 1200.0), 2),
+        "smoke_obs_pct_m": round(_clip(smoke, 0.0, 100.0), 2),
+        "humidity_pct": round(_clip(humidity, 0.0, 100.0), 1),
+        "battery_v": round(_clip(battery + _bounded_gauss(rng, 0.01), 0.0, 15.0), 2),
+        "rssi_dbm": round(_clip(params.rssi_base_dbm + _bounded_gauss(rng, 2.0), -140.0, 0.0)),
+    }
+
+
+# --- bins --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BinParams:
+    """Fixed traits of one waste-bin fill sensor."""
+
+    depth_mm: float
+    daily_fill_pct: float  # how much the bin fills on an average day
+    sun_gain_c: float  # afternoon heating of the bin's sensor housing
+    battery_pct0: float
+    battery_drain_pct_day: float
+    rssi_base_dbm: float
+
+
+def random_bin_params(rng: random.Random, depth_mm: float) -> BinParams:
+    """Draw one bin's traits."""
+    return BinParams(
+        depth_mm=depth_mm,
+        daily_fill_pct=rng.uniform(20.0, 60.0),
+        sun_gain_c=rng.uniform(1.0, 4.0),
+        battery_pct0=rng.uniform(60.0, 100.0),
+        battery_drain_pct_day=rng.uniform(0.02, 0.08),
+        rssi_base_dbm=rng.uniform(-115.0, -75.0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BinState:
+    """How full a bin is at model time `t`, and what will empty it."""
+
+    t: float
+    fill_pct: float
+    pickup_at: float | None = None  # model time a called crew arrives
+    fast_fill_from: float | None = None  # scenario: model time the bin starts filling fast
+    crews: bool = True  # False: nobody empties this bin (demo bins stay full)
+
+
+def _activity_integral_h(h1: float, h2: float) -> float:
+    """Integral over hours [h1, h2] of the daily activity w(h) = 1 + 0.8 cos(2 pi (h-13)/24).
+
+    w has mean 1 over a day, peaks at 13:00 and bottoms out at 01:00; integrating it exactly
+    keeps the daily total independent of the reporting interval.
+    """
+    k = 2.0 * math.pi / 24.0
+    return (h2 - h1) + 0.8 / k * (math.sin(k * (h2 - 13.0)) - math.sin(k * (h1 - 13.0)))
+
+
+def initial_bin_state(rng: random.Random) -> BinState:
+    """A bin somewhere in its cycle when the simulation starts."""
+    return BinState(t=0.0, fill_pct=rng.uniform(5.0, 70.0))
+
+
+def step_bin(
+    state: BinState, params: BinParams, t: float, epoch0: float, rng: random.Random
+) -> BinState:
+    """Advance a bin from `state.t` to model time `t`: filling, crew calls, pickups."""
+    dt = t - state.t
+    if dt <= 0:
+        return state
+    fill = state.fill_pct
+    pickup_at = state.pickup_at
+    # Normal use: the daily pattern, with a noisy rate (a wedding, a quiet day).
+    hours = _activity_integral_h(
+        local_hour(epoch0 + state.t), local_hour(epoch0 + state.t) + dt / 3600.0
+    )
+    fill += params.daily_fill_pct / 24.0 * hours * rng.uniform(0.5, 1.5)
+    if state.fast_fill_from is not None and t > state.fast_fill_from:
+        fast_seconds = t - max(state.t, state.fast_fill_from)
+        fill = max(fill, min(FAST_FILL_CAP_PCT, fill + FAST_FILL_PCT_S * fast_seconds))
+    fill = min(fill, 100.0)  # overflowing: the sensor cannot see past the rim
+    if state.crews:
+        if pickup_at is None and fill >= CREW_CALL_PCT:
+            pickup_at = t + rng.uniform(*CREW_DELAY_H) * 3600.0
+        elif pickup_at is None and rng.random() < dt / ROUTE_PICKUP_MEAN_S:
+            pickup_at = t  # the regular route passes by
+        if pickup_at is not None and t >= pickup_at:
+            fill = rng.uniform(*EMPTIED_PCT)
+            pickup_at = None
+    return replace(state, t=t, fill_pct=fill, pickup_at=pickup_at)
+
+
+def bin_reading(
+    state: BinState, params: BinParams, epoch0: float, rng: random.Random
+) -> dict[str, float]:
+    """One bin reading (no ts/seq) for the bin as it is at `state.t`."""
+    epoch = epoch0 + state.t
+    hour = local_hour(epoch)
+    sun = max(0.0, math.sin(math.pi * (hour - 6.0) / 12.0)) if 6.0 <= hour <= 18.0 else 0.0
+    temp = ambient_temp_c(epoch) + params.sun_gain_c * sun + _bounded_gauss(rng, 0.3)
+    # The ultrasonic sensor measures down to the garbage surface.
+    distance = params.depth_mm * (1.0 - state.fill_pct / 100.0) + _bounded_gauss(rng, 4.0)
+    battery = params.battery_pct0 - params.battery_drain_pct_day * state.t / SECONDS_PER_DAY
+    return {
+        "distance_mm": round(_clip(distance, 0.0, params.depth_mm)),
+        "temp_c": round(_clip(temp, -40.0, 1200.0), 2),
+        "battery_pct": round(_clip(battery, 0.0, 100.0), 1),
+        "rssi_dbm": round(_clip(params.rssi_base_dbm + _bounded_gauss(rng, 2.0), -140.0, 0.0)),
+    }
+
+
+def fill_from_distance(distance_mm: float, depth_mm: float) -> float:
+    """Fill level (%) the server will compute from a distance reading."""
+    return 100.0 * (1.0 - distance_mm / depth_mm)

@@ -1,0 +1,124 @@
+"""Turn the fleet, its scenario and the physics into reading payloads (no I/O, no clock)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from simulators.fleet import Fleet
+from simulators.models import (
+    BIN_FULL_PCT,
+    HEAT_ALARM_C,
+    SMOKE_ALARM_PCT_M,
+    BinState,
+    bin_reading,
+    detector_reading,
+    fill_from_distance,
+    initial_bin_state,
+    step_bin,
+)
+from simulators.scenario import Scenario
+
+# What the simulator may put in a payload, per kind (DESIGN.md "Reading payload").
+FIRE_FIELDS = frozenset(
+    {"ts", "seq", "temp_c", "smoke_obs_pct_m", "humidity_pct", "battery_v", "rssi_dbm"}
+)
+BIN_FIELDS = frozenset({"ts", "seq", "distance_mm", "temp_c", "battery_pct", "rssi_dbm"})
+
+
+class ReadingSource:
+    """Per-device state (sequence numbers, bin levels) and the next payload of each device."""
+
+    def __init__(self, fleet: Fleet, scenario: Scenario, seed: int, epoch0: float) -> None:
+        self.fleet = fleet
+        self.scenario = scenario
+        self.epoch0 = epoch0
+        self._rng = random.Random(f"sigap-readings:{seed}")
+        self._seq = [0] * len(fleet.devices)
+        init_rng = random.Random(f"sigap-bins:{seed}")
+        self._bins: list[BinState | None] = []
+        for device in fleet.devices:
+            if device.bin is None:
+                self._bins.append(None)
+                continue
+            start = initial_bin_state(init_rng)
+            self._bins.append(
+                BinState(
+                    t=start.t,
+                    fill_pct=start.fill_pct,
+                    fast_fill_from=scenario.fast_fill_from(device.id),
+                    crews=scenario.crews_for(device.id),
+                )
+            )
+
+    def bin_state(self, index: int) -> BinState | None:
+        """Current state of a bin (None for a fire detector)."""
+        return self._bins[index]
+
+    def payload(self, index: int, t: float, ts_ms: int) -> dict[str, Any]:
+        """The reading device `index` sends at model time `t`, stamped `ts_ms` (epoch ms)."""
+        device = self.fleet.devices[index]
+        values: dict[str, float]
+        if device.detector is not None:
+            rise = self.scenario.fire_rise_c(device.id, t)
+            values = detector_reading(device.detector, t, self.epoch0, rise, self._rng)
+        else:
+            state = self._bins[index]
+            assert state is not None and device.bin is not None  # a bin always has both
+            state = step_bin(state, device.bin, t, self.epoch0, self._rng)
+            self._bins[index] = state
+            values = bin_reading(state, device.bin, self.epoch0, self._rng)
+        seq = self._seq[index]
+        self._seq[index] = seq + 1
+        return {"ts": ts_ms, "seq": seq, **values}
+
+
+# Re-arm a crossing only after a clear fall back, so sensor noise does not repeat the log.
+_HEAT_REARM_C = 50.0
+_SMOKE_REARM_PCT_M = 5.0
+_FULL_REARM_PCT = 30.0
+
+
+class CrossingWatch:
+    """Notices when a device's readings first cross Sigap's default alarm thresholds."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        n = len(fleet.devices)
+        self._heat = [False] * n
+        self._smoke = [False] * n
+        self._full = [False] * n
+
+    def check(self, index: int, payload: dict[str, Any], t: float) -> list[str]:
+        """Messages for thresholds this reading crosses (usually none)."""
+        device = self.fleet.devices[index]
+        notes: list[str] = []
+        if device.kind == "fire":
+            where = f"{device.id} ({device.zone}, {device.district})"
+            temp = float(payload["temp_c"])
+            if temp >= HEAT_ALARM_C and not self._heat[index]:
+                self._heat[index] = True
+                notes.append(f"t={t:.0f}s {where} reports {temp:.1f} C >= {HEAT_ALARM_C:g} C")
+            elif temp < _HEAT_REARM_C:
+                self._heat[index] = False
+            smoke = float(payload["smoke_obs_pct_m"])
+            if smoke >= SMOKE_ALARM_PCT_M and not self._smoke[index]:
+                self._smoke[index] = True
+                notes.append(
+                    f"t={t:.0f}s {where} reports smoke {smoke:.1f} %/m >= {SMOKE_ALARM_PCT_M:g} %/m"
+                )
+            elif smoke < _SMOKE_REARM_PCT_M:
+                self._smoke[index] = False
+        elif device.depth_mm is not None:
+            distance = float(payload["distance_mm"])
+            fill = fill_from_distance(distance, device.depth_mm)
+            if fill >= BIN_FULL_PCT and not self._full[index]:
+                self._full[index] = True
+                notes.append(
+                    f"t={t:.0f}s {device.id} ({device.district}) reports {fill:.0f} % full "
+                    f"(distance {distance:.0f} of {device.depth_mm:.0f} mm) "
+                    f">= {BIN_FULL_PCT:g} %"
+                )
+            elif fill < _FULL_REARM_PCT:
+                self._full[index] = False
+        return notes

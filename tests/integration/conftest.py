@@ -1,0 +1,143 @@
+"""Real mosquitto, influxd and `sigap up` processes on free ports in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from sigap import devstack
+
+pytestmark = pytest.mark.integration
+
+
+def _need(binary: str) -> None:
+    try:
+        devstack.require(binary)
+    except devstack.StackError as exc:
+        if os.environ.get("SIGAP_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{exc} (SIGAP_REQUIRE_SERVICES=1: integration tests must run)")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Service]:
+    """A mosquitto broker from the repo's mosquitto.conf, on a free port."""
+    _need("mosquitto")
+    service = devstack.start_mosquitto(devstack.free_port(), tmp_path_factory.mktemp("mosquitto"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Service]:
+    """An InfluxDB 1.x server from the repo's influxdb.conf, on a free port."""
+    _need("influxd")
+    service = devstack.start_influxd(devstack.free_port(), tmp_path_factory.mktemp("influxd"))
+    yield service
+    service.stop()
+
+
+@dataclass
+class SigapProcess:
+    """A running `sigap up` and how to reach what it uses."""
+
+    process: subprocess.Popen[bytes]
+    api: str
+    mqtt_port: int
+    influx_url: str
+    influx_db: str
+    data_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        """The service log so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def start_sigap(
+    mosquitto: devstack.Service, influxd: devstack.Service, data_dir: Path, **env: str
+) -> SigapProcess:
+    """Start `sigap up` as its own process and wait until /readyz says ready."""
+    api_port = devstack.free_port()
+    db = "t" + uuid.uuid4().hex[:12]
+    environment = os.environ | {
+        "SIGAP_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
+        "SIGAP_MQTT_CLIENT_ID": f"sigap-test-{db}",
+        "SIGAP_INFLUX_URL": f"http://127.0.0.1:{influxd.port}",
+        "SIGAP_INFLUX_DB": db,
+        "SIGAP_DATA_DIR": str(data_dir),
+        "SIGAP_API_PORT": str(api_port),
+        "SIGAP_INGEST_BATCH_WINDOW_MS": "50",
+    } | env
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "sigap-up.log"
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sigap", "up"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    proc = SigapProcess(process, f"http://127.0.0.1:{api_port}", mosquitto.port,
+                        f"http://127.0.0.1:{influxd.port}", db, data_dir, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"sigap up exited with {process.returncode}:\n{proc.log()[-3000:]}")
+        try:
+            if httpx.get(f"{proc.api}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"sigap up not ready in 60 s:\n{proc.log()[-3000:]}")
+        time.sleep(0.1)  # polling a starting process; not standing in for synchronisation
+
+
+def stop_sigap(proc: SigapProcess) -> None:
+    """SIGTERM and wait for a clean exit."""
+    if proc.process.poll() is None:
+        proc.process.terminate()
+        try:
+            proc.process.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.process.kill()
+            proc.process.wait()
+
+
+@pytest.fixture(scope="module")
+def sigap(
+    mosquitto: devstack.Service, influxd: devstack.Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SigapProcess]:
+    """`sigap up` against the test broker and InfluxDB, with its own SQLite and database."""
+    proc = start_sigap(mosquitto, influxd, tmp_path_factory.mktemp("sigap"))
+    yield proc
+    stop_sigap(proc)
+
+
+@pytest.fixture
+def publisher(mosquitto: devstack.Service) -> Iterator[mqtt.Client]:
+    """A connected paho client; publish with .publish(...).wait_for_publish()."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def mosquitto_pub() -> str | None:
+    """Path of the mosquitto_pub client, if installed."""
+    return shutil.which("mosquitto_pub")
