@@ -27,7 +27,7 @@ class DeviceRegistry:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        on_change: Callable[[DevicePublic], None] | None = None,
+        on_change: Callable[[DevicePublic], object] | None = None,
     ) -> None:
         self._sessions = sessions
         self._on_change = on_change
@@ -60,7 +60,7 @@ class DeviceRegistry:
             rows = await session.scalars(select(DeviceRow).where(DeviceRow.id.in_(device_ids)))
             return [DevicePublic.model_validate(row) for row in rows]
 
-    async def list(
+    async def find(
         self,
         *,
         kind: str | None = None,

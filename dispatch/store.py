@@ -59,7 +59,7 @@ class AlertStore:
             row = await session.get(AlertRow, alert_id)
             return AlertPublic.model_validate(row) if row else None
 
-    async def list(
+    async def find(
         self,
         *,
         status: str | None = None,
@@ -92,7 +92,7 @@ class AlertStore:
 
     async def active(self) -> list[AlertPublic]:
         """Every unresolved alert (to seed the rule engine after a restart)."""
-        return await self.list(active=True, limit=1_000_000)
+        return await self.find(active=True, limit=1_000_000)
 
     async def changes_after(self, event_id: int, limit: int = 1000) -> list[AlertChange]:
         """The change log after an event id, oldest first (SSE resume)."""

@@ -50,7 +50,8 @@ class ReadingBatch:
 
     def col(self, name: str) -> F64:
         """One quantity's column (a view; NaN where the reading did not carry it)."""
-        return self.values[Q_INDEX[name]]
+        column: F64 = self.values[Q_INDEX[name]]
+        return column
 
     def take(self, rows: npt.NDArray[np.intp]) -> ReadingBatch:
         """A new batch with the given rows, in the given order."""

@@ -214,7 +214,8 @@ class InfluxWriter:
 
     def _take(self) -> tuple[bytes, int]:
         # Coalesce queued chunks into one request, up to the body limit.
-        bodies, readings, size = [], 0, 0
+        bodies: list[bytes] = []
+        readings = size = 0
         while self._queue and (not bodies or size + len(self._queue[0].body) <= self._max_body):
             chunk = self._queue.popleft()
             bodies.append(chunk.body)

@@ -90,7 +90,7 @@ class RejectedStore:
             )
             await session.commit()
 
-    async def list(
+    async def find(
         self, *, reason: str | None = None, device_id: str | None = None, limit: int = 100
     ) -> list[RejectedRecord]:
         """Newest first, optionally filtered."""

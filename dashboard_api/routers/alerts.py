@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from dashboard_api.deps import Services
 from dispatch.model import AlertChange, AlertPublic, AlertStatus
@@ -28,7 +28,7 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[AlertPublic]:
     """Alerts, newest first; `active=true` for the unresolved ones."""
-    return await services.alerts.list(
+    return await services.alerts.find(
         status=status_.value if status_ else None,
         kind=kind,
         category=category,
@@ -74,13 +74,13 @@ async def stream_alerts(
                     if len(backlog) < 1000:
                         break
             while True:
-                change = await sub.queue.get()
-                if change is None:
+                live = await sub.queue.get()
+                if live is None:
                     return  # cut off (lagging) or shutting down: the client resumes
-                if change.event_id <= sent:
-                    continue
-                sent = change.event_id
-                yield _sse(change)
+                if live.event_id <= sent:
+                    continue  # already sent from the backlog
+                sent = live.event_id
+                yield _sse(live)
 
     return EventSourceResponse(events(), ping=15)
 

@@ -40,7 +40,7 @@ async def list_devices(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[DevicePublic]:
     """Registered devices, ordered by id."""
-    devices = await services.devices.list(
+    devices = await services.devices.find(
         kind=kind.value if kind else None, district=district, zone=zone, limit=limit, offset=offset
     )
     return [_with_last_seen(services, d) for d in devices]

@@ -35,7 +35,7 @@ async def list_rejected(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[RejectedPublic]:
     """Rejected messages, newest first."""
-    records = await services.rejected.list(reason=reason, device_id=device_id, limit=limit)
+    records = await services.rejected.find(reason=reason, device_id=device_id, limit=limit)
     return [
         RejectedPublic(
             id=r.id,

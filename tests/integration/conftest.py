@@ -71,15 +71,19 @@ def start_sigap(
     """Start `sigap up` as its own process and wait until /readyz says ready."""
     api_port = devstack.free_port()
     db = "t" + uuid.uuid4().hex[:12]
-    environment = os.environ | {
-        "SIGAP_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
-        "SIGAP_MQTT_CLIENT_ID": f"sigap-test-{db}",
-        "SIGAP_INFLUX_URL": f"http://127.0.0.1:{influxd.port}",
-        "SIGAP_INFLUX_DB": db,
-        "SIGAP_DATA_DIR": str(data_dir),
-        "SIGAP_API_PORT": str(api_port),
-        "SIGAP_INGEST_BATCH_WINDOW_MS": "50",
-    } | env
+    environment = (
+        os.environ
+        | {
+            "SIGAP_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
+            "SIGAP_MQTT_CLIENT_ID": f"sigap-test-{db}",
+            "SIGAP_INFLUX_URL": f"http://127.0.0.1:{influxd.port}",
+            "SIGAP_INFLUX_DB": db,
+            "SIGAP_DATA_DIR": str(data_dir),
+            "SIGAP_API_PORT": str(api_port),
+            "SIGAP_INGEST_BATCH_WINDOW_MS": "50",
+        }
+        | env
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "sigap-up.log"
     with log_path.open("ab") as log_file:
@@ -89,8 +93,15 @@ def start_sigap(
             stderr=subprocess.STDOUT,
             env=environment,
         )
-    proc = SigapProcess(process, f"http://127.0.0.1:{api_port}", mosquitto.port,
-                        f"http://127.0.0.1:{influxd.port}", db, data_dir, log_path)
+    proc = SigapProcess(
+        process,
+        f"http://127.0.0.1:{api_port}",
+        mosquitto.port,
+        f"http://127.0.0.1:{influxd.port}",
+        db,
+        data_dir,
+        log_path,
+    )
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:

@@ -23,8 +23,14 @@ pytestmark = pytest.mark.integration
 def register(api: str, kind: str = "fire", **extra: Any) -> str:
     """Register a fresh device and return its id."""
     device_id = f"{kind}-{uuid.uuid4().hex[:10]}"
-    body = {"id": device_id, "kind": kind, "name": "test", "lat": -2.54, "lon": 112.95,
-            "district": "Baamang"} | extra
+    body = {
+        "id": device_id,
+        "kind": kind,
+        "name": "test",
+        "lat": -2.54,
+        "lon": 112.95,
+        "district": "Baamang",
+    } | extra
     if kind == "bin":
         body.setdefault("depth_mm", 1000.0)
     response = httpx.post(f"{api}/api/v1/devices", json=body)
@@ -68,9 +74,12 @@ async def test_fire_reading_raises_alert_on_api_and_sse(
     async def follow() -> None:
         # Last-Event-ID 0 replays the change log before going live, so nothing published
         # after this point can be missed, however the connection races the publish.
-        async with httpx.AsyncClient(timeout=None) as client, client.stream(
-            "GET", f"{sigap.api}/api/v1/alerts/stream", headers={"Last-Event-ID": "0"}
-        ) as response:
+        async with (
+            httpx.AsyncClient(timeout=None) as client,
+            client.stream(
+                "GET", f"{sigap.api}/api/v1/alerts/stream", headers={"Last-Event-ID": "0"}
+            ) as response,
+        ):
             assert response.status_code == 200
             event = ""
             async for line in response.aiter_lines():
@@ -82,8 +91,11 @@ async def test_fire_reading_raises_alert_on_api_and_sse(
     follower = asyncio.create_task(follow())
     try:
         published_at = time.monotonic()
-        publish(publisher, f"sigap/devices/{device}/up",
-                {"ts": ts, "seq": 1, "temp_c": 71.5, "smoke_obs_pct_m": 2.0})
+        publish(
+            publisher,
+            f"sigap/devices/{device}/up",
+            {"ts": ts, "seq": 1, "temp_c": 71.5, "smoke_obs_pct_m": 2.0},
+        )
         while True:
             remaining = 2.0 - (time.monotonic() - published_at)
             event, alert = await asyncio.wait_for(received.get(), timeout=max(remaining, 0.01))
@@ -97,14 +109,16 @@ async def test_fire_reading_raises_alert_on_api_and_sse(
         assert alert["severity"] == "critical"
         assert "temp_c 71.5 >= 57" in alert["reason"]
         assert alert["raised_at"].startswith(
-            time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ts / 1000)))
+            time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ts / 1000))
+        )
     finally:
         follower.cancel()
 
-    listed = httpx.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json()
-    assert [a["kind"] for a in listed] == ["fire.alarm"]
-    one = httpx.get(f"{sigap.api}/api/v1/alerts/{listed[0]['id']}").json()
-    assert one["device_id"] == device
+    async with httpx.AsyncClient(base_url=sigap.api) as client:
+        listed = (await client.get("/api/v1/alerts", params={"device_id": device})).json()
+        assert [a["kind"] for a in listed] == ["fire.alarm"]
+        one = (await client.get(f"/api/v1/alerts/{listed[0]['id']}")).json()
+        assert one["device_id"] == device
 
     stored = eventually(lambda: readings(sigap.api, device), what="the reading in InfluxDB")
     assert stored[0]["temp_c"] == 71.5
@@ -121,8 +135,10 @@ def test_duplicate_delivery_opens_one_alert(sigap: SigapProcess, publisher: mqtt
     publish(publisher, f"sigap/devices/{device}/up", fire)
     publish(publisher, f"sigap/devices/{device}/up", {"ts": ts + 1000, "seq": 8, "temp_c": 81.0})
     # The last reading being stored means the two before it went through the rules.
-    eventually(lambda: any(r.get("seq") == 8 for r in readings(sigap.api, device)),
-               what="the third reading")
+    eventually(
+        lambda: any(r.get("seq") == 8 for r in readings(sigap.api, device)),
+        what="the third reading",
+    )
     alerts = httpx.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json()
     assert len(alerts) == 1, alerts
     # InfluxDB keeps one point per (series, time): the duplicate is stored once.
@@ -136,14 +152,19 @@ def test_bin_full_raises_and_emptying_clears(sigap: SigapProcess, publisher: mqt
     publish(publisher, topic, {"ts": ts, "seq": 1, "distance_mm": 50.0})  # 95 % full
     alert = eventually(
         lambda: httpx.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json(),
-        what="bin.full")[0]
+        what="bin.full",
+    )[0]
     assert alert["kind"] == "bin.full" and alert["status"] == "open"
     assert "fill_pct 95.0 >= 90" in alert["reason"]
     publish(publisher, topic, {"ts": ts + 1000, "seq": 2, "fill_pct": 5.0})
     cleared = eventually(
-        lambda: [a for a in httpx.get(f"{sigap.api}/api/v1/alerts/{alert['id']}").json()
-                 .items() if a == ("status", "resolved")],
-        what="bin.full resolved after emptying")
+        lambda: [
+            a
+            for a in httpx.get(f"{sigap.api}/api/v1/alerts/{alert['id']}").json().items()
+            if a == ("status", "resolved")
+        ],
+        what="bin.full resolved after emptying",
+    )
     assert cleared
 
 
@@ -168,10 +189,13 @@ def test_bad_input_is_kept_with_reason_and_ingest_keeps_going(
     publish(publisher, f"sigap/devices/{stranger}/up", {"temp_c": 30.0})
     publish(publisher, topic, {"seq": 99, "temp_c": 29.5})
 
-    eventually(lambda: any(r.get("seq") == 99 for r in readings(sigap.api, device)),
-               what="the good reading after the bad ones")
-    rejected = httpx.get(f"{sigap.api}/api/v1/ingest/rejected",
-                         params={"device_id": device, "limit": 100}).json()
+    eventually(
+        lambda: any(r.get("seq") == 99 for r in readings(sigap.api, device)),
+        what="the good reading after the bad ones",
+    )
+    rejected = httpx.get(
+        f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": device, "limit": 100}
+    ).json()
     reasons = sorted(r["reason"] for r in rejected)
     assert reasons == sorted(reason for _, _, reason in BAD_INPUTS)
     for entry in rejected:
@@ -181,8 +205,9 @@ def test_bad_input_is_kept_with_reason_and_ingest_keeps_going(
     assert oversized["size"] > 1_000_000 and oversized["truncated"]
     assert len(oversized["raw"]) <= 4096
 
-    unknown = httpx.get(f"{sigap.api}/api/v1/ingest/rejected",
-                        params={"device_id": stranger}).json()
+    unknown = httpx.get(
+        f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": stranger}
+    ).json()
     assert [r["reason"] for r in unknown] == ["unknown_device"]
     assert orjson.loads(unknown[0]["raw"]) == {"temp_c": 30.0}
 
@@ -196,11 +221,17 @@ def test_gateway_batch_only_for_its_own_devices(
     mine = register(sigap.api, gateway_id="gw-test-1")
     other = register(sigap.api, gateway_id="gw-test-2")
     ts = int(time.time() * 1000)
-    publish(publisher, "sigap/gateways/gw-test-1/up", {"readings": [
-        {"device_id": mine, "ts": ts, "seq": 1, "temp_c": 30.0},
-        {"device_id": other, "ts": ts, "seq": 1, "temp_c": 30.0},
-        {"device_id": mine, "ts": ts + 1, "seq": 2, "temp_c": "warm"},
-    ]})
+    publish(
+        publisher,
+        "sigap/gateways/gw-test-1/up",
+        {
+            "readings": [
+                {"device_id": mine, "ts": ts, "seq": 1, "temp_c": 30.0},
+                {"device_id": other, "ts": ts, "seq": 1, "temp_c": 30.0},
+                {"device_id": mine, "ts": ts + 1, "seq": 2, "temp_c": "warm"},
+            ]
+        },
+    )
     eventually(lambda: readings(sigap.api, mine), what="the gateway's own device reading")
     wrong = httpx.get(f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": other}).json()
     assert [r["reason"] for r in wrong] == ["wrong_gateway"]
@@ -215,8 +246,17 @@ def test_mosquitto_pub_reading_with_rfc3339_ts_is_stored(sigap: SigapProcess) ->
     ts = datetime.now(UTC).replace(microsecond=0)
     payload = {"ts": ts.isoformat().replace("+00:00", "Z"), "distance_mm": 600, "battery_pct": 88}
     subprocess.run(
-        [mosquitto_pub() or "", "-p", str(sigap.mqtt_port), "-q", "1",
-         "-t", f"sigap/devices/{device}/up", "-m", orjson.dumps(payload).decode()],
+        [
+            mosquitto_pub() or "",
+            "-p",
+            str(sigap.mqtt_port),
+            "-q",
+            "1",
+            "-t",
+            f"sigap/devices/{device}/up",
+            "-m",
+            orjson.dumps(payload).decode(),
+        ],
         check=True,
     )
     stored = eventually(lambda: readings(sigap.api, device), what="the reading")

@@ -12,7 +12,7 @@ from tests.conftest import shared_data
 
 
 def _field_value(value: dict[str, Any]) -> FieldValue:
-    (kind, raw), = value.items()
+    ((kind, raw),) = value.items()
     if kind == "float":
         return float(raw)
     if kind in ("int", "uint"):
@@ -68,9 +68,7 @@ def test_string_field_quotes_and_backslashes() -> None:
     assert line == r'm note="a \"b\" \\ c" 1'
 
 
-@pytest.mark.parametrize(
-    "fields", [{"x": float("nan")}, {"x": float("inf")}, {}, {"": 1.0}]
-)
+@pytest.mark.parametrize("fields", [{"x": float("nan")}, {"x": float("inf")}, {}, {"": 1.0}])
 def test_unrepresentable_points_raise(fields: dict[str, FieldValue]) -> None:
     with pytest.raises(LineProtocolError):
         encode_point("m", {}, fields, 1)
