@@ -1,0 +1,172 @@
+"""Ingest in-process: raw MQTT messages in, ReadingBatches and rejections out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from devices.directory import DeviceDirectory
+from devices.schemas import KIND_CODES, DeviceCreate
+from ingest.batch import ReadingBatch
+from ingest.rejected import RAW_KEEP_BYTES, RejectedStore
+from ingest.service import Ingestor
+
+NOW = 1_790_000_000_000
+
+
+def device(device_id: str, kind: str = "fire", **extra: object) -> DeviceCreate:
+    body: dict[str, object] = {"id": device_id, "kind": kind, "lat": -2.5, "lon": 112.9}
+    if kind == "bin":
+        body["depth_mm"] = 1000.0
+    return DeviceCreate.model_validate(body | extra)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class Harness:
+    ingestor: Ingestor
+    batches: list[ReadingBatch]
+    rejected: RejectedStore
+    clock: Clock
+
+
+@pytest.fixture
+async def setup(sessions: async_sessionmaker[AsyncSession]) -> Harness:
+    directory = DeviceDirectory()
+    directory.upsert(device("f1"))
+    directory.upsert(device("b1", "bin"))
+    registry: dict[str, DeviceCreate] = {
+        "late": device("late"),
+        "g1": device("g1", gateway_id="gw1"),
+    }
+    batches: list[ReadingBatch] = []
+
+    async def load(ids: Collection[str]) -> list[DeviceCreate]:
+        return [registry[i] for i in ids if i in registry]
+
+    async def on_batch(batch: ReadingBatch) -> None:
+        batches.append(batch)
+
+    rejected = RejectedStore(sessions, keep=100)
+    clock = Clock()
+    ingestor = Ingestor(
+        directory, load, rejected, on_batch, batch_size=3, window_ms=100, clock=clock
+    )
+    return Harness(ingestor, batches, rejected, clock)
+
+
+async def test_batch_columns(setup: Harness) -> None:
+    ingestor, batches = setup.ingestor, setup.batches
+    ingestor.handle("sigap/devices/f1/up", b'{"ts": 1789999999000, "seq": 3, "temp_c": 31}')
+    ingestor.handle("sigap/devices/b1/up", b'{"distance_mm": 250}')
+    assert await ingestor.flush() == 2
+    (batch,) = batches
+    assert [batch.device_ids[i] for i in batch.device.tolist()] == ["f1", "b1"]
+    assert batch.kind.tolist() == [KIND_CODES["fire"], KIND_CODES["bin"]]
+    assert batch.ts_ms.tolist() == [1_789_999_999_000, NOW]
+    assert batch.seq.tolist() == [3, -1]
+    assert batch.col("temp_c")[0] == 31.0 and math.isnan(batch.col("temp_c")[1])
+    assert batch.col("fill_pct")[1] == 75.0  # from distance and the 1000 mm depth
+
+
+async def test_flush_is_due_on_size_or_window(setup: Harness) -> None:
+    ingestor, clock = setup.ingestor, setup.clock
+    assert not ingestor.due()
+    ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 30}')
+    assert not ingestor.due()
+    clock.now += 100
+    assert ingestor.due()
+    await ingestor.flush()
+    for _ in range(3):
+        ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 30}')
+    assert ingestor.due()
+
+
+async def test_rejections_are_stored_with_reason(setup: Harness) -> None:
+    ingestor, batches, rejected = setup.ingestor, setup.batches, setup.rejected
+    ingestor.handle("sigap/devices/f1/up", b"{oops")
+    ingestor.handle("sigap/devices/nobody/up", b'{"temp_c": 30}')
+    ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 30, "pad": "' + b"x" * 300_000 + b'"}')
+    ingestor.handle("weird/topic", b"{}")
+    assert await ingestor.flush() == 0 and batches == []
+    records = await rejected.find()
+    assert sorted(r.reason for r in records) == sorted(
+        ["not_json", "unknown_device", "oversized", "bad_topic"]
+    )
+    big = next(r for r in records if r.reason == "oversized")
+    assert big.truncated and len(big.raw) == RAW_KEEP_BYTES and big.device_id == "f1"
+    assert next(r for r in records if r.reason == "unknown_device").raw == b'{"temp_c": 30}'
+
+
+async def test_device_registered_elsewhere_is_looked_up(setup: Harness) -> None:
+    ingestor = setup.ingestor
+    ingestor.handle("sigap/devices/late/up", b'{"temp_c": 30}')
+    assert await ingestor.flush() == 1
+    assert ingestor.directory.get("late") is not None
+
+
+async def test_gateway_may_report_only_its_devices(setup: Harness) -> None:
+    ingestor, rejected = setup.ingestor, setup.rejected
+    payload = orjson.dumps(
+        {
+            "readings": [
+                {"device_id": "g1", "temp_c": 30},
+                {"device_id": "f1", "temp_c": 30},  # registered without a gateway
+                {"device_id": "g1", "temp_c": "x"},
+            ]
+        }
+    )
+    ingestor.handle("sigap/gateways/gw1/up", payload)
+    ingestor.handle(
+        "sigap/gateways/gw2/up", orjson.dumps({"readings": [{"device_id": "g1", "temp_c": 30}]})
+    )
+    assert await ingestor.flush() == 1
+    records = {(r.device_id, r.reason, r.topic) for r in await rejected.find()}
+    assert records == {
+        ("f1", "wrong_gateway", "sigap/gateways/gw1/up"),
+        ("g1", "bad_type", "sigap/gateways/gw1/up"),
+        ("g1", "wrong_gateway", "sigap/gateways/gw2/up"),
+    }
+
+
+async def test_registry_outage_keeps_readings(setup: Harness) -> None:
+    ingestor = setup.ingestor
+    calls = 0
+
+    async def broken(ids: Collection[str]) -> list[DeviceCreate]:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("database is locked")
+
+    original = ingestor._load_devices
+    ingestor._load_devices = broken
+    ingestor.handle("sigap/devices/late/up", b'{"temp_c": 30}')
+    ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 31}')
+    with pytest.raises(ConnectionError):
+        await ingestor.flush()
+    assert ingestor.staged == 2 and calls == 1
+    ingestor._load_devices = original
+    assert await ingestor.flush() == 2
+
+
+async def test_rejected_store_is_bounded(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from datetime import UTC, datetime
+
+    from ingest.rejected import Rejected
+
+    store = RejectedStore(sessions, keep=100)
+    await store.add_many([Rejected(datetime.now(UTC), "t", "not_json", "x", b"x")] * 250)
+    assert await store.prune() == 150
+    assert await store.count() == 100
