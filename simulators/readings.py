@@ -11,6 +11,7 @@ from simulators.models import (
     HEAT_ALARM_C,
     SMOKE_ALARM_PCT_M,
     BinState,
+    Noise,
     bin_reading,
     detector_reading,
     fill_from_distance,
@@ -33,7 +34,7 @@ class ReadingSource:
         self.fleet = fleet
         self.scenario = scenario
         self.epoch0 = epoch0
-        self._rng = random.Random(f"sigap-readings:{seed}")
+        self._noise = Noise(f"sigap-readings:{seed}")
         self._seq = [0] * len(fleet.devices)
         init_rng = random.Random(f"sigap-bins:{seed}")
         self._bins: list[BinState | None] = []
@@ -61,13 +62,13 @@ class ReadingSource:
         values: dict[str, float]
         if device.detector is not None:
             rise = self.scenario.fire_rise_c(device.id, t)
-            values = detector_reading(device.detector, t, self.epoch0, rise, self._rng)
+            values = detector_reading(device.detector, t, self.epoch0, rise, self._noise)
         else:
             state = self._bins[index]
             assert state is not None and device.bin is not None  # a bin always has both
-            state = step_bin(state, device.bin, t, self.epoch0, self._rng)
+            state = step_bin(state, device.bin, t, self.epoch0, self._noise)
             self._bins[index] = state
-            values = bin_reading(state, device.bin, self.epoch0, self._rng)
+            values = bin_reading(state, device.bin, self.epoch0, self._noise)
         seq = self._seq[index]
         self._seq[index] = seq + 1
         return {"ts": ts_ms, "seq": seq, **values}

@@ -69,9 +69,9 @@ async def device_readings(
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                422,
                 f"{name} needs a UTC offset, e.g. 2026-11-27T10:00:00Z",
             )
     if since and until and since > until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "since is after until")
+        raise HTTPException(422, "since is after until")
     return await services.readings.readings(device_id, since, until, limit)
