@@ -23,6 +23,8 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request at INFO; the simulator registers hundreds of devices.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -8,9 +8,11 @@ import logging
 import math
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -42,10 +44,11 @@ PAHO_MAX_INFLIGHT = 0
 # Readings handed to paho but not yet acknowledged. Past this the scheduler waits instead of
 # growing paho's queue without bound (a slow or absent broker); it must stay well below the
 # 65535 MQTT message ids, which paho reuses.
-MAX_OUTSTANDING = 5000
+MAX_OUTSTANDING = 20_000
 # The schedule sends readings due within this horizon together, rather than sleeping per message.
 BATCH_HORIZON_S = 0.002
-MAX_BATCH = 2000
+# Bounded so the loop still notices the deadline, stop and progress ticks every ~50 ms.
+MAX_BATCH = 500
 CONNECT_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 30.0
 HEADLESS_PROGRESS_EVERY_S = 30.0
@@ -233,26 +236,28 @@ class _MqttLink:
 
     def close(self, drain_s: float = DRAIN_TIMEOUT_S) -> int:
         """Drain (bounded), disconnect and stop the network thread; returns unsettled readings."""
-        unsettled = self.drain(drain_s) if drain_s > 0 else max(self.outstanding, 0)
-        self._closing = True
-        self.client.disconnect()
-        self.client.loop_stop()
-        return unsettled
+        try:
+            return self.drain(drain_s) if drain_s > 0 else max(self.outstanding, 0)
+        finally:
+            # Even when the wait is interrupted: never leave paho's network thread behind.
+            self._closing = True
+            self.client.disconnect()
+            self.client.loop_stop()
 
 
-def _progress_text(
-    link: _MqttLink, elapsed: float, model_t: float, rate: float, registered: int
-) -> Text:
-    kinds = "  ".join(f"{k} {n:,}" for k, n in zip(KINDS, link.acked, strict=True))
+def _progress_text(link: _MqttLink, elapsed: float, model_t: float, rate: float) -> Text:
+    kinds = ", ".join(f"{k} {n:,}" for k, n in zip(KINDS, link.acked, strict=True))
     errors = link.rejected + link.send_errors
-    state = "connected" if link.connected else "[bold red]disconnected[/]"
-    return Text.from_markup(
-        f"[bold]sim[/] {elapsed:6.0f}s (model t={model_t:.0f}s)  "
-        f"published {link.published:,}  [cyan]{rate:,.0f}/s[/]  {kinds}  "
-        f"in-flight {link.outstanding:,}  "
-        f"errors {'[red]' if errors else ''}{errors:,}{'[/]' if errors else ''}  "
-        f"{state}  registered {registered:,}"
+    text = Text.from_markup(
+        f"[bold]{elapsed:.0f}s[/] t={model_t:.0f}s  [cyan]{rate:,.0f}/s[/]  "
+        f"published {link.published:,} ({kinds})  in-flight {link.outstanding:,}  "
+        + (f"[bold red]errors {errors:,}[/]" if errors else "errors 0")
+        + ("" if link.connected else "  [bold red]DISCONNECTED[/]")
     )
+    # One line whatever the terminal width: the live display must not wrap.
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
 
 
 @contextlib.contextmanager
@@ -294,23 +299,24 @@ def run_simulation(
     for line in scenario.plan():
         log.info(line)
 
-    link = _MqttLink(config)
-    link.connect()
     registered = 0
     unsettled = 0
     duration = 0.0
     schedule = Schedule(len(fleet.devices), config.interval_s, config.seed)
-    try:
-        if config.api_url and not stop.is_set():
-            registered = register_fleet(
-                fleet.registrations(), config.api_url, config.api_token, stop=stop
-            ).registered
-        duration = _publish_loop(
-            config, fleet, scenario, schedule, link, stop, registered, console, progress
-        )
-    finally:
-        # Counted as failed: still unacknowledged after the bounded wait.
-        unsettled = link.close()
+    with _ctrl_c_sets(stop):
+        link = _MqttLink(config)
+        link.connect()
+        try:
+            if config.api_url and not stop.is_set():
+                registered = register_fleet(
+                    fleet.registrations(), config.api_url, config.api_token, stop=stop
+                ).registered
+            start = time.monotonic()
+            _publish_loop(config, fleet, scenario, schedule, link, stop, start, console, progress)
+            duration = time.monotonic() - start
+        finally:
+            # Counted as failed: still unacknowledged after the bounded wait.
+            unsettled = link.close()
     if unsettled:
         log.warning("%d readings were still unacknowledged when the client gave up", unsettled)
     published = link.published
@@ -330,6 +336,32 @@ def run_simulation(
     return summary
 
 
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """Make Ctrl-C set `stop` (a second one aborts), unless the caller handles SIGINT itself."""
+    # A KeyboardInterrupt landing inside paho's publish() would leave a reading whose fate
+    # is unknown, and `published` would no longer be exact; a flag is checked between
+    # readings instead.
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("interrupted: stopping and waiting for in-flight readings (Ctrl-C again aborts)")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _default_console() -> Console:
     # rich's global console, so a RichHandler set up by the CLI prints above the live line.
     return get_console()
@@ -342,13 +374,14 @@ def _publish_loop(
     schedule: Schedule,
     link: _MqttLink,
     stop: threading.Event,
-    registered: int,
+    start: float,
     console: Console,
     progress: bool,
-) -> float:
+) -> None:
     """Send readings as they fall due until the duration passes or `stop` is set."""
+    # The model clock starts at the wall clock: readings carry real timestamps (`ts`) while
+    # the physics may run `speed` times faster.
     epoch0 = time.time()
-    start = time.monotonic()
     source = ReadingSource(fleet, scenario, config.seed, epoch0)
     watch = CrossingWatch(fleet)
     highlighted = scenario.highlighted
@@ -365,6 +398,7 @@ def _publish_loop(
     next_headless_log = start + HEADLESS_PROGRESS_EVERY_S
     last_published, last_tick = 0, start
     rate = 0.0
+    warned_behind = False
 
     with _live(console, progress) as live:
         while not stop.is_set():
@@ -382,12 +416,17 @@ def _publish_loop(
                 last_published, last_tick = published, now
                 next_tick = now + 1.0
                 if live is not None:
-                    live.update(
-                        _progress_text(link, elapsed, model_t, rate, registered), refresh=True
-                    )
+                    live.update(_progress_text(link, elapsed, model_t, rate), refresh=True)
                 if progress and headless and now >= next_headless_log:
                     next_headless_log = now + HEADLESS_PROGRESS_EVERY_S
-                    log.info(_progress_text(link, elapsed, model_t, rate, registered).plain)
+                    log.info(_progress_text(link, elapsed, model_t, rate).plain)
+            if schedule.skipped and not warned_behind:
+                warned_behind = True
+                log.warning(
+                    "falling behind: cannot publish %.0f readings/s (broker, network or this "
+                    "client too slow); late report slots are skipped, see the summary",
+                    len(fleet.devices) / config.interval_s,
+                )
             room = MAX_OUTSTANDING - link.outstanding
             if room <= 0:
                 stop.wait(0.005)  # the broker is behind: let it catch up
@@ -402,4 +441,3 @@ def _publish_loop(
                 notes = watch.check(index, payload, model_t)
                 for note in notes:
                     log.log(logging.INFO if ids[index] in highlighted else logging.DEBUG, note)
-    return time.monotonic() - start

@@ -50,7 +50,7 @@ class Scenario:
     name: str
     fires: tuple[FireEvent, ...] = ()
     fast_fills: tuple[FastFillEvent, ...] = ()
-    # (t0, radius) of every fire exposure of each affected detector.
+    # (t0, radius, alpha) of every fire each affected detector is exposed to.
     _exposure: dict[str, tuple[tuple[float, float, float], ...]] = field(
         init=False, repr=False, compare=False
     )
