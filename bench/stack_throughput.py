@@ -24,8 +24,9 @@ from simulators import SimConfig, run_simulation
 
 
 def _count(influx: str, db: str) -> int:
-    response = httpx.get(f"{influx}/query", params={
-        "db": db, "q": 'SELECT count("seq") FROM "readings"'}, timeout=60)
+    response = httpx.get(
+        f"{influx}/query", params={"db": db, "q": 'SELECT count("seq") FROM "readings"'}, timeout=60
+    )
     response.raise_for_status()
     series = response.json()["results"][0].get("series")
     return int(series[0]["values"][0][1]) if series else 0
@@ -54,8 +55,9 @@ def main() -> None:
     }
     api = f"http://127.0.0.1:{api_port}"
     with (work / "sigap-up.log").open("wb") as log:
-        up = subprocess.Popen([sys.executable, "-m", "sigap", "up"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "sigap", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -67,9 +69,15 @@ def main() -> None:
             if time.monotonic() > deadline or up.poll() is not None:
                 raise SystemExit(f"sigap up did not start; see {work / 'sigap-up.log'}")
             time.sleep(0.2)
-        config = SimConfig(mqtt_port=mqtt_port, api_url=api, devices=args.devices,
-                           interval_s=args.interval, duration_s=args.duration,
-                           scenario="quiet", qos=args.qos)
+        config = SimConfig(
+            mqtt_port=mqtt_port,
+            api_url=api,
+            devices=args.devices,
+            interval_s=args.interval,
+            duration_s=args.duration,
+            scenario="quiet",
+            qos=args.qos,
+        )
         summary = run_simulation(config, progress=False)
         started = time.monotonic()
         stored = _count(influx, "sigap")

@@ -30,6 +30,11 @@ class InfluxError(Exception):
         self.status = status
 
     @property
+    def database_missing(self) -> bool:
+        """True when the server says the database does not exist (1.x answers 404)."""
+        return self.status == 404 and "database not found" in str(self)
+
+    @property
     def retryable(self) -> bool:
         """True for outages and overload (worth retrying), False for a refused request."""
         return self.status is None or self.status >= 500 or self.status == 429
@@ -242,6 +247,14 @@ class InfluxWriter:
                 await self._client.write(body)
             except InfluxError as exc:
                 metrics.INFLUX_WRITE_ERRORS.inc()
+                if exc.database_missing:
+                    # InfluxDB was down when we started, or the database was dropped.
+                    log.warning("InfluxDB database %r missing; creating it", self._client.db)
+                    with contextlib.suppress(InfluxError):
+                        await self._client.ensure_database()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_retry_delay)
+                    continue
                 if not exc.retryable:
                     log.error("InfluxDB refused %d readings, not retrying: %s", readings, exc)
                     metrics.INFLUX_REFUSED_READINGS.inc(readings)
@@ -297,8 +310,14 @@ class InfluxReadings:
             f"SELECT * FROM {influxql_identifier(self._measurement)} "
             f"WHERE {' AND '.join(where)} ORDER BY time DESC LIMIT {int(limit)}"
         )
+        try:
+            rows = await self._client.query(query)
+        except InfluxError as exc:
+            if "database not found" in str(exc):
+                return []  # nothing has been written yet
+            raise
         out = []
-        for row in await self._client.query(query):
+        for row in rows:
             reading = {k: v for k, v in row.items() if v is not None and k != "time"}
             reading["ts"] = from_ms(int(row["time"])).isoformat().replace("+00:00", "Z")
             out.append(reading)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from dashboard_api.deps import Services
 from devices.registry import DeviceExistsError
 from devices.schemas import DeviceCreate, DeviceKind, DevicePublic
+from ingest.influx import InfluxError
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -74,4 +75,9 @@ async def device_readings(
             )
     if since and until and since > until:
         raise HTTPException(422, "since is after until")
-    return await services.readings.readings(device_id, since, until, limit)
+    try:
+        return await services.readings.readings(device_id, since, until, limit)
+    except InfluxError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"reading store unavailable: {exc}"
+        ) from None

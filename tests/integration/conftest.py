@@ -66,9 +66,13 @@ class SigapProcess:
 
 
 def start_sigap(
-    mosquitto: devstack.Service, influxd: devstack.Service, data_dir: Path, **env: str
+    mosquitto: devstack.Service,
+    influxd: devstack.Service,
+    data_dir: Path,
+    wait_ready: bool = True,
+    **env: str,
 ) -> SigapProcess:
-    """Start `sigap up` as its own process and wait until /readyz says ready."""
+    """Start `sigap up` as its own process and wait until /readyz (or /healthz) answers 200."""
     api_port = devstack.free_port()
     db = "t" + uuid.uuid4().hex[:12]
     environment = (
@@ -107,7 +111,8 @@ def start_sigap(
         if process.poll() is not None:
             pytest.fail(f"sigap up exited with {process.returncode}:\n{proc.log()[-3000:]}")
         try:
-            if httpx.get(f"{proc.api}/readyz", timeout=2).status_code == 200:
+            probe = "/readyz" if wait_ready else "/healthz"
+            if httpx.get(f"{proc.api}{probe}", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass

@@ -214,3 +214,18 @@ async def test_health_and_readiness(client: httpx.AsyncClient, services: ApiServ
         "influxdb": "InfluxDB unreachable",
     }
     assert "sigap_ingest_readings_total" in (await client.get("/metrics")).text
+
+
+async def test_readings_when_influxdb_is_down(
+    client: httpx.AsyncClient, services: ApiServices
+) -> None:
+    from ingest.influx import InfluxError
+
+    async def down(*_args: object) -> list[dict[str, Any]]:
+        raise InfluxError("InfluxDB at http://127.0.0.1:1 unreachable: ConnectError()")
+
+    await client.post("/api/v1/devices", json=FIRE)
+    services.readings.readings = down  # type: ignore[method-assign]
+    response = await client.get("/api/v1/devices/fire-001/readings")
+    assert response.status_code == 503
+    assert "reading store unavailable" in response.json()["detail"]
