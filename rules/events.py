@@ -1,4 +1,4 @@
-"""Alert events: what the rule engine hands to dispatch."""
+"""Alert events: what the rule engine hands to dispatch (see docs/rules.md, "Alerts")."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from enum import StrEnum
 
 
 class Action(StrEnum):
-    """Whether a condition began or ended."""
+    """What happened to a (device, slot)."""
 
-    raise_ = "raise"
-    clear = "clear"
+    raise_ = "raise"  # the slot became active
+    update = "update"  # the active slot changed kind (escalation) or details
+    clear = "clear"  # the slot is no longer active
 
 
 class Severity(StrEnum):
@@ -24,13 +25,20 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
-    """A rule's verdict about one device at one reading's event time."""
+    """A rule's verdict about one device at one event time."""
 
     action: Action
-    kind: str  # e.g. "fire.alarm", "bin.full"
+    slot: str  # what one alert tracks per device, e.g. "fire", "bin.fill"
+    kind: str  # what people see, e.g. "fire.confirmed", "bin.full"
+    category: str  # "fire", "bin" or "device"
     device_id: str
     device_index: int
-    ts_ms: int  # event time of the reading that caused it
+    ts_ms: int  # event time of the reading that caused it (now, for offline)
     severity: Severity
     reason: str  # readable, names the values that triggered it
     values: dict[str, float] = field(default_factory=dict)
+    partners: tuple[str, ...] = ()  # fire.confirmed: the other detectors that agreed
+
+    def key(self) -> tuple[str, str, str, str, int]:
+        """Identity for comparing engines: (device, slot, action, kind, ts)."""
+        return (self.device_id, self.slot, self.action.value, self.kind, self.ts_ms)
