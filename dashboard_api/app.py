@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import APIRouter, FastAPI
 
 from dashboard_api.deps import ApiServices
-from dashboard_api.routers import alerts, devices, health, ingest
+from dashboard_api.routers import alerts, bins, devices, health, incidents, ingest
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -26,6 +26,8 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
     api = APIRouter(prefix="/api/v1")
     api.include_router(devices.router)
     api.include_router(alerts.router)
+    api.include_router(incidents.router)
+    api.include_router(bins.router)
     api.include_router(ingest.router)
     app.include_router(api)
     app.include_router(health.router)

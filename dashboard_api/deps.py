@@ -10,9 +10,11 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Request
 
 from devices.registry import DeviceRegistry
+from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.store import AlertStore
 from ingest.rejected import RejectedStore
+from rules.engine import BinStatus
 
 
 class ReadingQuery(Protocol):
@@ -40,6 +42,8 @@ class ApiServices:
     rejected: RejectedStore
     readiness: ReadinessCheck
     last_seen: Callable[[str], datetime | None]  # freshest arrival time ingest knows of
+    bin_status: Callable[[str], BinStatus | None] = lambda _id: None
+    check_device: Callable[[DeviceCreate], None] = lambda _device: None  # ValueError if unusable
 
 
 def get_services(request: Request) -> ApiServices:

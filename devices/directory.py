@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from devices.schemas import KIND_CODES, DeviceCreate
 
@@ -20,6 +22,9 @@ class DeviceInfo:
     zone: str | None
     lat: float
     lon: float
+    reporting_interval_s: float | None = None
+    rule_class: str | None = None
+    thresholds: dict[str, Any] | None = None
 
 
 class DeviceDirectory:
@@ -31,6 +36,7 @@ class DeviceDirectory:
     def __init__(self) -> None:
         self._by_id: dict[str, DeviceInfo] = {}
         self.ids: list[str] = []  # index -> device id; shared with every ReadingBatch
+        self._listeners: list[Callable[[DeviceInfo], object]] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,8 +59,17 @@ class DeviceDirectory:
             zone=device.zone,
             lat=device.lat,
             lon=device.lon,
+            reporting_interval_s=device.reporting_interval_s,
+            rule_class=device.rule_class,
+            thresholds=device.thresholds,
         )
         if known is None:
             self.ids.append(device.id)
         self._by_id[device.id] = info
+        for listener in self._listeners:
+            listener(info)
         return info
+
+    def listen(self, callback: Callable[[DeviceInfo], object]) -> None:
+        """Call back on every upsert (the rule engine keeps its device table in step)."""
+        self._listeners.append(callback)

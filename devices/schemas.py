@@ -9,6 +9,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from rules.params import RuleParams, RulesConfigError
+
 # Ids travel in MQTT topics and InfluxDB tags: no wildcards, slashes or whitespace.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
@@ -48,13 +50,27 @@ class DeviceCreate(BaseModel):
     depth_mm: float | None = Field(
         default=None, gt=0, le=10_000, description="Bins: distance from sensor to bin floor."
     )
+    reporting_interval_s: float | None = Field(
+        default=None, gt=0, le=7 * 86400, description="How often the device reports."
+    )
+    rule_class: str | None = Field(
+        default=None, max_length=64, description="Rule class from the rules file (default: kind)."
+    )
+    thresholds: dict[str, float | bool | str] | None = Field(
+        default=None, description="Per-device rule parameter overrides (docs/rules.md)."
+    )
 
     @model_validator(mode="after")
-    def _bins_need_depth(self) -> Self:
+    def _check(self) -> Self:
         if self.kind is DeviceKind.bin and self.depth_mm is None:
             raise ValueError("depth_mm is required for a bin (fill is computed from it)")
         if self.kind is not DeviceKind.bin and self.depth_mm is not None:
             raise ValueError("depth_mm applies only to bins")
+        if self.thresholds:
+            try:
+                RuleParams().override(self.thresholds)
+            except RulesConfigError as exc:
+                raise ValueError(f"thresholds: {exc}") from None
         return self
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, MetaData, String
+from sqlalchemy import JSON, Float, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.sqltypes import UTCDateTime
@@ -30,5 +31,8 @@ class DeviceRow(Base):
     zone: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     gateway_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     depth_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reporting_interval_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rule_class: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -27,9 +27,10 @@ class ChangeType(StrEnum):
     resolved = "resolved"
 
 
-# Kinds whose alert closes by itself when the condition ends (an emptied bin needs no
-# dispatcher); fire alerts stay until a person resolves them.
-AUTO_RESOLVE_PREFIXES = ("bin.", "device.")
+# Fire alerts (category fire, bin fires included) stay active when the condition ends,
+# until a person resolves them; the others close by themselves (an emptied bin needs no
+# dispatcher).
+STAYS_UNTIL_RESOLVED = frozenset({"fire"})
 
 
 class AlertPublic(BaseModel):
@@ -38,6 +39,7 @@ class AlertPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    slot: str
     kind: str
     category: str
     device_id: str
@@ -49,6 +51,23 @@ class AlertPublic(BaseModel):
     cleared_at: datetime | None = None  # when the condition ended (event time)
     resolved_at: datetime | None = None
     values: dict[str, Any] = {}
+    incident_id: int | None = None
+
+
+class IncidentPublic(BaseModel):
+    """A group of fire alerts that confirm one fire."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    status: str
+    zone: str | None
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    alert_ids: list[int] = []
+    device_ids: list[str] = []
 
 
 class AlertChange(BaseModel):

@@ -9,11 +9,19 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.timeutil import from_ms
-from dispatch.model import AUTO_RESOLVE_PREFIXES, AlertChange, AlertPublic, AlertStatus, ChangeType
-from dispatch.tables import AlertEventRow, AlertRow
+from dispatch.model import (
+    STAYS_UNTIL_RESOLVED,
+    AlertChange,
+    AlertPublic,
+    AlertStatus,
+    ChangeType,
+    IncidentPublic,
+)
+from dispatch.tables import AlertEventRow, AlertRow, IncidentRow
 from rules.events import Action, AlertEvent
 
 ActiveAlerts = dict[tuple[str, str], AlertRow]
+CONFIRMED = "fire.confirmed"
 
 
 class AlertStore:
@@ -26,20 +34,22 @@ class AlertStore:
         """Apply rule events in one transaction; duplicates and stale clears change nothing."""
         if not events:
             return []
-        keys = {(e.device_id, e.kind) for e in events}
+        keys = {(e.device_id, e.slot) for e in events}
         async with self._sessions() as session, session.begin():
             rows = await session.scalars(
                 select(AlertRow).where(
                     AlertRow.resolved_at.is_(None),
-                    tuple_(AlertRow.device_id, AlertRow.kind).in_(keys),
+                    tuple_(AlertRow.device_id, AlertRow.slot).in_(keys),
                 )
             )
-            active: ActiveAlerts = {(row.device_id, row.kind): row for row in rows}
+            active: ActiveAlerts = {(row.device_id, row.slot): row for row in rows}
             log: list[AlertEventRow] = []
             for event in events:
                 changed = await _apply_one(session, active, event)
                 if changed is not None:
                     change, row = changed
+                    if event.kind == CONFIRMED and event.action is not Action.clear:
+                        await _group_incident(session, active, event, row)
                     # Snapshot now: one alert may change twice within a batch.
                     log.append(
                         AlertEventRow(
@@ -94,6 +104,50 @@ class AlertStore:
         """Every unresolved alert (to seed the rule engine after a restart)."""
         return await self.find(active=True, limit=1_000_000)
 
+    async def incidents(
+        self, *, active: bool | None = None, limit: int = 100, incident_id: int | None = None
+    ) -> list[IncidentPublic]:
+        """Incidents, newest first, with their alerts."""
+        query = select(IncidentRow).order_by(IncidentRow.id.desc()).limit(limit)
+        if incident_id is not None:
+            query = query.where(IncidentRow.id == incident_id)
+        if active is not None:
+            query = query.where(
+                IncidentRow.resolved_at.is_(None)
+                if active
+                else IncidentRow.resolved_at.is_not(None)
+            )
+        async with self._sessions() as session:
+            rows = list(await session.scalars(query))
+            members = await session.execute(
+                select(AlertRow.incident_id, AlertRow.id, AlertRow.device_id)
+                .where(AlertRow.incident_id.in_([r.id for r in rows]))
+                .order_by(AlertRow.id)
+            )
+            by_incident: dict[int, list[tuple[int, str]]] = {}
+            for incident_id, alert_id, device_id in members:
+                if incident_id is not None:
+                    by_incident.setdefault(incident_id, []).append((alert_id, device_id))
+        return [
+            IncidentPublic(
+                id=r.id,
+                kind=r.kind,
+                status=r.status,
+                zone=r.zone,
+                opened_at=r.opened_at,
+                updated_at=r.updated_at,
+                resolved_at=r.resolved_at,
+                alert_ids=[a for a, _ in by_incident.get(r.id, [])],
+                device_ids=[d for _, d in by_incident.get(r.id, [])],
+            )
+            for r in rows
+        ]
+
+    async def incident(self, incident_id: int) -> IncidentPublic | None:
+        """One incident, or None."""
+        found = await self.incidents(incident_id=incident_id, limit=1)
+        return found[0] if found else None
+
     async def changes_after(self, event_id: int, limit: int = 1000) -> list[AlertChange]:
         """The change log after an event id, oldest first (SSE resume)."""
         query = (
@@ -117,39 +171,81 @@ def _change(entry: AlertEventRow) -> AlertChange:
 async def _apply_one(
     session: AsyncSession, active: ActiveAlerts, event: AlertEvent
 ) -> tuple[ChangeType, AlertRow] | None:
-    key = (event.device_id, event.kind)
+    key = (event.device_id, event.slot)
     row = active.get(key)
     at = from_ms(event.ts_ms)
-    if event.action is Action.raise_:
-        if row is None:
-            row = AlertRow(
-                kind=event.kind,
-                category=event.kind.split(".", 1)[0],
-                device_id=event.device_id,
-                status=AlertStatus.open.value,
-                severity=event.severity.value,
-                reason=event.reason,
-                raised_at=at,
-                updated_at=at,
-                values=dict(event.values),
-            )
-            session.add(row)
-            await session.flush()  # assigns the id the change log refers to
-            active[key] = row
-            return ChangeType.raised, row
-        if row.cleared_at is None:
-            return None  # already active: a duplicate or a repeat, not a second alert
-        row.cleared_at = None
+    if event.action is Action.clear:
+        if row is None or row.cleared_at is not None:
+            return None  # nothing active to clear
+        row.cleared_at = at
         row.updated_at = at
-        row.reason = event.reason
-        row.values = dict(event.values)
-        return ChangeType.updated, row
-    if row is None or row.cleared_at is not None:
-        return None  # nothing active to clear
-    row.cleared_at = at
-    row.updated_at = at
-    if event.kind.startswith(AUTO_RESOLVE_PREFIXES):
-        row.status = AlertStatus.resolved.value
-        row.resolved_at = at
-        del active[key]
-    return ChangeType.cleared, row
+        if row.category not in STAYS_UNTIL_RESOLVED:
+            row.status = AlertStatus.resolved.value
+            row.resolved_at = at
+            del active[key]
+        return ChangeType.cleared, row
+    if row is None:
+        # A raise, or an update whose raise this store never saw (e.g. a restored state).
+        row = AlertRow(
+            slot=event.slot,
+            kind=event.kind,
+            category=event.category,
+            device_id=event.device_id,
+            status=AlertStatus.open.value,
+            severity=event.severity.value,
+            reason=event.reason,
+            raised_at=at,
+            updated_at=at,
+            values=dict(event.values),
+        )
+        session.add(row)
+        await session.flush()  # assigns the id the change log refers to
+        active[key] = row
+        return ChangeType.raised, row
+    if row.cleared_at is None and event.action is Action.raise_ and row.kind == event.kind:
+        return None  # already active: a duplicate or a repeat, never a second alert
+    # Escalation, de-escalation or the condition coming back: the same alert, updated.
+    row.cleared_at = None
+    row.kind = event.kind
+    row.severity = event.severity.value
+    row.reason = event.reason
+    row.values = dict(event.values) or row.values
+    row.updated_at = max(row.updated_at, at)
+    return ChangeType.updated, row
+
+
+async def _group_incident(
+    session: AsyncSession, active: ActiveAlerts, event: AlertEvent, row: AlertRow
+) -> None:
+    """Put a confirmed fire's alert and its partners' alerts into one incident."""
+    members = [row]
+    for partner in event.partners:
+        found = active.get((partner, event.slot))
+        if found is None:
+            found = await session.scalar(
+                select(AlertRow).where(
+                    AlertRow.device_id == partner,
+                    AlertRow.slot == event.slot,
+                    AlertRow.resolved_at.is_(None),
+                )
+            )
+        if found is not None:
+            active[(partner, event.slot)] = found
+            members.append(found)
+    incident_ids = {m.incident_id for m in members if m.incident_id is not None}
+    incident: IncidentRow | None = None
+    for incident_id in sorted(incident_ids):
+        candidate = await session.get(IncidentRow, incident_id)
+        if candidate is not None and candidate.resolved_at is None:
+            incident = candidate
+            break
+    at = from_ms(event.ts_ms)
+    if incident is None:
+        incident = IncidentRow(
+            kind="fire", status="open", zone=event.zone, opened_at=at, updated_at=at
+        )
+        session.add(incident)
+        await session.flush()
+    incident.updated_at = max(incident.updated_at, at)
+    for member in members:
+        member.incident_id = incident.id

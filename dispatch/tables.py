@@ -17,12 +17,27 @@ class Base(DeclarativeBase):
     metadata = MetaData()
 
 
+class IncidentRow(Base):
+    """A fire confirmed by several detectors (or heat and smoke): its alerts grouped."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    zone: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class AlertRow(Base):
-    """One alert; at most one active (unresolved) per device and kind, enforced by an index."""
+    """One alert; at most one active (unresolved) per device and slot, enforced by an index."""
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slot: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(32), index=True)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -34,14 +49,17 @@ class AlertRow(Base):
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id"), nullable=True, index=True
+    )
 
     __table_args__ = (
-        # The database itself guarantees one active alert per (device, kind), even with
-        # several writers.
+        # The database itself guarantees one active alert per (device, slot), and so per
+        # kind, even with several writers.
         Index(
-            "uq_alerts_active_device_kind",
+            "uq_alerts_active_device_slot",
             "device_id",
-            "kind",
+            "slot",
             unique=True,
             sqlite_where=text("resolved_at IS NULL"),
             postgresql_where=text("resolved_at IS NULL"),

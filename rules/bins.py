@@ -1,58 +1,262 @@
-"""Bin family: fill level with hysteresis (full at 90 %, cleared when emptied below 30 %)."""
+"""Bin family: fill level (nearly full / full), fill rate, bin fire, knocked over."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from devices.schemas import KIND_CODES
-from rules.core import Grouped, latch
-from rules.events import Action, AlertEvent, Severity
-from rules.state import DeviceState
+from rules.core import Round, fmt, quantities
+from rules.events import Action, Severity
+from rules.heat import Heat
+from rules.state import NEVER, EngineState
 
-FULL = "bin.full"
-KINDS = (FULL,)
-
-
-@dataclass(frozen=True, slots=True)
-class BinParams:
-    """Fill thresholds in percent."""
-
-    full_pct: float = 90.0
-    clear_pct: float = 30.0  # below this the bin was emptied
+FILL_SLOT = "bin.fill"
+FILL_KINDS = {1: "bin.nearly_full", 2: "bin.full"}
+FILL_SEVERITY = {1: Severity.info, 2: Severity.minor}
+FIRE_SLOT = "bin.fire"
+TILT_SLOT = "bin.tilted"
+_BIN = KIND_CODES["bin"]
 
 
-def evaluate(grouped: Grouped, state: DeviceState, params: BinParams) -> list[AlertEvent]:
-    """Raise bin.full at the full threshold; clear once the bin reads as emptied."""
-    batch = grouped.batch
-    is_bin = batch.kind == KIND_CODES["bin"]
-    fill = batch.col("fill_pct")
-    on = is_bin & (fill >= params.full_pct)
-    off = is_bin & (fill < params.clear_pct)
+def evaluate(r: Round, st: EngineState, heat: Heat) -> None:
+    """Run every bin rule over the bins in a round."""
+    is_bin = r.kinds == _BIN
+    if not is_bin.any():
+        return
+    _fill_level(r, st, is_bin)
+    _fill_rate(r, st, is_bin)
+    _bin_fire(r, st, is_bin, heat)
+    _tilt(r, st, is_bin)
 
-    before = state.active[FULL][batch.device]
-    now, previous = latch(grouped, on, off, before)
-    state.active[FULL][batch.device[grouped.last]] = now[grouped.last]
 
-    events = []
-    for row in np.flatnonzero(now != previous).tolist():
+def _fill_level(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
+    fill = r.col("fill_pct")
+    rows = is_bin & ~np.isnan(fill)
+    if not rows.any():
+        return
+    devs = r.devs
+    level = st.fill_level[devs].astype(np.int16)
+    full, nearly = r.p("bin_full_pct"), r.p("bin_nearly_full_pct")
+    emptied = r.p("bin_emptied_pct")
+    target = np.select(
+        [
+            fill >= full,
+            (level == 2) & (fill >= full - r.p("bin_full_hysteresis_pct")),
+            fill >= nearly,
+            fill < emptied,
+            level >= 1,
+        ],
+        [2, 2, 1, 0, 1],
+        default=0,
+    )
+    pending = st.fill_pending[devs].astype(np.int16)
+    count = st.fill_count[devs].astype(np.int16)
+    same = target == level
+    again = ~same & (target == pending)
+    count = np.where(same, 0, np.where(again, count + 1, 1))
+    pending = np.where(same | again, pending, target)
+    change = rows & ~same & (count >= r.p("bin_confirm_readings"))
+    new_level = np.where(change, target, level)
+    count = np.where(change, 0, count)
+    st.fill_level[devs[rows]] = new_level[rows]
+    st.fill_pending[devs[rows]] = pending[rows]
+    st.fill_count[devs[rows]] = count[rows]
+
+    changed = np.flatnonzero(change)
+    if not len(changed):
+        return
+
+    def reason(row: int) -> str:
         f = float(fill[row])
-        if now[row]:
-            action, reason = Action.raise_, f"fill_pct {f:.1f} >= {params.full_pct:g}"
-        else:
-            action, reason = Action.clear, f"emptied: fill_pct {f:.1f} < {params.clear_pct:g}"
-        device = int(batch.device[row])
-        events.append(
-            AlertEvent(
-                action=action,
-                kind=FULL,
-                device_id=batch.device_ids[device],
-                device_index=device,
-                ts_ms=int(batch.ts_ms[row]),
-                severity=Severity.minor,
-                reason=reason,
-                values={"fill_pct": f},
+        after = int(new_level[row])
+        n = int(r.at("bin_confirm_readings", row))
+        if after == 2:
+            return f"fill_pct {fmt(f)} >= {r.at('bin_full_pct', row):g} ({n} readings)"
+        if after == 1 and int(level[row]) == 2:
+            below = r.at("bin_full_pct", row) - r.at("bin_full_hysteresis_pct", row)
+            return f"fill_pct {fmt(f)} < {below:g} (no longer full)"
+        if after == 1:
+            return f"fill_pct {fmt(f)} >= {r.at('bin_nearly_full_pct', row):g} ({n} readings)"
+        return f"emptied: fill_pct {fmt(f)} < {r.at('bin_emptied_pct', row):g}"
+
+    for row in changed.tolist():
+        before, after = int(level[row]), int(new_level[row])
+        action = Action.raise_ if before == 0 else Action.clear if after == 0 else Action.update
+        shown = after or before
+        r.emit(
+            [row],
+            action,
+            FILL_SLOT,
+            FILL_KINDS[shown],
+            "bin",
+            FILL_SEVERITY[shown],
+            reason,
+            lambda row: quantities(r, row, "fill_pct", "distance_mm"),
+        )
+
+
+def _fill_rate(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
+    fill = r.col("fill_pct")
+    rows = is_bin & ~np.isnan(fill)
+    if not rows.any():
+        return
+    devs, ts = r.devs[rows], r.ts[rows]
+    f = fill[rows]
+    ema = st.ema[devs].astype(np.float64)
+    ema_ts = st.ema_ts[devs]
+    anchor_fill = st.anchor_fill[devs].astype(np.float64)
+    anchor_ts = st.anchor_ts[devs]
+    prior = st.prior_rate[devs].astype(np.float64)
+    p = {
+        name: (v[rows] if np.ndim(v) else v)
+        for name, v in (
+            (n, r.p(n))
+            for n in (
+                "fill_smoothing_s",
+                "fill_emptied_drop_pct",
+                "fill_rate_min_span_s",
+                "fill_rate_horizon_s",
             )
         )
-    return events
+    }
+
+    first = ema_ts == NEVER
+    emptied = ~first & (f < ema - p["fill_emptied_drop_pct"])
+    reset = first | emptied
+    elapsed = np.where(reset, 0, ts - np.where(reset, ts, ema_ts)).astype(np.float64)
+    alpha = 1.0 - np.exp(-elapsed / (p["fill_smoothing_s"] * 1000.0))
+    ema = np.where(reset, f, ema + np.where(reset, 0.0, alpha) * (f - ema))
+    anchor_fill = np.where(reset, f, anchor_fill)
+    anchor_ts = np.where(reset, ts, anchor_ts)
+    span = (ts - anchor_ts).astype(np.float64)
+    long_enough = ~reset & (span >= p["fill_rate_min_span_s"] * 1000.0)
+    slope = np.where(long_enough, (ema - anchor_fill) / np.maximum(span, 1.0) * 3_600_000.0, np.nan)
+    slide = long_enough & (span > 2 * p["fill_rate_horizon_s"] * 1000.0)
+    prior = np.where(slide, slope, prior)
+    anchor_fill = np.where(slide, ema, anchor_fill)
+    anchor_ts = np.where(slide, ts, anchor_ts)
+
+    st.ema[devs] = ema
+    st.ema_ts[devs] = ts
+    st.anchor_fill[devs] = anchor_fill
+    st.anchor_ts[devs] = anchor_ts
+    st.prior_rate[devs] = prior
+
+
+def _bin_fire(r: Round, st: EngineState, is_bin: np.ndarray, heat: Heat) -> None:
+    rows = is_bin & heat.has_temp
+    if not rows.any():
+        return
+    devs, ts = r.devs, r.ts
+    active = st.binfire[devs]
+    normal_since = st.binfire_normal_since[devs]
+    raise_ = rows & heat.heat & ~active
+    normal_since = np.where(rows & ~heat.normal, NEVER, normal_since)
+    normal_since = np.where(rows & heat.normal & (normal_since == NEVER), ts, normal_since)
+    clear = rows & active & heat.normal & (ts - normal_since >= r.p("fire_clear_hold_s") * 1000.0)
+    st.binfire[devs[raise_]] = True
+    st.binfire[devs[clear]] = False
+    st.binfire_normal_since[devs[rows]] = normal_since[rows]
+    temp = r.col("temp_c")
+
+    def raised(row: int) -> str:
+        causes = []
+        if heat.fixed[row]:
+            causes.append(f"temp_c {fmt(float(temp[row]))} >= {r.at('heat_fixed_c', row):g}")
+        if heat.ror[row]:
+            causes.append(
+                f"rate of rise {heat.rate[row]:.1f} C/min >= {r.at('ror_c_per_min', row):g}"
+            )
+        return "bin on fire: " + "; ".join(causes)
+
+    def values(row: int) -> dict[str, float]:
+        return quantities(r, row, "temp_c")
+
+    r.emit(
+        np.flatnonzero(raise_),
+        Action.raise_,
+        FIRE_SLOT,
+        "bin.fire",
+        "fire",
+        Severity.critical,
+        raised,
+        values,
+    )
+    r.emit(
+        np.flatnonzero(clear),
+        Action.clear,
+        FIRE_SLOT,
+        "bin.fire",
+        "fire",
+        Severity.critical,
+        lambda row: (
+            f"temp_c {fmt(float(temp[row]))} back to normal for "
+            f"{r.at('fire_clear_hold_s', row):g} s"
+        ),
+        values,
+    )
+
+
+def _tilt(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
+    tilt = r.col("tilt_deg")
+    rows = is_bin & ~np.isnan(tilt)
+    if not rows.any():
+        return
+    devs = r.devs
+    active = st.tilted[devs]
+    raise_ = rows & ~active & (tilt >= r.p("tilt_alarm_deg"))
+    clear = rows & active & (tilt < r.p("tilt_clear_deg"))
+    st.tilted[devs[raise_]] = True
+    st.tilted[devs[clear]] = False
+
+    def values(row: int) -> dict[str, float]:
+        return quantities(r, row, "tilt_deg")
+
+    r.emit(
+        np.flatnonzero(raise_),
+        Action.raise_,
+        TILT_SLOT,
+        "bin.tilted",
+        "bin",
+        Severity.minor,
+        lambda row: (
+            f"tilt_deg {fmt(float(tilt[row]))} >= {r.at('tilt_alarm_deg', row):g} (knocked over)"
+        ),
+        values,
+    )
+    r.emit(
+        np.flatnonzero(clear),
+        Action.clear,
+        TILT_SLOT,
+        "bin.tilted",
+        "bin",
+        Severity.minor,
+        lambda row: (
+            f"upright again: tilt_deg {fmt(float(tilt[row]))} < {r.at('tilt_clear_deg', row):g}"
+        ),
+        values,
+    )
+
+
+def status(
+    st: EngineState, params_full: float, index: int, params: dict[str, float]
+) -> tuple[float, float | None, float | None, int] | None:
+    """(fill EMA, rate %/h, hours to full, level) of one bin, or None before any reading."""
+    if index >= st.capacity or st.ema_ts[index] == NEVER:
+        return None
+    ema = float(st.ema[index])
+    span = int(st.ema_ts[index]) - int(st.anchor_ts[index])
+    prior = float(st.prior_rate[index])
+    rate: float | None
+    if span >= params["fill_rate_min_span_s"] * 1000.0:
+        slope = (ema - float(st.anchor_fill[index])) / span * 3_600_000.0
+        w = min(1.0, span / (params["fill_rate_horizon_s"] * 1000.0))
+        rate = slope if prior != prior else w * slope + (1 - w) * prior
+    else:
+        rate = prior if prior == prior else None
+    hours: float | None = None
+    if ema >= params_full:
+        hours = 0.0
+    elif rate is not None and rate > 0.05:
+        hours = (params_full - ema) / rate
+    return ema, rate, hours, int(st.fill_level[index])

@@ -1,56 +1,141 @@
-"""Vectorised building blocks shared by rule families (no I/O, no clock)."""
+"""What a rule family sees: one round of readings (at most one per device), vectorised."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ingest.batch import ReadingBatch
+from ingest.batch import Q_INDEX
+from rules.events import Action, AlertEvent, Severity
+from rules.params import RuleParams
 
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 Intp = npt.NDArray[np.intp]
 
 
-@dataclass(frozen=True, slots=True)
-class Grouped:
-    """A batch sorted by (device, event time), with each row's group boundaries."""
+class ParamTable:
+    """Distinct parameter profiles as columns, so a round gathers thresholds per device."""
 
-    batch: ReadingBatch
-    start: Intp  # per row: index of the first row of its device's group
-    first: Bool  # per row: first row of its group
-    last: Bool  # per row: last row of its group
+    def __init__(self) -> None:
+        self.profiles: list[RuleParams] = []
+        self._index: dict[RuleParams, int] = {}
+        self._columns: dict[str, npt.NDArray[Any]] = {}
 
-    @staticmethod
-    def of(batch: ReadingBatch) -> Grouped:
-        """Sort a batch by device then time (stable, so duplicates keep arrival order)."""
-        order = np.lexsort((batch.ts_ms, batch.device))
-        sorted_batch = batch.take(order)
-        device = sorted_batch.device
-        n = len(device)
-        first = np.ones(n, dtype=bool)
-        first[1:] = device[1:] != device[:-1]
-        last = np.ones(n, dtype=bool)
-        last[:-1] = first[1:]
-        start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-        return Grouped(sorted_batch, start, first, last)
+    def profile(self, params: RuleParams) -> int:
+        """The profile number of these parameters (added if new)."""
+        number = self._index.get(params)
+        if number is None:
+            number = len(self.profiles)
+            self.profiles.append(params)
+            self._index[params] = number
+            self._columns = {}  # rebuilt lazily
+        return number
+
+    def column(self, name: str) -> npt.NDArray[Any]:
+        """One parameter across every profile."""
+        column = self._columns.get(name)
+        if column is None:
+            column = np.array([getattr(p, name) for p in self.profiles])
+            self._columns[name] = column
+        return column
 
 
-def latch(grouped: Grouped, on: Bool, off: Bool, before: Bool) -> tuple[Bool, Bool]:
-    """Hysteresis over a grouped batch: `on` sets, `off` clears, other rows keep the state.
+@dataclass(slots=True)
+class Round:
+    """At most one reading per device, with the devices' parameters and the output list."""
 
-    `before` is each row's device state from earlier batches. Returns (state after each
-    row, state before each row); a row where they differ is a transition.
-    """
-    n = len(on)
-    rows = np.arange(n)
-    decisive = on | off
-    last_decisive = np.maximum.accumulate(np.where(decisive, rows, -1))
-    # A decisive row counts only if it belongs to the same device group as this row.
-    known = last_decisive >= grouped.start
-    state = np.where(known, on[np.maximum(last_decisive, 0)], before)
-    previous = np.empty(n, dtype=bool)
-    previous[1:] = state[:-1]
-    previous[grouped.first] = before[grouped.first]
-    return state, previous
+    devs: npt.NDArray[np.int32]
+    ts: I64
+    values: F64  # (quantities, rows)
+    kinds: npt.NDArray[np.uint8]
+    profiles: npt.NDArray[np.uint16]
+    table: ParamTable
+    device_ids: Sequence[str]
+    now: int
+    events: list[AlertEvent]
+    _uniform: int | None = field(default=None)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Most rounds use one or two profiles; a single one lets thresholds stay scalars.
+        p = self.profiles
+        if len(p) and (p == p[0]).all():
+            self._uniform = int(p[0])
+
+    def __len__(self) -> int:
+        return int(self.devs.shape[0])
+
+    def col(self, name: str) -> F64:
+        """One quantity for these rows (NaN where absent)."""
+        column: F64 = self.values[Q_INDEX[name]]
+        return column
+
+    def p(self, name: str) -> Any:
+        """A parameter for these rows: a scalar if they share a profile, else an array."""
+        cached = self._cache.get(name)
+        if cached is None:
+            column = self.table.column(name)
+            cached = column[self._uniform] if self._uniform is not None else column[self.profiles]
+            self._cache[name] = cached
+        return cached
+
+    def at(self, name: str, row: int) -> Any:
+        """A parameter for one row (for messages)."""
+        return self.table.column(name)[self.profiles[row]]
+
+    def emit(
+        self,
+        rows: Intp | list[int],
+        action: Action,
+        slot: str,
+        kind: str | Callable[[int], str],
+        category: str,
+        severity: Severity | Callable[[int], Severity],
+        reason: Callable[[int], str],
+        values: Callable[[int], dict[str, float]] | None = None,
+        ts: I64 | None = None,
+    ) -> None:
+        """Append one event per row (rows are few: only transitions reach here)."""
+        stamp = self.ts if ts is None else ts
+        for row in rows if isinstance(rows, list) else rows.tolist():
+            device = int(self.devs[row])
+            self.events.append(
+                AlertEvent(
+                    action=action,
+                    slot=slot,
+                    kind=kind(row) if callable(kind) else kind,
+                    category=category,
+                    device_id=self.device_ids[device],
+                    device_index=device,
+                    ts_ms=int(stamp[row]),
+                    severity=severity(row) if callable(severity) else severity,
+                    reason=reason(row),
+                    values=values(row) if values else {},
+                )
+            )
+
+
+def present(values: F64) -> Bool:
+    """True where a quantity was reported."""
+    return ~np.isnan(values)
+
+
+def fmt(value: float) -> str:
+    """A value for a reason string."""
+    return f"{value:.1f}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def quantities(r: Round, row: int, *names: str) -> dict[str, float]:
+    """The named quantities a row carried."""
+    out = {}
+    for name in names:
+        value = float(r.values[Q_INDEX[name], row])
+        if value == value:
+            out[name] = value
+    return out

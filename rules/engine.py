@@ -1,82 +1,287 @@
-"""The rule engine: runs every registered rule family over each batch, vectorised."""
+"""The rule engine: admission (duplicates, late readings, reorder window) and rounds over
+every rule family, vectorised across devices (docs/rules.md is the specification)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from ingest.batch import ReadingBatch
-from rules import bins, fire
-from rules.core import Grouped
+from devices.schemas import KIND_CODES
+from ingest.batch import QUANTITIES, ReadingBatch
+from rules import bins, fire, health, heat
+from rules.core import ParamTable, Round
 from rules.events import AlertEvent
-from rules.state import DeviceState
+from rules.params import DeviceSpec, RuleParams
+from rules.state import EngineState
+
+# The explicit registry of rule families, in evaluation order within a round.
+FAMILIES = ("health.back_online", "heat", "fire", "bins", "health", "fire.confirm")
+
+# Slots whose state can be seeded from alerts still open after a restart.
+SLOT_KIND_LEVELS: dict[str, dict[str, int]] = {
+    fire.SLOT: {kind: level for level, kind in fire.KINDS.items()},
+    bins.FILL_SLOT: {kind: level for level, kind in bins.FILL_KINDS.items()},
+}
 
 
 @dataclass(frozen=True, slots=True)
-class RuleParams:
-    """Parameters of every family."""
+class BinStatus:
+    """A bin's smoothed fill, fill rate and predicted time until full."""
 
-    fire: fire.FireParams = field(default_factory=fire.FireParams)
-    bins: bins.BinParams = field(default_factory=bins.BinParams)
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    """One rule family: the alert kinds it owns and its pure evaluate function."""
-
-    name: str
-    kinds: tuple[str, ...]
-    evaluate: Callable[[Grouped, DeviceState, Any], list[AlertEvent]]
-    params: Callable[[RuleParams], Any]
+    fill_pct: float
+    rate_pct_per_h: float | None
+    hours_to_full: float | None
+    level: int  # 0 ok, 1 nearly full, 2 full
 
 
-# The explicit registry of families, evaluated in this order.
-FAMILIES: tuple[Family, ...] = (
-    Family("fire", fire.KINDS, fire.evaluate, lambda p: p.fire),
-    Family("bins", bins.KINDS, bins.evaluate, lambda p: p.bins),
-)
+@dataclass(slots=True)
+class _Pending:
+    """Readings admitted but held by the reorder window (columnar)."""
+
+    device: npt.NDArray[np.int32]
+    ts: npt.NDArray[np.int64]
+    arrival: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    @staticmethod
+    def empty() -> _Pending:
+        return _Pending(
+            np.empty(0, np.int32),
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty((len(QUANTITIES), 0), np.float64),
+        )
 
 
 class RuleEngine:
-    """Holds per-device state and evaluates batches in event-time order per device.
+    """Per-device state arrays and the families that read and advance them."""
 
-    A reading no newer than the last one evaluated for its device (a duplicate delivery
-    or a late arrival) is stored by ingest but does not move the rule state.
-    """
+    def __init__(
+        self, devices: Iterable[DeviceSpec] = (), reorder_window_ms: int = 0, capacity: int = 1024
+    ) -> None:
+        self.reorder_window_ms = int(reorder_window_ms)
+        self.state = EngineState(capacity)
+        self.table = ParamTable()
+        self.device_ids: list[str] = []
+        self._zones: dict[str, int] = {}
+        self._zone_names: list[str | None] = []
+        self._alarming: dict[int, None] = {}  # fire devices with level >= 1
+        self._pending = _Pending.empty()
+        self.late_readings = 0
+        self.duplicate_readings = 0
+        for spec in devices:
+            self.upsert_device(spec)
 
-    def __init__(self, params: RuleParams | None = None, capacity: int = 1024) -> None:
-        self.params = params or RuleParams()
-        kinds = tuple(kind for family in FAMILIES for kind in family.kinds)
-        self.state = DeviceState(kinds, capacity)
+    # -- devices -------------------------------------------------------------------------
 
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """Every alert kind the engine can raise."""
-        return self.state.kinds
+    def upsert_device(self, spec: DeviceSpec) -> None:
+        """Add a device or refresh its attributes and parameters (its state is kept)."""
+        st = self.state
+        st.ensure(spec.index + 1)
+        while len(self.device_ids) <= spec.index:
+            self.device_ids.append("")
+            self._zone_names.append(None)
+        self.device_ids[spec.index] = spec.id
+        self._zone_names[spec.index] = spec.zone
+        st.kind[spec.index] = KIND_CODES[spec.kind]
+        st.profile[spec.index] = self.table.profile(spec.params)
+        st.zone[spec.index] = (
+            self._zones.setdefault(spec.zone, len(self._zones)) if spec.zone else -1
+        )
+        st.lat[spec.index] = spec.lat
+        st.lon[spec.index] = spec.lon
+        st.depth[spec.index] = spec.depth_mm if spec.depth_mm else np.nan
+        st.offline_after_ms[spec.index] = int(
+            spec.interval_s * spec.params.offline_intervals * 1000
+        )
 
-    def set_active(self, kind: str, device_index: int, active: bool = True) -> None:
-        """Seed a latch (e.g. from alerts still open in the database after a restart)."""
-        self.state.ensure(device_index + 1)
-        self.state.active[kind][device_index] = active
+    def params(self, index: int) -> RuleParams:
+        """The parameters a device is evaluated with."""
+        return self.table.profiles[int(self.state.profile[index])]
 
-    def evaluate(self, batch: ReadingBatch) -> list[AlertEvent]:
-        """Alert events for a batch, ordered by device then event time."""
-        if not len(batch):
+    def seed(self, slot: str, index: int, kind: str) -> None:
+        """Restore an active slot after a restart, from an alert still open in the database."""
+        st = self.state
+        st.ensure(index + 1)
+        if slot == fire.SLOT:
+            st.fire_level[index] = SLOT_KIND_LEVELS[slot][kind]
+            self._alarming[index] = None
+        elif slot == bins.FILL_SLOT:
+            st.fill_level[index] = SLOT_KIND_LEVELS[slot][kind]
+        elif slot == bins.FIRE_SLOT:
+            st.binfire[index] = True
+        elif slot == bins.TILT_SLOT:
+            st.tilted[index] = True
+        elif slot == health.BATTERY_SLOT:
+            st.battery_low[index] = True
+        elif slot == health.OFFLINE_SLOT:
+            st.offline[index] = True
+        elif slot == health.FAULT_SLOT:
+            st.fault[index] = True
+
+    def state_nbytes(self) -> int:
+        """Memory held by the per-device arrays."""
+        return self.state.nbytes()
+
+    def bin_status(self, index: int) -> BinStatus | None:
+        """Fill, rate and time to full of a bin (None before its first fill reading)."""
+        if index >= len(self.device_ids) or self.state.kind[index] != KIND_CODES["bin"]:
+            return None
+        p = self.params(index)
+        found = bins.status(
+            self.state,
+            p.bin_full_pct,
+            index,
+            {
+                "fill_rate_min_span_s": p.fill_rate_min_span_s,
+                "fill_rate_horizon_s": p.fill_rate_horizon_s,
+            },
+        )
+        return None if found is None else BinStatus(*found)
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, batch: ReadingBatch, now_ms: int) -> list[AlertEvent]:
+        """Admit a batch, evaluate what is released, and return the alert events."""
+        if len(batch):
+            self._admit(batch, now_ms)
+        return self._release(now_ms, event_time=True)
+
+    def release(self, now_ms: int) -> list[AlertEvent]:
+        """Evaluate readings the reorder window has held long enough (a timer calls this)."""
+        return self._release(now_ms, event_time=False)
+
+    def check_offline(self, now_ms: int) -> list[AlertEvent]:
+        """device.offline for devices silent past their allowance."""
+        return health.check_offline(self.state, len(self.device_ids), now_ms, self.device_ids)
+
+    def _admit(self, batch: ReadingBatch, now: int) -> None:
+        st = self.state
+        st.ensure(int(batch.device.max()) + 1)
+        fresh = batch.ts_ms > st.last_ts[batch.device]
+        self.late_readings += int(len(batch) - np.count_nonzero(fresh))
+        device, ts = batch.device[fresh], batch.ts_ms[fresh]
+        values = batch.values[:, fresh]
+        pending = self._pending
+        if len(pending.device):
+            device = np.concatenate([pending.device, device])
+            ts = np.concatenate([pending.ts, ts])
+            values = np.concatenate([pending.values, values], axis=1)
+            arrival = np.concatenate([pending.arrival, np.full(int(fresh.sum()), now, np.int64)])
+        else:
+            arrival = np.full(len(device), now, np.int64)
+        # Sort by (device, ts), stable: among duplicates the first arrival comes first.
+        order = np.lexsort((ts, device))
+        device, ts, arrival, values = device[order], ts[order], arrival[order], values[:, order]
+        dup = np.zeros(len(device), bool)
+        dup[1:] = (device[1:] == device[:-1]) & (ts[1:] == ts[:-1])
+        if dup.any():
+            self.duplicate_readings += int(dup.sum())
+            keep = ~dup
+            device, ts, arrival, values = device[keep], ts[keep], arrival[keep], values[:, keep]
+        np.maximum.at(st.max_ts, device, ts)
+        self._pending = _Pending(device, ts, arrival, values)
+
+    def _release(self, now: int, event_time: bool) -> list[AlertEvent]:
+        pending = self._pending
+        if not len(pending.device):
             return []
-        self.state.ensure(int(batch.device.max()) + 1)
-        fresh = batch.ts_ms > self.state.last_ts[batch.device]
-        if not fresh.all():
-            batch = batch.take(np.flatnonzero(fresh))
-            if not len(batch):
-                return []
-        grouped = Grouped.of(batch)
+        window = self.reorder_window_ms
+        if window <= 0:
+            ready = np.ones(len(pending.device), bool)
+        else:
+            ready = pending.arrival <= now - window
+            if event_time:
+                ready |= pending.ts <= self.state.max_ts[pending.device] - window
+        if ready.all():
+            self._pending = _Pending.empty()
+            device, ts, values = pending.device, pending.ts, pending.values
+        else:
+            hold = ~ready
+            self._pending = _Pending(
+                pending.device[hold],
+                pending.ts[hold],
+                pending.arrival[hold],
+                pending.values[:, hold],
+            )
+            device, ts, values = pending.device[ready], pending.ts[ready], pending.values[:, ready]
+        if not len(device):
+            return []
+        return self._evaluate_sorted(device, ts, values, now)
+
+    def _evaluate_sorted(
+        self,
+        device: npt.NDArray[np.int32],
+        ts: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        now: int,
+    ) -> list[AlertEvent]:
+        # Rows are sorted by (device, ts). Round k takes each device's k-th row.
+        n = len(device)
+        first = np.ones(n, bool)
+        first[1:] = device[1:] != device[:-1]
         events: list[AlertEvent] = []
-        for family in FAMILIES:
-            events.extend(family.evaluate(grouped, self.state, family.params(self.params)))
-        ends = grouped.batch
-        self.state.last_ts[ends.device[grouped.last]] = ends.ts_ms[grouped.last]
-        events.sort(key=lambda e: (e.device_index, e.ts_ms))
+        if first.all():
+            self._round(device, ts, values, now, events)
+            return events
+        start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        position = np.arange(n) - start
+        order = np.argsort(position, kind="stable")  # stable: devices stay in index order
+        bounds = np.cumsum(np.bincount(position))
+        lo = 0
+        for hi in bounds.tolist():
+            rows = order[lo:hi]
+            self._round(device[rows], ts[rows], values[:, rows], now, events)
+            lo = hi
         return events
+
+    def _round(
+        self,
+        devs: npt.NDArray[np.int32],
+        ts: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        now: int,
+        events: list[AlertEvent],
+    ) -> None:
+        st = self.state
+        r = Round(
+            devs,
+            ts,
+            values,
+            st.kind[devs],
+            st.profile[devs],
+            self.table,
+            self.device_ids,
+            now,
+            events,
+        )
+        health.back_online(r, st)
+        verdict = heat.evaluate(r, st)
+        alarm = fire.evaluate(r, st, verdict)
+        bins.evaluate(r, st, verdict)
+        health.evaluate(r, st)
+        if alarm.any():
+            for d in devs[alarm].tolist():
+                self._alarming[d] = None
+            fire.confirm(r, st, alarm, self._alarming, self._zone_names)
+        if self._alarming:
+            for d in [d for d in self._alarming if st.fire_level[d] == 0]:
+                del self._alarming[d]
+        st.last_ts[devs] = ts
+        st.last_arrival[devs] = now
+
+
+def spec_kinds() -> Sequence[str]:
+    """Every alert kind the engine can emit."""
+    return [
+        *fire.KINDS.values(),
+        *bins.FILL_KINDS.values(),
+        "bin.fire",
+        "bin.tilted",
+        "device.battery_low",
+        "device.offline",
+        "device.fault",
+    ]

@@ -38,6 +38,7 @@ class AlertEvent:
     reason: str  # readable, names the values that triggered it
     values: dict[str, float] = field(default_factory=dict)
     partners: tuple[str, ...] = ()  # fire.confirmed: the other detectors that agreed
+    zone: str | None = None  # fire.confirmed by detectors in one zone: that zone
 
     def key(self) -> tuple[str, str, str, str, int]:
         """Identity for comparing engines: (device, slot, action, kind, ts)."""

@@ -1,74 +1,193 @@
-"""Fire family: heat (fixed temperature) and smoke obscuration on fire detectors."""
+"""Fire family (detectors): pre-alarm, verified alarm, confirmed fire (docs/rules.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import numpy as np
 
 from devices.schemas import KIND_CODES
-from rules.core import Grouped, latch
+from rules.core import Bool, Round, fmt, quantities
 from rules.events import Action, AlertEvent, Severity
-from rules.state import DeviceState
+from rules.heat import Heat
+from rules.state import NEVER, EngineState
 
-ALARM = "fire.alarm"
-KINDS = (ALARM,)
-
-
-@dataclass(frozen=True, slots=True)
-class FireParams:
-    """Fire thresholds; clearing needs the values to fall back by the hysteresis margins."""
-
-    temp_c: float = 57.0  # fixed-temperature heat detector, ordinary class
-    smoke_obs_pct_m: float = 10.0
-    temp_clear_margin_c: float = 5.0
-    smoke_clear_ratio: float = 0.5
+SLOT = "fire"
+KINDS = {1: "fire.pre_alarm", 2: "fire.alarm", 3: "fire.confirmed"}
+SEVERITY = {1: Severity.major, 2: Severity.critical, 3: Severity.critical}
+_FIRE = KIND_CODES["fire"]
+EARTH_RADIUS_M = 6_371_000.0
 
 
-def evaluate(grouped: Grouped, state: DeviceState, params: FireParams) -> list[AlertEvent]:
-    """Raise fire.alarm on heat or smoke over threshold; clear when both are well below."""
-    batch = grouped.batch
-    is_fire = batch.kind == KIND_CODES["fire"]
-    temp = batch.col("temp_c")
-    smoke = batch.col("smoke_obs_pct_m")
-    hot = temp >= params.temp_c  # NaN compares False: a missing value never alarms
-    smoky = smoke >= params.smoke_obs_pct_m
-    on = is_fire & (hot | smoky)
-    temp_low = np.isnan(temp) | (temp < params.temp_c - params.temp_clear_margin_c)
-    smoke_low = np.isnan(smoke) | (smoke < params.smoke_obs_pct_m * params.smoke_clear_ratio)
-    # A reading with neither value (say, battery only) says nothing about fire.
-    has_any = ~(np.isnan(temp) & np.isnan(smoke))
-    off = is_fire & has_any & temp_low & smoke_low
+def evaluate(r: Round, st: EngineState, heat: Heat) -> Bool:
+    """Advance each detector's fire level; returns the rows with an alarm-level reading."""
+    is_fire = r.kinds == _FIRE
+    smoke = r.col("smoke_obs_pct_m")
+    has_smoke = ~np.isnan(smoke)
+    smoke_alarm = smoke >= r.p("smoke_alarm_pct_m")
+    smoke_pre = smoke >= r.p("smoke_prealarm_pct_m")
+    alarm: Bool = is_fire & (heat.heat | smoke_alarm)
+    if not is_fire.any():
+        return alarm
+    pre = is_fire & ~alarm & smoke_pre
+    has_any = heat.has_temp | has_smoke
+    smoke_low = ~has_smoke | (smoke < r.p("smoke_prealarm_pct_m") * r.p("smoke_clear_ratio"))
+    normal = is_fire & ~alarm & ~pre & has_any & (~heat.has_temp | heat.normal) & smoke_low
+    band = is_fire & has_any & ~alarm & ~pre & ~normal
 
-    before = state.active[ALARM][batch.device]
-    now, previous = latch(grouped, on, off, before)
-    state.active[ALARM][batch.device[grouped.last]] = now[grouped.last]
+    devs, ts = r.devs, r.ts
+    old = st.fire_level[devs]
+    level = old.copy()
+    first = st.first_alarm[devs]
+    normal_since = st.fire_normal_since[devs]
 
-    events = []
-    for row in np.flatnonzero(now != previous).tolist():
-        t, s = float(temp[row]), float(smoke[row])
-        values = {k: v for k, v in (("temp_c", t), ("smoke_obs_pct_m", s)) if v == v}
-        if now[row]:
-            causes = []
-            if hot[row]:
-                causes.append(f"temp_c {t:g} >= {params.temp_c:g}")
-            if smoky[row]:
-                causes.append(f"smoke_obs_pct_m {s:g} >= {params.smoke_obs_pct_m:g}")
-            action, reason = Action.raise_, "; ".join(causes)
-        else:
-            shown = ", ".join(f"{k} {v:g}" for k, v in values.items())
-            action, reason = Action.clear, f"back to normal: {shown}"
-        device = int(batch.device[row])
-        events.append(
-            AlertEvent(
-                action=action,
-                kind=ALARM,
-                device_id=batch.device_ids[device],
-                device_index=device,
-                ts_ms=int(batch.ts_ms[row]),
-                severity=Severity.critical,
-                reason=reason,
-                values=values,
+    # 1. alarm-level readings
+    both = alarm & heat.heat & smoke_alarm
+    keep = alarm & ~both & (old >= 2)
+    verified = (
+        alarm & ~both & ~keep & (first != NEVER) & (ts - first <= r.p("verify_window_s") * 1000.0)
+    )
+    starts = alarm & ~both & ~keep & ~verified
+    level[both] = 3
+    level[verified] = 2
+    level[starts] = np.maximum(old[starts], 1)
+    first = np.where(starts, ts, first)
+    # 2. pre-alarm smoke
+    level[pre] = np.maximum(old[pre], 1)
+    normal_since = np.where(alarm | pre | band, NEVER, normal_since)
+    # 3. normal readings: clear after the hold time
+    normal_since = np.where(normal & (normal_since == NEVER), ts, normal_since)
+    clears = normal & (old > 0) & (ts - normal_since >= r.p("fire_clear_hold_s") * 1000.0)
+    level[clears] = 0
+    first = np.where(clears, NEVER, first)
+
+    st.fire_level[devs] = level
+    st.first_alarm[devs] = first
+    st.fire_normal_since[devs] = normal_since
+    st.last_alarm[devs[alarm]] = ts[alarm]
+    _emit_changes(r, old, level, heat)
+    return alarm
+
+
+def _emit_changes(r: Round, old: np.ndarray, new: np.ndarray, heat: Heat) -> None:
+    changed = np.flatnonzero(old != new)
+    if not len(changed):
+        return
+    smoke = r.col("smoke_obs_pct_m")
+
+    def reason(row: int) -> str:
+        level = int(new[row])
+        if level == 0:
+            shown = ", ".join(
+                f"{k} {fmt(v)}" for k, v in quantities(r, row, "temp_c", "smoke_obs_pct_m").items()
             )
+            return f"back to normal for {r.at('fire_clear_hold_s', row):g} s: {shown}"
+        causes = []
+        if heat.fixed[row]:
+            causes.append(
+                f"temp_c {fmt(float(r.col('temp_c')[row]))} >= {r.at('heat_fixed_c', row):g}"
+            )
+        if heat.ror[row]:
+            causes.append(
+                f"rate of rise {heat.rate[row]:.1f} C/min >= {r.at('ror_c_per_min', row):g}"
+            )
+        s = float(smoke[row])
+        if s >= r.at("smoke_alarm_pct_m", row):
+            causes.append(f"smoke_obs_pct_m {fmt(s)} >= {r.at('smoke_alarm_pct_m', row):g}")
+        elif s >= r.at("smoke_prealarm_pct_m", row):
+            causes.append(
+                f"smoke_obs_pct_m {fmt(s)} >= pre-alarm {r.at('smoke_prealarm_pct_m', row):g}"
+            )
+        what = "; ".join(causes) or "earlier alarm-level reading"
+        if level == 1:
+            return f"{what} (unverified: waiting for a second reading)"
+        if level == 2:
+            return (
+                f"{what} (verified by a second reading within {r.at('verify_window_s', row):g} s)"
+            )
+        return f"{what} (heat and smoke agree)"
+
+    for row in changed.tolist():
+        before, after = int(old[row]), int(new[row])
+        action = Action.raise_ if before == 0 else Action.clear if after == 0 else Action.update
+        r.emit(
+            [row],
+            action,
+            SLOT,
+            KINDS[after or before],
+            "fire",
+            SEVERITY[after or before],
+            reason,
+            lambda row: quantities(r, row, "temp_c", "smoke_obs_pct_m"),
         )
-    return events
+
+
+def confirm(
+    r: Round, st: EngineState, alarm: Bool, alarming: dict[int, None], zones: list[str | None]
+) -> None:
+    """Cross-device confirmation at the end of a round (see docs/rules.md)."""
+    rows = np.flatnonzero(alarm)
+    if not len(rows):
+        return
+    # Order by device index; each device sees the levels left by the ones before it.
+    rows = rows[np.argsort(r.devs[rows], kind="stable")]
+    for row in rows.tolist():
+        d = int(r.devs[row])
+        t = int(r.ts[row])
+        window = r.at("confirm_window_s", row) * 1000.0
+        distance = r.at("confirm_distance_m", row)
+        partners = []
+        for e in alarming:
+            if e == d or st.fire_level[e] < 1 or st.last_alarm[e] == NEVER:
+                continue
+            if abs(t - int(st.last_alarm[e])) > window:
+                continue
+            same_zone = st.zone[d] >= 0 and st.zone[d] == st.zone[e]
+            if same_zone or _distance_m(st, d, e) <= distance:
+                partners.append(e)
+        if not partners:
+            continue
+        stamp = max(t, *(int(st.last_alarm[e]) for e in partners))
+        group = [d, *sorted(partners)]
+        for x in group:
+            before = int(st.fire_level[x])
+            if before >= 3:
+                continue
+            st.fire_level[x] = 3
+            alarming[x] = None
+            others = tuple(r.device_ids[y] for y in group if y != x)
+            where = zones[x] if st.zone[x] >= 0 and st.zone[x] == st.zone[d] else None
+            r.events.append(
+                AlertEvent(
+                    action=Action.raise_ if before == 0 else Action.update,
+                    slot=SLOT,
+                    kind=KINDS[3],
+                    category="fire",
+                    device_id=r.device_ids[x],
+                    device_index=x,
+                    ts_ms=stamp,
+                    severity=SEVERITY[3],
+                    reason=(
+                        f"confirmed by {len(others)} other detector(s) alarming within "
+                        f"{window / 1000:g} s"
+                        + (f" in zone {where}" if where else f" within {distance:g} m")
+                        + ": "
+                        + ", ".join(others)
+                    ),
+                    partners=others,
+                    zone=where,
+                )
+            )
+
+
+def _distance_m(st: EngineState, a: int, b: int) -> float:
+    lat1, lon1, lat2, lon2 = (
+        math.radians(float(v)) for v in (st.lat[a], st.lon[a], st.lat[b], st.lon[b])
+    )
+    if any(math.isnan(v) for v in (lat1, lon1, lat2, lon2)):
+        return math.inf
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))

@@ -15,10 +15,11 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from common.timeutil import now_ms
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
 from devices import tables as device_tables
-from devices.directory import DeviceDirectory
+from devices.directory import DeviceDirectory, DeviceInfo
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate, DevicePublic
 from dispatch import tables as dispatch_tables
@@ -38,10 +39,9 @@ from ingest.influx import (
 )
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, MqttEndpoint
-from rules.bins import BinParams
-from rules.engine import RuleEngine, RuleParams
+from rules.engine import BinStatus, RuleEngine
 from rules.events import AlertEvent
-from rules.fire import FireParams
+from rules.params import DeviceSpec, RulesConfig, RulesConfigError, load_rules
 from sigap.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,18 +89,30 @@ class Pipeline:
     async def __call__(self, batch: ReadingBatch) -> None:
         """Evaluate, alert and store one batch."""
         try:
-            events = self._unapplied + self.engine.evaluate(batch)
-            self._unapplied = []
-            if events:
-                try:
-                    await self.alerts.apply(events)
-                except Exception:
-                    # SQL trouble must not lose alerts or stop readings being stored:
-                    # keep the events and apply them with the next batch.
-                    log.exception("could not store %d alert events; will retry", len(events))
-                    self._unapplied = events
+            await self.apply(self.engine.evaluate(batch, now_ms()))
         finally:
             await self.writer.submit(batch)
+
+    async def apply(self, events: list[AlertEvent]) -> None:
+        """Hand events to dispatch; on failure keep them, in order, for the next call."""
+        events = self._unapplied + events
+        self._unapplied = []
+        if not events:
+            return
+        try:
+            await self.alerts.apply(events)
+        except Exception:
+            # SQL trouble must not lose alerts or stop readings being stored.
+            log.exception("could not store %d alert events; will retry", len(events))
+            self._unapplied = events
+
+    async def check_offline(self) -> None:
+        """The periodic device.offline check."""
+        await self.apply(self.engine.check_offline(now_ms()))
+
+    async def release(self) -> None:
+        """Evaluate readings the reorder window has held long enough."""
+        await self.apply(self.engine.release(now_ms()))
 
 
 @dataclass
@@ -117,6 +129,7 @@ class Runtime:
     writer: InfluxWriter
     ingestor: Ingestor
     engine: RuleEngine
+    rules: RulesConfig
 
     async def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else what is wrong."""
@@ -138,6 +151,11 @@ class Runtime:
             checks["influxdb"] = str(exc)[:300]
         return checks
 
+    def bin_status(self, device_id: str) -> BinStatus | None:
+        """A bin's fill, fill rate and time until full, from the rule engine."""
+        info = self.directory.get(device_id)
+        return None if info is None else self.engine.bin_status(info.index)
+
     def api_services(self) -> ApiServices:
         """The API's view of the runtime."""
         return ApiServices(
@@ -148,15 +166,38 @@ class Runtime:
             rejected=self.rejected,
             readiness=self.readiness,
             last_seen=lambda device_id: self.ingestor.last_seen.get(device_id),
+            bin_status=self.bin_status,
+            check_device=self.check_device,
         )
 
+    def check_device(self, device: DeviceCreate) -> None:
+        """Raise ValueError if the rules cannot evaluate this device (unknown class...)."""
+        try:
+            self.rules.params_for(
+                device.id, device.kind.value, device.rule_class, device.thresholds
+            )
+        except RulesConfigError as exc:
+            raise ValueError(str(exc)) from None
 
-def rule_params(settings: Settings) -> RuleParams:
-    """Rule parameters from settings."""
-    r = settings.rules
-    return RuleParams(
-        fire=FireParams(temp_c=r.fire_temp_c, smoke_obs_pct_m=r.fire_smoke_obs_pct_m),
-        bins=BinParams(full_pct=r.bin_full_pct, clear_pct=r.bin_clear_pct),
+
+def device_spec(rules: RulesConfig, info: DeviceInfo) -> DeviceSpec:
+    """What the rule engine needs about a registered device."""
+    try:
+        params = rules.params_for(info.id, info.kind, info.rule_class, info.thresholds)
+    except RulesConfigError as exc:
+        # Registered before the rules file changed: evaluate with the kind's defaults.
+        log.error("device %s: %s; using the %s defaults", info.id, exc, info.kind)
+        params = rules.params_for(info.id, info.kind)
+    return DeviceSpec(
+        index=info.index,
+        id=info.id,
+        kind=info.kind,
+        params=params,
+        zone=info.zone,
+        lat=info.lat,
+        lon=info.lon,
+        depth_mm=info.depth_mm,
+        reporting_interval_s=info.reporting_interval_s,
     )
 
 
@@ -168,7 +209,10 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
     await create_schema(sql)
     sessions = async_sessionmaker(sql, expire_on_commit=False)
 
+    rules = load_rules(settings.rules.file)
+    engine = RuleEngine(reorder_window_ms=settings.rules.reorder_window_ms)
     directory = DeviceDirectory()
+    directory.listen(lambda info: engine.upsert_device(device_spec(rules, info)))
     registry = DeviceRegistry(sessions, on_change=directory.upsert)
     for device in await registry.all():
         directory.upsert(device)
@@ -176,11 +220,10 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
 
     store = AlertStore(sessions)
     alerts = AlertService(store, AlertBroadcaster())
-    engine = RuleEngine(rule_params(settings), capacity=max(1024, len(directory)))
     for alert in await store.active():
         info = directory.get(alert.device_id)
-        if info is not None and alert.kind in engine.kinds and alert.cleared_at is None:
-            engine.set_active(alert.kind, info.index)  # no second alert for a known fire
+        if info is not None and alert.cleared_at is None:
+            engine.seed(alert.slot, info.index, alert.kind)  # no second alert after a restart
 
     rejected = RejectedStore(sessions, keep=settings.ingest.rejected_keep)
     influx_settings = settings.influx
@@ -229,6 +272,7 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 writer,
                 ingestor,
                 engine,
+                rules,
             )
 
             scheduler = AsyncIOScheduler()
@@ -248,6 +292,21 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 max_instances=1,
                 coalesce=True,
             )
+            scheduler.add_job(
+                pipeline.check_offline,
+                "interval",
+                seconds=settings.rules.offline_check_s,
+                max_instances=1,
+                coalesce=True,
+            )
+            if settings.rules.reorder_window_ms:
+                scheduler.add_job(
+                    pipeline.release,
+                    "interval",
+                    seconds=max(settings.rules.reorder_window_ms / 2000, 0.05),
+                    max_instances=1,
+                    coalesce=True,
+                )
             scheduler.start()
 
             endpoint = MqttEndpoint(

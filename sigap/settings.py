@@ -85,14 +85,15 @@ class IngestSettings(BaseSettings):
 
 
 class RulesSettings(BaseSettings):
-    """Rule thresholds (SIGAP_RULES_*); per-device overrides come with the rule-engine issue."""
+    """Rule engine (SIGAP_RULES_*); thresholds live in the rules file (docs/rules.md)."""
 
     model_config = SettingsConfigDict(env_prefix="SIGAP_RULES_", extra="ignore")
 
-    fire_temp_c: float = 57.0
-    fire_smoke_obs_pct_m: float = 10.0
-    bin_full_pct: float = 90.0
-    bin_clear_pct: float = 30.0
+    file: Path | None = None  # TOML: [classes.NAME] and [devices.ID] parameter overrides
+    # Readings are held this long (event time, or processing time) so that readings that
+    # arrive out of order within it are evaluated in order; 0 evaluates at once.
+    reorder_window_ms: int = Field(default=0, ge=0, le=60_000)
+    offline_check_s: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -26,6 +26,10 @@ def _with_last_seen(services: Services, device: DevicePublic) -> DevicePublic:
 async def create_device(device: DeviceCreate, services: Services) -> DevicePublic:
     """Register a device."""
     try:
+        services.check_device(device)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    try:
         return await services.devices.create(device)
     except DeviceExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

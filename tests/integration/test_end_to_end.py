@@ -89,48 +89,61 @@ async def test_fire_reading_raises_alert_on_api_and_sse(
                     await received.put((event, orjson.loads(line.split(":", 1)[1])))
 
     follower = asyncio.create_task(follow())
-    try:
+    topic = f"sigap/devices/{device}/up"
+
+    async def next_event() -> tuple[str, dict[str, Any]]:
+        # The first event for this device must come within 2 s of its reading.
         published_at = time.monotonic()
-        publish(
-            publisher,
-            f"sigap/devices/{device}/up",
-            {"ts": ts, "seq": 1, "temp_c": 71.5, "smoke_obs_pct_m": 2.0},
-        )
         while True:
             remaining = 2.0 - (time.monotonic() - published_at)
             event, alert = await asyncio.wait_for(received.get(), timeout=max(remaining, 0.01))
             if alert["device_id"] == device:
-                break
-        latency = time.monotonic() - published_at
-        print(f"fire alert on SSE {latency * 1000:.0f} ms after publish")
+                print(
+                    f"{event} on SSE {(time.monotonic() - published_at) * 1000:.0f} ms "
+                    "after publish"
+                )
+                return event, alert
+
+    try:
+        publish(publisher, topic, {"ts": ts, "seq": 1, "temp_c": 71.5, "smoke_obs_pct_m": 2.0})
+        event, alert = await next_event()
         assert event == "alert.raised"
-        assert alert["kind"] == "fire.alarm"
-        assert alert["status"] == "open"
-        assert alert["severity"] == "critical"
+        assert alert["kind"] == "fire.pre_alarm"  # one reading: not verified yet
+        assert alert["status"] == "open" and alert["severity"] == "major"
         assert "temp_c 71.5 >= 57" in alert["reason"]
         assert alert["raised_at"].startswith(
             time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ts / 1000))
         )
+        # A second hot reading within 60 s verifies it: the same alert, escalated.
+        publish(publisher, topic, {"ts": ts + 10_000, "seq": 2, "temp_c": 74.0})
+        event, verified = await next_event()
+        assert event == "alert.updated"
+        assert verified["id"] == alert["id"] and verified["kind"] == "fire.alarm"
+        assert verified["severity"] == "critical"
     finally:
         follower.cancel()
 
     async with httpx.AsyncClient(base_url=sigap.api) as client:
         listed = (await client.get("/api/v1/alerts", params={"device_id": device})).json()
-        assert [a["kind"] for a in listed] == ["fire.alarm"]
+        assert [a["kind"] for a in listed] == ["fire.alarm"]  # one alert, escalated
         one = (await client.get(f"/api/v1/alerts/{listed[0]['id']}")).json()
         assert one["device_id"] == device
 
-    stored = eventually(lambda: readings(sigap.api, device), what="the reading in InfluxDB")
-    assert stored[0]["temp_c"] == 71.5
-    assert stored[0]["smoke_obs_pct_m"] == 2.0
-    assert stored[0]["seq"] == 1
-    assert stored[0]["kind"] == "fire"
+    stored = eventually(
+        lambda: len(readings(sigap.api, device)) == 2 and readings(sigap.api, device),
+        what="the readings in InfluxDB",
+    )
+    first = stored[-1]  # newest first
+    assert first["temp_c"] == 71.5
+    assert first["smoke_obs_pct_m"] == 2.0
+    assert first["seq"] == 1
+    assert first["kind"] == "fire"
 
 
 def test_duplicate_delivery_opens_one_alert(sigap: SigapProcess, publisher: mqtt.Client) -> None:
     device = register(sigap.api)
     ts = int(time.time() * 1000) - 5000
-    fire = {"ts": ts, "seq": 7, "temp_c": 80.0}
+    fire = {"ts": ts, "seq": 7, "temp_c": 80.0, "smoke_obs_pct_m": 15.0}  # confirmed at once
     publish(publisher, f"sigap/devices/{device}/up", fire)
     publish(publisher, f"sigap/devices/{device}/up", fire)
     publish(publisher, f"sigap/devices/{device}/up", {"ts": ts + 1000, "seq": 8, "temp_c": 81.0})
@@ -150,13 +163,15 @@ def test_bin_full_raises_and_emptying_clears(sigap: SigapProcess, publisher: mqt
     ts = int(time.time() * 1000) - 10_000
     topic = f"sigap/devices/{device}/up"
     publish(publisher, topic, {"ts": ts, "seq": 1, "distance_mm": 50.0})  # 95 % full
+    publish(publisher, topic, {"ts": ts + 500, "seq": 2, "distance_mm": 52.0})  # confirmed
     alert = eventually(
         lambda: httpx.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json(),
         what="bin.full",
     )[0]
     assert alert["kind"] == "bin.full" and alert["status"] == "open"
-    assert "fill_pct 95.0 >= 90" in alert["reason"]
-    publish(publisher, topic, {"ts": ts + 1000, "seq": 2, "fill_pct": 5.0})
+    assert "fill_pct 94.8 >= 90" in alert["reason"]
+    publish(publisher, topic, {"ts": ts + 1000, "seq": 3, "fill_pct": 5.0})
+    publish(publisher, topic, {"ts": ts + 1500, "seq": 4, "fill_pct": 4.0})
     cleared = eventually(
         lambda: [
             a

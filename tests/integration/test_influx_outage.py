@@ -46,7 +46,7 @@ def test_readings_wait_for_influxdb_and_alerts_do_not(
             lambda: httpx.get(f"{proc.api}/api/v1/alerts", params={"device_id": device}).json(),
             what="the fire alert while InfluxDB is down",
         )
-        assert alerts[0]["kind"] == "fire.alarm"
+        assert alerts[0]["kind"] == "fire.pre_alarm"
         metrics = httpx.get(f"{proc.api}/metrics").text
         assert "sigap_influx_pending_readings 1.0" in metrics
 

@@ -17,14 +17,38 @@ from rules.events import Action, AlertEvent, Severity
 T0 = 1_790_000_000_000
 
 
+SLOTS = {
+    "fire.pre_alarm": "fire",
+    "fire.alarm": "fire",
+    "fire.confirmed": "fire",
+    "bin.nearly_full": "bin.fill",
+    "bin.full": "bin.fill",
+}
+
+
 def event(
     action: Action,
     kind: str = "fire.alarm",
     device: str = "f1",
     ts: int = T0,
     reason: str = "temp_c 80 >= 57",
+    partners: tuple[str, ...] = (),
 ) -> AlertEvent:
-    return AlertEvent(action, kind, device, 0, ts, Severity.critical, reason, {"temp_c": 80.0})
+    slot = SLOTS.get(kind, kind)
+    category = "fire" if slot in ("fire", "bin.fire") else slot.split(".")[0]
+    return AlertEvent(
+        action,
+        slot,
+        kind,
+        category,
+        device,
+        0,
+        ts,
+        Severity.critical,
+        reason,
+        {"temp_c": 80.0},
+        partners,
+    )
 
 
 async def test_raise_twice_is_one_alert(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -90,6 +114,7 @@ async def test_database_refuses_a_second_active_alert(
     async with sessions() as session:
         session.add(
             AlertRow(
+                slot="fire",
                 kind="fire.alarm",
                 category="fire",
                 device_id="f1",
@@ -115,3 +140,58 @@ async def test_service_publishes_changes(sessions: async_sessionmaker[AsyncSessi
         # A subscriber that falls behind is cut off, not allowed to grow memory.
         await service.apply([event(Action.raise_, device=f"x{i}") for i in range(5)])
         assert sub.lagged and sub.queue.get_nowait() is None
+
+
+async def test_escalation_updates_the_same_alert(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AlertStore(sessions)
+    changes = await store.apply(
+        [
+            event(Action.raise_, "fire.pre_alarm"),
+            event(Action.update, "fire.alarm", ts=T0 + 10),
+            event(Action.update, "fire.confirmed", ts=T0 + 20),
+            event(Action.raise_, "fire.confirmed", ts=T0 + 30),  # a repeat: no change
+        ]
+    )
+    assert [c.type for c in changes] == [ChangeType.raised, ChangeType.updated, ChangeType.updated]
+    assert len({c.alert.id for c in changes}) == 1
+    (alert,) = await store.find(device_id="f1")
+    assert alert.kind == "fire.confirmed" and alert.slot == "fire"
+    assert alert.raised_at == from_ms(T0) and alert.updated_at == from_ms(T0 + 20)
+
+
+async def test_confirmed_fire_groups_alerts_into_one_incident(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AlertStore(sessions)
+    await store.apply([event(Action.raise_, "fire.pre_alarm", device=d) for d in "abc"])
+    await store.apply(
+        [
+            event(Action.update, "fire.confirmed", device="a", ts=T0 + 5, partners=("b",)),
+            event(Action.update, "fire.confirmed", device="b", ts=T0 + 5, partners=("a",)),
+        ]
+    )
+    await store.apply(
+        [
+            event(Action.update, "fire.confirmed", device="c", ts=T0 + 9, partners=("a", "b")),
+        ]
+    )
+    (incident,) = await store.incidents()
+    assert incident.status == "open" and incident.kind == "fire"
+    assert sorted(incident.device_ids) == ["a", "b", "c"]
+    assert {a.incident_id for a in await store.find()} == {incident.id}
+    assert await store.incident(incident.id) == incident
+    assert await store.incident(incident.id + 1) is None
+
+
+async def test_bin_fire_stays_active_until_resolved(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    store = AlertStore(sessions)
+    await store.apply(
+        [event(Action.raise_, "bin.fire", "b1"), event(Action.clear, "bin.fire", "b1", T0 + 1)]
+    )
+    (alert,) = await store.find(device_id="b1")
+    assert alert.category == "fire" and alert.status is AlertStatus.open
+    assert alert.cleared_at is not None

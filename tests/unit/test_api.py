@@ -156,9 +156,39 @@ async def test_alerts_list_filters_and_get(
     t0 = 1_790_000_000_000
     await services.alerts.apply(
         [
-            AlertEvent(Action.raise_, "fire.alarm", "fire-001", 0, t0, Severity.critical, "hot"),
-            AlertEvent(Action.raise_, "bin.full", "bin-001", 1, t0, Severity.minor, "full"),
-            AlertEvent(Action.clear, "bin.full", "bin-001", 1, t0 + 1, Severity.minor, "emptied"),
+            AlertEvent(
+                Action.raise_,
+                "fire",
+                "fire.alarm",
+                "fire",
+                "fire-001",
+                0,
+                t0,
+                Severity.critical,
+                "hot",
+            ),
+            AlertEvent(
+                Action.raise_,
+                "bin.fill",
+                "bin.full",
+                "bin",
+                "bin-001",
+                1,
+                t0,
+                Severity.minor,
+                "full",
+            ),
+            AlertEvent(
+                Action.clear,
+                "bin.fill",
+                "bin.full",
+                "bin",
+                "bin-001",
+                1,
+                t0 + 1,
+                Severity.minor,
+                "emptied",
+            ),
         ]
     )
     everything = (await client.get("/api/v1/alerts")).json()

@@ -1,55 +1,153 @@
-"""Rule engine: fire and bin rules over hand-made traces, and the alert guarantees."""
+"""Rule families over hand-made traces (docs/rules.md is the specification)."""
 
 from __future__ import annotations
 
-import itertools
 import math
+import random
+from collections.abc import Sequence
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from rules.engine import RuleEngine, RuleParams
-from rules.events import Action, AlertEvent
-from rules.fire import FireParams
+from rules.engine import RuleEngine
+from rules.events import AlertEvent
+from rules.params import DeviceSpec, RuleParams
 from tests.unit.conftest import make_batch
 
 T0 = 1_790_000_000_000
-MIN = 60_000
+S = 1000
+MIN = 60 * S
 
 
-def summary(events: list[AlertEvent]) -> list[tuple[str, str, str, int]]:
-    return [(e.device_id, e.kind, e.action.value, e.ts_ms) for e in events]
+def fleet(*specs: tuple[str, str] | tuple[str, str, dict[str, object]]) -> list[DeviceSpec]:
+    """Devices d0, d1, ... from (kind, zone[, attributes]) tuples."""
+    out = []
+    for i, spec in enumerate(specs):
+        # Spread devices 1 km apart unless a test places them: only zones confirm.
+        extra = {"lat": -2.5 - i * 0.01, "lon": 112.95} | (
+            dict(spec[2]) if len(spec) > 2 else {}  # type: ignore[misc]
+        )
+        params = extra.pop(
+            "params", RuleParams(heat_fixed_c=60.0) if spec[0] == "bin" else RuleParams()
+        )
+        out.append(
+            DeviceSpec(
+                i,
+                f"d{i}",
+                spec[0],
+                params=params,  # type: ignore[arg-type]
+                zone=spec[1] or None,
+                **extra,
+            )
+        )  # type: ignore[arg-type]
+    return out
 
 
-def test_heat_raises_once_and_clears_with_hysteresis() -> None:
-    engine = RuleEngine()
-    temps = [30, 45, 58, 70, 56, 54, 51, 40]
-    events = engine.evaluate(
-        make_batch([(0, T0 + i * MIN, {"temp_c": t}) for i, t in enumerate(temps)])
+def run(
+    engine: RuleEngine,
+    rows: Sequence[tuple[int, int, dict[str, float]]],
+    kinds: dict[int, str] | None = None,
+    one_by_one: bool = True,
+) -> list[AlertEvent]:
+    """Feed readings (one batch each, or all at once) with now = event time."""
+    ids = engine.device_ids
+    kinds = kinds or {i: ("bin" if engine.state.kind[i] == 2 else "fire") for i in range(len(ids))}
+    if not one_by_one:
+        return engine.evaluate(make_batch(rows, kinds, ids), max(r[1] for r in rows))
+    events: list[AlertEvent] = []
+    for row in rows:
+        events += engine.evaluate(make_batch([row], kinds, ids), row[1])
+    return events
+
+
+def kinds_of(events: Sequence[AlertEvent]) -> list[tuple[str, str, str]]:
+    return [(e.device_id, e.action.value, e.kind) for e in events]
+
+
+# -- fire -------------------------------------------------------------------------------
+
+
+def test_single_hot_reading_is_a_pre_alarm_verified_by_a_second() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    events = run(
+        engine,
+        [
+            (0, T0, {"temp_c": 30}),
+            (0, T0 + 10 * S, {"temp_c": 58}),
+            (0, T0 + 20 * S, {"temp_c": 59}),
+        ],
     )
-    # 56 and 54 are below 57 but within the 5 C clearing margin: still burning.
-    assert summary(events) == [
-        ("dev-0", "fire.alarm", "raise", T0 + 2 * MIN),
-        ("dev-0", "fire.alarm", "clear", T0 + 6 * MIN),
+    assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm"), ("d0", "update", "fire.alarm")]
+    assert events[0].reason.startswith("temp_c 58.0 >= 57")
+    assert "verified" in events[1].reason and events[1].ts_ms == T0 + 20 * S
+    assert events[1].severity == "critical"
+
+
+def test_second_reading_after_the_verify_window_does_not_verify() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    events = run(
+        engine,
+        [
+            (0, T0, {"temp_c": 58}),
+            (0, T0 + 61 * S, {"temp_c": 58}),
+            (0, T0 + 100 * S, {"temp_c": 58}),
+        ],
+    )
+    # 61 s later restarts the wait; 39 s after that it verifies.
+    assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm"), ("d0", "update", "fire.alarm")]
+    assert events[1].ts_ms == T0 + 100 * S
+
+
+def test_heat_and_smoke_together_confirm_at_once() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    events = run(engine, [(0, T0, {"temp_c": 62, "smoke_obs_pct_m": 14})])
+    assert kinds_of(events) == [("d0", "raise", "fire.confirmed")]
+    assert "heat and smoke agree" in events[0].reason
+
+
+def test_smoke_prealarm_then_alarm() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    events = run(
+        engine,
+        [
+            (0, T0, {"smoke_obs_pct_m": 6}),
+            (0, T0 + 10 * S, {"smoke_obs_pct_m": 11}),
+            (0, T0 + 20 * S, {"smoke_obs_pct_m": 12}),
+        ],
+    )
+    assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm"), ("d0", "update", "fire.alarm")]
+    assert "pre-alarm 5" in events[0].reason
+
+
+def test_rate_of_rise_with_irregular_intervals() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    # 30 -> 36 C over 40 s: 9 C/min, below the fixed threshold; intervals of 7..23 s.
+    rows = [
+        (0, T0, {"temp_c": 30.0}),
+        (0, T0 + 17 * S, {"temp_c": 32.0}),
+        (0, T0 + 24 * S, {"temp_c": 33.5}),
+        (0, T0 + 40 * S, {"temp_c": 36.0}),
+        (0, T0 + 47 * S, {"temp_c": 38.0}),
     ]
-    assert events[0].reason == "temp_c 58 >= 57"
-    assert events[0].severity == "critical"
+    events = run(engine, rows)
+    assert kinds_of(events)[0] == ("d0", "raise", "fire.pre_alarm")
+    assert "rate of rise" in events[0].reason
 
 
-def test_smoke_alone_raises() -> None:
-    events = RuleEngine().evaluate(make_batch([(0, T0, {"temp_c": 33, "smoke_obs_pct_m": 12.5})]))
-    assert [e.reason for e in events] == ["smoke_obs_pct_m 12.5 >= 10"]
-    assert events[0].values == {"temp_c": 33.0, "smoke_obs_pct_m": 12.5}
+def test_rate_of_rise_ignores_noise_between_close_readings() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    rng = random.Random(1)
+    rows = [(0, T0 + i * 2 * S, {"temp_c": 31 + rng.uniform(-1.5, 1.5)}) for i in range(600)]
+    assert run(engine, rows) == []
 
 
-def test_reading_without_fire_quantities_keeps_the_alarm() -> None:
-    engine = RuleEngine()
-    engine.evaluate(make_batch([(0, T0, {"temp_c": 90})]))
-    assert engine.evaluate(make_batch([(0, T0 + MIN, {"battery_v": 3.1})])) == []
+def test_static_class_has_no_rate_of_rise() -> None:
+    engine = RuleEngine(fleet(("fire", "", {"params": RuleParams().with_heat_class("BS")})))
+    rows = [(0, T0 + i * 10 * S, {"temp_c": 30.0 + 3 * i}) for i in range(16)]  # 18 C/min
+    events = run(engine, rows)
+    assert events and "temp_c 69.0 >= 69" in events[0].reason  # the fixed B threshold
 
 
 def test_tropical_days_never_alarm() -> None:
-    # Sampit: 24..36 C daily, humid, light haze; a week of readings every minute.
+    # Sampit: 24..36 C daily cycle, humid, light haze; a week of readings every minute.
+    engine = RuleEngine(fleet(*[("fire", "") for _ in range(5)]))
     rows = []
     for minute in range(7 * 24 * 60):
         temp = 30 + 6 * math.sin(2 * math.pi * (minute / 1440 - 0.375)) + 0.4 * math.sin(minute)
@@ -57,112 +155,233 @@ def test_tropical_days_never_alarm() -> None:
             (
                 minute % 5,
                 T0 + minute * MIN,
-                {"temp_c": temp, "smoke_obs_pct_m": 0.4, "humidity_pct": 90},
+                {"temp_c": round(temp, 2), "smoke_obs_pct_m": 0.4, "humidity_pct": 90},
             )
         )
-    assert RuleEngine().evaluate(make_batch(rows)) == []
-
-
-def test_only_fire_devices_run_fire_rules() -> None:
-    events = RuleEngine().evaluate(
-        make_batch([(0, T0, {"temp_c": 80, "fill_pct": 20})], kinds={0: "bin"})
-    )
+    events = engine.evaluate(make_batch(rows, device_ids=engine.device_ids), T0)
     assert events == []
 
 
-def test_bin_full_with_hysteresis() -> None:
-    engine = RuleEngine()
-    fills = [50, 80, 91, 85, 95, 60, 29, 92]
+def test_fire_clears_after_the_hold_and_never_flaps() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    temps = [70, 75, 50, 56, 40, 40, 40, 40, 40, 40, 40, 40]  # 56 is in the hysteresis band
+    rows = [(0, T0 + i * 10 * S, {"temp_c": t}) for i, t in enumerate(temps)]
+    events = run(engine, rows)
+    assert kinds_of(events) == [
+        ("d0", "raise", "fire.pre_alarm"),
+        ("d0", "update", "fire.alarm"),
+        ("d0", "clear", "fire.alarm"),
+    ]
+    # Normal from the reading at 40 s; 60 s of normal readings clear it at 100 s.
+    assert events[-1].ts_ms == T0 + 100 * S
+
+
+def test_two_detectors_in_one_zone_confirm_and_share_partners() -> None:
+    engine = RuleEngine(fleet(("fire", "hall"), ("fire", "hall"), ("fire", "other")))
+    events = run(
+        engine,
+        [
+            (0, T0, {"smoke_obs_pct_m": 12}),
+            (2, T0 + 5 * S, {"temp_c": 90}),
+            (1, T0 + 90 * S, {"temp_c": 60}),
+        ],
+    )
+    assert kinds_of(events) == [
+        ("d0", "raise", "fire.pre_alarm"),
+        ("d2", "raise", "fire.pre_alarm"),
+        ("d1", "raise", "fire.pre_alarm"),
+        ("d1", "update", "fire.confirmed"),
+        ("d0", "update", "fire.confirmed"),
+    ]
+    confirmed = {e.device_id: e for e in events if e.kind == "fire.confirmed"}
+    assert confirmed["d0"].partners == ("d1",) and confirmed["d1"].partners == ("d0",)
+    assert confirmed["d0"].zone == "hall" and confirmed["d0"].ts_ms == T0 + 90 * S
+
+
+def test_detectors_close_together_confirm_without_a_zone() -> None:
+    near = {"lat": -2.5400, "lon": 112.9500}
+    close = {"lat": -2.5405, "lon": 112.9503}  # ~65 m away
+    far = {"lat": -2.5500, "lon": 112.9500}  # ~1.1 km away
+    engine = RuleEngine(fleet(("fire", "", near), ("fire", "", close), ("fire", "", far)))
+    events = run(
+        engine,
+        [(2, T0, {"temp_c": 80}), (0, T0 + S, {"temp_c": 80}), (1, T0 + 2 * S, {"temp_c": 80})],
+    )
+    confirmed = sorted(e.device_id for e in events if e.kind == "fire.confirmed")
+    assert confirmed == ["d0", "d1"]
+
+
+def test_duplicates_and_late_readings() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    hot = (0, T0, {"temp_c": 80.0})
+    assert len(engine.evaluate(make_batch([hot, hot, hot], device_ids=["d0"]), T0)) == 1
+    assert engine.duplicate_readings == 2
+    # The same reading redelivered later is late, not a second alarm-level reading.
+    assert engine.evaluate(make_batch([hot], device_ids=["d0"]), T0 + S) == []
+    assert engine.late_readings == 1
+
+
+# -- bins -------------------------------------------------------------------------------
+
+
+def test_bin_nearly_full_then_full_then_emptied() -> None:
+    engine = RuleEngine(fleet(("bin", "", {"depth_mm": 1000.0})))
+    fills = [50, 76, 77, 91, 92, 85, 85, 20, 18]
+    events = run(engine, [(0, T0 + i * MIN, {"fill_pct": f}) for i, f in enumerate(fills)])
+    assert kinds_of(events) == [
+        ("d0", "raise", "bin.nearly_full"),
+        ("d0", "update", "bin.full"),
+        ("d0", "clear", "bin.full"),
+    ]
+    assert [e.ts_ms for e in events] == [T0 + 2 * MIN, T0 + 4 * MIN, T0 + 8 * MIN]
+    assert events[1].reason.startswith("fill_pct 92.0 >= 90")
+
+
+def test_noisy_ultrasonic_readings_do_not_flap() -> None:
+    engine = RuleEngine(fleet(("bin", "", {"depth_mm": 1000.0})))
+    rng = random.Random(3)
+    fills = [95 + rng.uniform(-3, 3) for _ in range(200)]
+    for i in range(10, 200, 17):
+        fills[i] = 0.0  # a lost echo reads as an empty bin, once
+    for i in range(5, 200, 23):
+        fills[i] = 100.0
+    events = run(engine, [(0, T0 + i * MIN, {"fill_pct": f}) for i, f in enumerate(fills)])
+    assert kinds_of(events) == [("d0", "raise", "bin.full")]
+
+
+def test_full_bin_below_hysteresis_goes_back_to_nearly_full() -> None:
+    engine = RuleEngine(fleet(("bin", "")))
+    fills = [95, 95, 78, 78, 85, 85]  # compacted, then filling again
+    events = run(engine, [(0, T0 + i * MIN, {"fill_pct": f}) for i, f in enumerate(fills)])
+    assert kinds_of(events) == [("d0", "raise", "bin.full"), ("d0", "update", "bin.nearly_full")]
+
+
+def test_fill_rate_and_time_to_full_survive_noise_and_emptying() -> None:
+    engine = RuleEngine(fleet(("bin", "")))
+    rng = random.Random(5)
+    rows, fill = [], 10.0
+    for i in range(24 * 6):  # every 10 minutes for a day: 3 %/h, emptied at 80 %
+        fill += 0.5
+        if fill >= 80:
+            fill = 5.0
+        rows.append((0, T0 + i * 10 * MIN, {"fill_pct": fill + rng.uniform(-2, 2)}))
+    run(engine, rows)
+    status = engine.bin_status(0)
+    assert status is not None and status.rate_pct_per_h is not None
+    assert 2.5 <= status.rate_pct_per_h <= 3.5, status
+    assert status.hours_to_full is not None
+    assert abs(status.hours_to_full - (90 - status.fill_pct) / status.rate_pct_per_h) < 1e-6
+
+
+def test_bin_fire_and_tilt() -> None:
+    engine = RuleEngine(fleet(("bin", "")))
+    rows = [
+        (0, T0, {"temp_c": 35, "tilt_deg": 3}),
+        (0, T0 + MIN, {"temp_c": 64, "tilt_deg": 80}),
+        (0, T0 + 2 * MIN, {"temp_c": 30, "tilt_deg": 40}),
+        (0, T0 + 3 * MIN, {"temp_c": 30, "tilt_deg": 5}),
+    ]
+    events = run(engine, rows)
+    assert kinds_of(events) == [
+        ("d0", "raise", "bin.fire"),
+        ("d0", "raise", "bin.tilted"),
+        ("d0", "clear", "bin.fire"),
+        ("d0", "clear", "bin.tilted"),
+    ]
+    assert events[0].category == "fire" and events[0].severity == "critical"
+
+
+# -- health -----------------------------------------------------------------------------
+
+
+def test_battery_low_with_hysteresis() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    volts = [3.6, 3.25, 3.35, 3.45, 3.6]
+    events = run(engine, [(0, T0 + i * MIN, {"battery_v": v}) for i, v in enumerate(volts)])
+    assert kinds_of(events) == [
+        ("d0", "raise", "device.battery_low"),
+        ("d0", "clear", "device.battery_low"),
+    ]
+    assert events[1].ts_ms == T0 + 4 * MIN
+
+
+def test_offline_after_missed_intervals_cleared_by_next_reading() -> None:
+    engine = RuleEngine(fleet(("fire", "", {"reporting_interval_s": 10.0}), ("bin", "")))
+    engine.evaluate(make_batch([(0, T0, {"temp_c": 30})], device_ids=engine.device_ids), T0)
+    assert engine.check_offline(T0 + 30 * S) == []  # exactly 3 intervals: not yet
+    (offline,) = engine.check_offline(T0 + 31 * S)
+    assert (offline.device_id, offline.kind, offline.severity) == ("d0", "device.offline", "major")
+    assert engine.check_offline(T0 + 60 * S) == []  # raised once
+    events = engine.evaluate(
+        make_batch([(0, T0 + 61 * S, {"temp_c": 30})], device_ids=engine.device_ids), T0 + 61 * S
+    )
+    assert kinds_of(events) == [("d0", "clear", "device.offline")]
+
+
+def test_fault_for_impossible_and_stuck_values() -> None:
+    engine = RuleEngine(fleet(("bin", "", {"depth_mm": 1000.0}), ("fire", "")))
+    events = run(
+        engine,
+        [
+            (0, T0, {"distance_mm": 1500.0}),
+            (0, T0 + MIN, {"distance_mm": 400}),
+            (0, T0 + 2 * MIN, {"distance_mm": 410}),
+            (0, T0 + 3 * MIN, {"distance_mm": 420}),
+        ],
+    )
+    assert kinds_of(events) == [("d0", "raise", "device.fault"), ("d0", "clear", "device.fault")]
+    assert "beyond the bin's depth" in events[0].reason
+    stuck = [(1, T0 + i * 20 * MIN, {"temp_c": 29.5}) for i in range(25)]  # 8 h, same value
+    events = run(engine, stuck)
+    assert kinds_of(events) == [("d1", "raise", "device.fault")]
+    assert "stuck at 29.5" in events[0].reason
+
+
+# -- engine ------------------------------------------------------------------------------
+
+
+def test_one_batch_or_many_give_the_same_events() -> None:
+    engine_a = RuleEngine(fleet(("fire", "z"), ("fire", "z"), ("bin", "")))
+    engine_b = RuleEngine(fleet(("fire", "z"), ("fire", "z"), ("bin", "")))
+    rows = []
+    for i in range(40):
+        rows.append((0, T0 + i * 10 * S, {"temp_c": 30 + i * 2.0}))
+        rows.append((1, T0 + i * 10 * S + 3, {"smoke_obs_pct_m": 0.3 * i}))
+        rows.append((2, T0 + i * 10 * S + 7, {"fill_pct": 2.5 * i, "temp_c": 30 + i}))
+    many = run(engine_a, rows)
+    once = run(engine_b, rows, one_by_one=False)
+    assert sorted(e.key() for e in many) == sorted(e.key() for e in once)
+    assert {e.kind for e in many} >= {"fire.confirmed", "bin.full", "bin.fire"}
+
+
+def test_state_grows_with_the_fleet_and_stays_small() -> None:
+    engine = RuleEngine(fleet(("fire", "")), capacity=4)
+    engine.upsert_device(DeviceSpec(5000, "far", "fire"))
     events = engine.evaluate(
         make_batch(
-            [(3, T0 + i * MIN, {"fill_pct": f}) for i, f in enumerate(fills)], kinds={3: "bin"}
-        )
+            [(5000, T0, {"temp_c": 99, "smoke_obs_pct_m": 30})], device_ids=engine.device_ids
+        ),
+        T0,
     )
-    assert summary(events) == [
-        ("dev-3", "bin.full", "raise", T0 + 2 * MIN),
-        ("dev-3", "bin.full", "clear", T0 + 6 * MIN),
-        ("dev-3", "bin.full", "raise", T0 + 7 * MIN),
-    ]
-    assert events[0].reason == "fill_pct 91.0 >= 90"
-    assert events[1].reason == "emptied: fill_pct 29.0 < 30"
+    assert [e.device_id for e in events] == ["far"]
+    assert engine.state.capacity >= 5001
+    assert engine.state.bytes_per_device() <= 256
 
 
-def test_duplicates_and_late_readings_do_not_repeat_alerts() -> None:
-    engine = RuleEngine()
-    hot = (0, T0, {"temp_c": 80.0})
-    assert len(engine.evaluate(make_batch([hot, hot, hot]))) == 1
-    assert engine.evaluate(make_batch([hot])) == []  # redelivered in a later batch
-    # A late reading from before the alarm says "cold", but newer data says "hot".
-    assert engine.evaluate(make_batch([(0, T0 - MIN, {"temp_c": 20.0})])) == []
+def test_seeded_state_after_restart_raises_nothing_new() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    engine.seed("fire", 0, "fire.alarm")
+    events = run(engine, [(0, T0, {"temp_c": 90}), (0, T0 + 10 * S, {"temp_c": 90})])
+    assert events == []
+    assert engine.check_offline(T0 + 10 * S) == []
 
 
-def test_many_devices_in_one_batch_out_of_order() -> None:
-    rows = [(d, T0 + (9 - i) * 1000, {"temp_c": 20 + i * 5}) for d in range(50) for i in range(10)]
-    events = RuleEngine().evaluate(make_batch(rows[::-1]))
-    # Sorted by time each device goes hot -> cold: a raise at the first hot reading, then a
-    # clear when it cools (the rows were given newest-first and in reverse device order).
-    assert len(events) == 100
-    assert {e.device_id for e in events} == {f"dev-{d}" for d in range(50)}
-    assert all(
-        events[2 * d].action is Action.raise_ and events[2 * d + 1].action is Action.clear
-        for d in range(50)
+def test_reorder_window_holds_and_releases() -> None:
+    engine = RuleEngine(fleet(("fire", "")), reorder_window_ms=5 * S)
+    batch = make_batch(
+        [(0, T0 + 2 * S, {"temp_c": 80}), (0, T0, {"temp_c": 80})], device_ids=engine.device_ids
     )
-
-
-def test_thresholds_are_parameters() -> None:
-    engine = RuleEngine(RuleParams(fire=FireParams(temp_c=68.0)))
-    assert engine.evaluate(make_batch([(0, T0, {"temp_c": 60})])) == []
-    assert len(engine.evaluate(make_batch([(0, T0 + 1, {"temp_c": 70})]))) == 1
-
-
-def test_seeded_state_survives_restart() -> None:
-    engine = RuleEngine()
-    engine.set_active("fire.alarm", 4)
-    assert engine.evaluate(make_batch([(4, T0, {"temp_c": 90})])) == []
-    assert [e.action for e in engine.evaluate(make_batch([(4, T0 + 1, {"temp_c": 25})]))] == [
-        Action.clear
-    ]
-
-
-def test_state_grows_with_the_fleet() -> None:
-    engine = RuleEngine(capacity=4)
-    events = engine.evaluate(make_batch([(5000, T0, {"temp_c": 99})]))
-    assert len(events) == 1 and engine.state.capacity >= 5001
-
-
-trace = st.lists(
-    st.tuples(
-        st.integers(0, 3),  # device
-        st.integers(0, 40),  # time step
-        st.sampled_from([20.0, 52.0, 55.0, 58.0, 90.0]),  # temperature around the thresholds
-    ),
-    min_size=1,
-    max_size=60,
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(trace, st.lists(st.integers(1, 59), max_size=5), st.randoms())
-def test_batch_boundaries_and_duplicates_do_not_change_alerts(
-    rows: list[tuple[int, int, float]], cuts: list[int], rnd: object
-) -> None:
-    # One reading per (device, time): later duplicates of a key repeat the same value.
-    unique = {(d, t): temp for d, t, temp in rows}
-    readings = sorted((d, T0 + t * 1000, {"temp_c": temp}) for (d, t), temp in unique.items())
-    reference = RuleEngine().evaluate(make_batch(readings, device_ids=[f"d{i}" for i in range(4)]))
-
-    # Deliver in time order, cut into arbitrary batches, with every reading sent twice and
-    # shuffled within its batch.
-    engine = RuleEngine()
-    got: list[AlertEvent] = []
-    bounds = [0, *sorted({c for c in cuts if c < len(readings)}), len(readings)]
-    for lo, hi in itertools.pairwise(bounds):
-        chunk = readings[lo:hi] * 2
-        rnd.shuffle(chunk)  # type: ignore[attr-defined]
-        got.extend(engine.evaluate(make_batch(chunk, device_ids=[f"d{i}" for i in range(4)])))
-    assert sorted(summary(got)) == sorted(summary(reference))
-    # At most one active alert per device at any time: raise and clear alternate.
-    for device in range(4):
-        actions = [e.action for e in sorted(got, key=lambda e: e.ts_ms) if e.device_index == device]
-        assert all(a != b for a, b in itertools.pairwise(actions))
-        assert not actions or actions[0] is Action.raise_
+    assert engine.evaluate(batch, T0 + 2 * S) == []  # held: neither is 5 s old yet
+    events = engine.release(T0 + 7 * S)
+    assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm"), ("d0", "update", "fire.alarm")]
+    assert [e.ts_ms for e in events] == [T0, T0 + 2 * S]
