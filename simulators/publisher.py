@@ -308,8 +308,14 @@ def run_simulation(
         link.connect()
         try:
             if config.api_url and not stop.is_set():
+                # The registry learns the reporting interval, so Sigap can tell when a
+                # simulated device has gone silent (device.offline).
+                bodies = [
+                    body | {"reporting_interval_s": config.interval_s}
+                    for body in fleet.registrations()
+                ]
                 registered = register_fleet(
-                    fleet.registrations(), config.api_url, config.api_token, stop=stop
+                    bodies, config.api_url, config.api_token, stop=stop
                 ).registered
             start = time.monotonic()
             _publish_loop(config, fleet, scenario, schedule, link, stop, start, console, progress)

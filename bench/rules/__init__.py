@@ -1,0 +1,1 @@
+"""Rule engine benchmark and the per-reading reference engine (the oracle)."""
