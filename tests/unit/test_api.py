@@ -259,3 +259,110 @@ async def test_readings_when_influxdb_is_down(
     response = await client.get("/api/v1/devices/fire-001/readings")
     assert response.status_code == 503
     assert "reading store unavailable" in response.json()["detail"]
+
+
+async def test_bins_show_fill_rate_and_prediction(
+    client: httpx.AsyncClient, services: ApiServices
+) -> None:
+    from rules.engine import BinStatus
+
+    statuses = {
+        "bin-001": BinStatus(fill_pct=62.04, rate_pct_per_h=3.456, hours_to_full=8.1, level=0),
+        "bin-002": BinStatus(fill_pct=91.0, rate_pct_per_h=None, hours_to_full=0.0, level=2),
+    }
+    services.bin_status = statuses.get
+    for i in (1, 2, 3):
+        body = {
+            "id": f"bin-00{i}",
+            "kind": "bin",
+            "lat": -2.5,
+            "lon": 112.9,
+            "district": "Baamang" if i < 3 else "Seranau",
+            "depth_mm": 1000,
+        }
+        assert (await client.post("/api/v1/devices", json=body)).status_code == 201
+    await client.post("/api/v1/devices", json=FIRE)
+    bins = (await client.get("/api/v1/bins")).json()
+    assert [b["id"] for b in bins] == ["bin-001", "bin-002", "bin-003"]  # no fire detectors
+    assert bins[0]["fill_pct"] == 62.0 and bins[0]["fill_rate_pct_per_h"] == 3.46
+    assert bins[0]["hours_to_full"] == 8.1 and bins[0]["level"] == "ok"
+    assert bins[2]["fill_pct"] is None and bins[2]["level"] is None  # no reading yet
+    soon = (await client.get("/api/v1/bins", params={"full_within_h": 10})).json()
+    assert [b["id"] for b in soon] == ["bin-001", "bin-002"]
+    assert [
+        b["id"] for b in (await client.get("/api/v1/bins", params={"min_fill_pct": 90})).json()
+    ] == ["bin-002"]
+    assert (await client.get("/api/v1/bins/bin-002")).json()["level"] == "full"
+    assert (await client.get("/api/v1/bins/fire-001")).status_code == 404
+
+
+async def test_incidents(client: httpx.AsyncClient, services: ApiServices) -> None:
+    t0 = 1_790_000_000_000
+    await services.alerts.apply(
+        [
+            AlertEvent(
+                Action.raise_,
+                "fire",
+                "fire.confirmed",
+                "fire",
+                "a",
+                0,
+                t0,
+                Severity.critical,
+                "confirmed",
+                partners=("b",),
+                zone="pasar",
+            ),
+            AlertEvent(
+                Action.raise_,
+                "fire",
+                "fire.confirmed",
+                "fire",
+                "b",
+                1,
+                t0,
+                Severity.critical,
+                "confirmed",
+                partners=("a",),
+                zone="pasar",
+            ),
+        ]
+    )
+    (incident,) = (await client.get("/api/v1/incidents")).json()
+    assert incident["zone"] == "pasar" and sorted(incident["device_ids"]) == ["a", "b"]
+    one = await client.get(f"/api/v1/incidents/{incident['id']}")
+    assert one.json() == incident
+    assert (await client.get("/api/v1/incidents/999")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"thresholds": {"heat_fixed_c": "hot"}}, "heat_fixed_c must be a number"),
+        ({"thresholds": {"no_such": 1}}, "unknown rule parameter 'no_such'"),
+        ({"thresholds": {"heat_class": "Z9"}}, "unknown EN 54-5 class"),
+        ({"rule_class": "kitchen"}, "unknown rule class 'kitchen'"),
+        ({"reporting_interval_s": 0}, "greater than 0"),
+    ],
+)
+async def test_rule_settings_are_validated(
+    client: httpx.AsyncClient, services: ApiServices, change: dict[str, Any], message: str
+) -> None:
+    from rules.params import RulesConfig
+
+    def check(device: Any) -> None:
+        from rules.params import RulesConfigError
+
+        try:
+            RulesConfig().params_for(
+                device.id, device.kind.value, device.rule_class, device.thresholds
+            )
+        except RulesConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    services.check_device = check
+    response = await client.post("/api/v1/devices", json=FIRE | change)
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    ok = FIRE | {"thresholds": {"heat_class": "B", "smoke_alarm_pct_m": 12}}
+    assert (await client.post("/api/v1/devices", json=ok)).status_code == 201
