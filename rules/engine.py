@@ -35,6 +35,7 @@ class BinStatus:
     rate_pct_per_h: float | None
     hours_to_full: float | None
     level: int  # 0 ok, 1 nearly full, 2 full
+    reading_ts_ms: int = 0  # event time of the latest fill reading
 
 
 @dataclass(slots=True)
