@@ -240,8 +240,8 @@ def _tilt(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
 
 def status(
     st: EngineState, params_full: float, index: int, params: dict[str, float]
-) -> tuple[float, float | None, float | None, int] | None:
-    """(fill EMA, rate %/h, hours to full, level) of one bin, or None before any reading."""
+) -> tuple[float, float | None, float | None, int, int] | None:
+    """(fill EMA, rate %/h, hours to full, level, reading ts) of a bin; None before any."""
     if index >= st.capacity or st.ema_ts[index] == NEVER:
         return None
     ema = float(st.ema[index])
@@ -259,4 +259,4 @@ def status(
         hours = 0.0
     elif rate is not None and rate > 0.05:
         hours = (params_full - ema) / rate
-    return ema, rate, hours, int(st.fill_level[index]), int(st.ema_ts[index])
+    return ema, rate, hours, int(st.fill_level[index]), int(st.ema_ts[index]), int(st.ema_ts[index])
