@@ -259,4 +259,4 @@ def status(
         hours = 0.0
     elif rate is not None and rate > 0.05:
         hours = (params_full - ema) / rate
-    return ema, rate, hours, int(st.fill_level[index]), int(st.ema_ts[index]), int(st.ema_ts[index])
+    return ema, rate, hours, int(st.fill_level[index]), int(st.ema_ts[index])
