@@ -18,24 +18,23 @@ TILT_SLOT = "bin.tilted"
 _BIN = KIND_CODES["bin"]
 
 
-def evaluate(r: Round, st: EngineState, heat: Heat) -> None:
+def evaluate(r: Round, heat: Heat) -> None:
     """Run every bin rule over the bins in a round."""
     is_bin = r.kinds == _BIN
     if not is_bin.any():
         return
-    _fill_level(r, st, is_bin)
-    _fill_rate(r, st, is_bin)
-    _bin_fire(r, st, is_bin, heat)
-    _tilt(r, st, is_bin)
+    _fill_level(r, is_bin)
+    _fill_rate(r, is_bin)
+    _bin_fire(r, is_bin, heat)
+    _tilt(r, is_bin)
 
 
-def _fill_level(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
+def _fill_level(r: Round, is_bin: np.ndarray) -> None:
     fill = r.col("fill_pct")
     rows = is_bin & ~np.isnan(fill)
     if not rows.any():
         return
-    devs = r.devs
-    level = st.fill_level[devs].astype(np.int16)
+    level = r.s.fill_level.astype(np.int16)
     full, nearly = r.p("bin_full_pct"), r.p("bin_nearly_full_pct")
     emptied = r.p("bin_emptied_pct")
     target = np.select(
@@ -49,8 +48,8 @@ def _fill_level(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
         [2, 2, 1, 0, 1],
         default=0,
     )
-    pending = st.fill_pending[devs].astype(np.int16)
-    count = st.fill_count[devs].astype(np.int16)
+    pending = r.s.fill_pending.astype(np.int16)
+    count = r.s.fill_count.astype(np.int16)
     same = target == level
     again = ~same & (target == pending)
     count = np.where(same, 0, np.where(again, count + 1, 1))
@@ -58,9 +57,9 @@ def _fill_level(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
     change = rows & ~same & (count >= r.p("bin_confirm_readings"))
     new_level = np.where(change, target, level)
     count = np.where(change, 0, count)
-    st.fill_level[devs[rows]] = new_level[rows]
-    st.fill_pending[devs[rows]] = pending[rows]
-    st.fill_count[devs[rows]] = count[rows]
+    r.s.fill_level[rows] = new_level[rows]
+    r.s.fill_pending[rows] = pending[rows]
+    r.s.fill_count[rows] = count[rows]
 
     changed = np.flatnonzero(change)
     if not len(changed):
@@ -95,18 +94,18 @@ def _fill_level(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
         )
 
 
-def _fill_rate(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
+def _fill_rate(r: Round, is_bin: np.ndarray) -> None:
     fill = r.col("fill_pct")
     rows = is_bin & ~np.isnan(fill)
     if not rows.any():
         return
-    devs, ts = r.devs[rows], r.ts[rows]
+    ts = r.ts[rows]
     f = fill[rows]
-    ema = st.ema[devs].astype(np.float64)
-    ema_ts = st.ema_ts[devs]
-    anchor_fill = st.anchor_fill[devs].astype(np.float64)
-    anchor_ts = st.anchor_ts[devs]
-    prior = st.prior_rate[devs].astype(np.float64)
+    ema = r.s.ema[rows]
+    ema_ts = r.s.ema_ts[rows]
+    anchor_fill = r.s.anchor_fill[rows]
+    anchor_ts = r.s.anchor_ts[rows]
+    prior = r.s.prior_rate[rows]
     p = {
         name: (v[rows] if np.ndim(v) else v)
         for name, v in (
@@ -136,27 +135,27 @@ def _fill_rate(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
     anchor_fill = np.where(slide, ema, anchor_fill)
     anchor_ts = np.where(slide, ts, anchor_ts)
 
-    st.ema[devs] = ema
-    st.ema_ts[devs] = ts
-    st.anchor_fill[devs] = anchor_fill
-    st.anchor_ts[devs] = anchor_ts
-    st.prior_rate[devs] = prior
+    r.s.ema[rows] = ema
+    r.s.ema_ts[rows] = ts
+    r.s.anchor_fill[rows] = anchor_fill
+    r.s.anchor_ts[rows] = anchor_ts
+    r.s.prior_rate[rows] = prior
 
 
-def _bin_fire(r: Round, st: EngineState, is_bin: np.ndarray, heat: Heat) -> None:
+def _bin_fire(r: Round, is_bin: np.ndarray, heat: Heat) -> None:
     rows = is_bin & heat.has_temp
     if not rows.any():
         return
-    devs, ts = r.devs, r.ts
-    active = st.binfire[devs]
-    normal_since = st.binfire_normal_since[devs]
+    ts = r.ts
+    active = r.s.binfire
+    normal_since = r.s.binfire_normal_since
     raise_ = rows & heat.heat & ~active
     normal_since = np.where(rows & ~heat.normal, NEVER, normal_since)
     normal_since = np.where(rows & heat.normal & (normal_since == NEVER), ts, normal_since)
     clear = rows & active & heat.normal & (ts - normal_since >= r.p("fire_clear_hold_s") * 1000.0)
-    st.binfire[devs[raise_]] = True
-    st.binfire[devs[clear]] = False
-    st.binfire_normal_since[devs[rows]] = normal_since[rows]
+    r.s.binfire[raise_] = True
+    r.s.binfire[clear] = False
+    r.s.binfire_normal_since[rows] = normal_since[rows]
     temp = r.col("temp_c")
 
     def raised(row: int) -> str:
@@ -197,17 +196,16 @@ def _bin_fire(r: Round, st: EngineState, is_bin: np.ndarray, heat: Heat) -> None
     )
 
 
-def _tilt(r: Round, st: EngineState, is_bin: np.ndarray) -> None:
+def _tilt(r: Round, is_bin: np.ndarray) -> None:
     tilt = r.col("tilt_deg")
     rows = is_bin & ~np.isnan(tilt)
     if not rows.any():
         return
-    devs = r.devs
-    active = st.tilted[devs]
+    active = r.s.tilted
     raise_ = rows & ~active & (tilt >= r.p("tilt_alarm_deg"))
     clear = rows & active & (tilt < r.p("tilt_clear_deg"))
-    st.tilted[devs[raise_]] = True
-    st.tilted[devs[clear]] = False
+    r.s.tilted[raise_] = True
+    r.s.tilted[clear] = False
 
     def values(row: int) -> dict[str, float]:
         return quantities(r, row, "tilt_deg")

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from ingest.batch import Q_INDEX
 from rules.events import Action, AlertEvent, Severity
 from rules.params import RuleParams
+from rules.state import Fields
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -52,13 +53,15 @@ class Round:
 
     devs: npt.NDArray[np.int32]
     ts: I64
-    values: F64  # (quantities, rows)
+    values: F64  # (quantities, batch rows); see `rows`
     kinds: npt.NDArray[np.uint8]
     profiles: npt.NDArray[np.uint16]
     table: ParamTable
     device_ids: Sequence[str]
     now: int
     events: list[AlertEvent]
+    s: Fields  # these devices' state records (a copy, written back after the round)
+    rows: Intp | slice | None = None  # which columns of `values` this round takes
     _uniform: int | None = field(default=None)
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -71,9 +74,38 @@ class Round:
     def __len__(self) -> int:
         return int(self.devs.shape[0])
 
+    def part(self, lo: int, hi: int) -> Round:
+        """Rows lo..hi of this round (views: writes reach this round's records)."""
+        if self.rows is None:
+            rows: Intp | slice = slice(lo, hi)
+        elif isinstance(self.rows, slice):
+            start = self.rows.start or 0
+            rows = slice(start + lo, start + hi)
+        else:
+            rows = self.rows[lo:hi]
+        return Round(
+            self.devs[lo:hi],
+            self.ts[lo:hi],
+            self.values,
+            self.kinds[lo:hi],
+            self.profiles[lo:hi],
+            self.table,
+            self.device_ids,
+            self.now,
+            self.events,
+            Fields(self.s.rec[lo:hi]),
+            rows,
+        )
+
     def col(self, name: str) -> F64:
         """One quantity for these rows (NaN where absent)."""
-        column: F64 = self.values[Q_INDEX[name]]
+        key = "q:" + name
+        column: F64 | None = self._cache.get(key)
+        if column is None:
+            # Gather lazily: a family touches only the quantities it needs.
+            whole = self.values[Q_INDEX[name]]
+            column = whole if self.rows is None else whole[self.rows]
+            self._cache[key] = column
         return column
 
     def p(self, name: str) -> Any:
@@ -135,7 +167,7 @@ def quantities(r: Round, row: int, *names: str) -> dict[str, float]:
     """The named quantities a row carried."""
     out = {}
     for name in names:
-        value = float(r.values[Q_INDEX[name], row])
+        value = float(r.col(name)[row])
         if value == value:
             out[name] = value
     return out

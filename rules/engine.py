@@ -17,6 +17,8 @@ from rules.events import AlertEvent
 from rules.params import DeviceSpec, RuleParams
 from rules.state import EngineState
 
+_FIRE = KIND_CODES["fire"]
+
 # The explicit registry of rule families, in evaluation order within a round.
 FAMILIES = ("health.back_online", "heat", "fire", "bins", "health", "fire.confirm")
 
@@ -71,6 +73,9 @@ class RuleEngine:
         self._zone_names: list[str | None] = []
         self._alarming: dict[int, None] = {}  # fire devices with level >= 1
         self._pending = _Pending.empty()
+        # Scratch arrays (one slot per device) for finding repeated devices in a batch.
+        self._mark = np.zeros(0, np.int64)
+        self._flag = np.zeros(0, bool)
         self.late_readings = 0
         self.duplicate_readings = 0
         for spec in devices:
@@ -147,6 +152,8 @@ class RuleEngine:
 
     def evaluate(self, batch: ReadingBatch, now_ms: int) -> list[AlertEvent]:
         """Admit a batch, evaluate what is released, and return the alert events."""
+        if self.reorder_window_ms <= 0 and not len(self._pending.device):
+            return self._evaluate_now(batch, now_ms)
         if len(batch):
             self._admit(batch, now_ms)
         return self._release(now_ms, event_time=True)
@@ -158,6 +165,58 @@ class RuleEngine:
     def check_offline(self, now_ms: int) -> list[AlertEvent]:
         """device.offline for devices silent past their allowance."""
         return health.check_offline(self.state, len(self.device_ids), now_ms, self.device_ids)
+
+    def _evaluate_now(self, batch: ReadingBatch, now: int) -> list[AlertEvent]:
+        """The path without a reorder window: no buffering, and no sort unless a device
+        appears more than once in the batch (then only its rows are sorted)."""
+        n = len(batch)
+        if not n:
+            return []
+        st = self.state
+        device, ts, values = batch.device, batch.ts_ms, batch.values
+        st.ensure(int(device.max()) + 1)
+        fresh = ts > st.last_ts[device]
+        if not fresh.all():
+            self.late_readings += int(n - np.count_nonzero(fresh))
+            device, ts, values = device[fresh], ts[fresh], values[:, fresh]
+            n = len(device)
+            if not n:
+                return []
+        events: list[AlertEvent] = []
+        rows = np.arange(n)
+        if len(self._mark) < st.capacity:
+            self._mark = np.zeros(st.capacity, np.int64)
+            self._flag = np.zeros(st.capacity, bool)
+        mark = self._mark
+        mark[device] = rows
+        repeated = mark[device] != rows  # not the last row of its device
+        if not repeated.any():
+            self._round(device, ts, values, now, events, None)
+            return events
+        # Rows of devices seen more than once: sort those alone, by (device, ts).
+        flag = self._flag
+        flag[device[repeated]] = True
+        multi = flag[device]
+        flag[device[repeated]] = False
+        single = np.flatnonzero(~multi)
+        several = np.flatnonzero(multi)
+        several = several[np.lexsort((ts[several], device[several]))]
+        dev_m, ts_m = device[several], ts[several]
+        dup = np.zeros(len(several), bool)
+        dup[1:] = (dev_m[1:] == dev_m[:-1]) & (ts_m[1:] == ts_m[:-1])
+        if dup.any():  # the first arrival wins (the sort is stable)
+            self.duplicate_readings += int(dup.sum())
+            several, dev_m = several[~dup], dev_m[~dup]
+        first = np.ones(len(several), bool)
+        first[1:] = dev_m[1:] != dev_m[:-1]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(several)), 0))
+        position = np.arange(len(several)) - start
+        for k in range(int(position.max()) + 1):
+            take = several[position == k]
+            if k == 0:
+                take = np.concatenate([single, take])
+            self._round(device[take], ts[take], values, now, events, take)
+        return events
 
     def _admit(self, batch: ReadingBatch, now: int) -> None:
         st = self.state
@@ -226,7 +285,7 @@ class RuleEngine:
         first[1:] = device[1:] != device[:-1]
         events: list[AlertEvent] = []
         if first.all():
-            self._round(device, ts, values, now, events)
+            self._round(device, ts, values, now, events, None)
             return events
         start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
         position = np.arange(n) - start
@@ -235,7 +294,7 @@ class RuleEngine:
         lo = 0
         for hi in bounds.tolist():
             rows = order[lo:hi]
-            self._round(device[rows], ts[rows], values[:, rows], now, events)
+            self._round(device[rows], ts[rows], values, now, events, rows)
             lo = hi
         return events
 
@@ -246,33 +305,54 @@ class RuleEngine:
         values: npt.NDArray[np.float64],
         now: int,
         events: list[AlertEvent],
+        rows: npt.NDArray[np.intp] | None,
     ) -> None:
         st = self.state
+        # Fire detectors first, then bins: each family then works on a contiguous part
+        # of the round instead of masking every array by kind.
+        kinds = st.kind[devs]
+        is_fire = kinds == _FIRE
+        n_fire = int(np.count_nonzero(is_fire))
+        if 0 < n_fire < len(devs) and not is_fire[:n_fire].all():
+            order = np.concatenate([np.flatnonzero(is_fire), np.flatnonzero(~is_fire)])
+            devs, ts = devs[order], ts[order]
+            rows = order if rows is None else rows[order]
+        local = st.gather(devs)
         r = Round(
             devs,
             ts,
             values,
-            st.kind[devs],
-            st.profile[devs],
+            local.kind,
+            local.profile,
             self.table,
             self.device_ids,
             now,
             events,
+            local,
+            rows,
         )
-        health.back_online(r, st)
-        verdict = heat.evaluate(r, st)
-        alarm = fire.evaluate(r, st, verdict)
-        bins.evaluate(r, st, verdict)
-        health.evaluate(r, st)
+        health.back_online(r)
+        # Each part is one kind, usually with one parameter profile: thresholds stay scalars.
+        fire_part = r.part(0, n_fire)
+        bin_part = r.part(n_fire, len(devs))
+        alarm = np.zeros(0, bool)
+        if n_fire:
+            alarm = fire.evaluate(fire_part, heat.evaluate(fire_part))
+            health.evaluate(fire_part)
+        if n_fire < len(devs):
+            bins.evaluate(bin_part, heat.evaluate(bin_part))
+            health.evaluate(bin_part)
+        local.last_ts[:] = ts
+        local.last_arrival[:] = now
+        st.scatter(devs, local)
+        # Cross-device confirmation reads other devices' state: after the write-back.
         if alarm.any():
-            for d in devs[alarm].tolist():
+            for d in fire_part.devs[alarm].tolist():
                 self._alarming[d] = None
-            fire.confirm(r, st, alarm, self._alarming, self._zone_names)
+            fire.confirm(fire_part, st, alarm, self._alarming, self._zone_names)
         if self._alarming:
             for d in [d for d in self._alarming if st.fire_level[d] == 0]:
                 del self._alarming[d]
-        st.last_ts[devs] = ts
-        st.last_arrival[devs] = now
 
 
 def spec_kinds() -> Sequence[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +19,7 @@ _FIRE = KIND_CODES["fire"]
 EARTH_RADIUS_M = 6_371_000.0
 
 
-def evaluate(r: Round, st: EngineState, heat: Heat) -> Bool:
+def evaluate(r: Round, heat: Heat) -> Bool:
     """Advance each detector's fire level; returns the rows with an alarm-level reading."""
     is_fire = r.kinds == _FIRE
     smoke = r.col("smoke_obs_pct_m")
@@ -35,11 +35,11 @@ def evaluate(r: Round, st: EngineState, heat: Heat) -> Bool:
     normal = is_fire & ~alarm & ~pre & has_any & (~heat.has_temp | heat.normal) & smoke_low
     band = is_fire & has_any & ~alarm & ~pre & ~normal
 
-    devs, ts = r.devs, r.ts
-    old = st.fire_level[devs]
+    ts = r.ts
+    old = r.s.fire_level.copy()
     level = old.copy()
-    first = st.first_alarm[devs]
-    normal_since = st.fire_normal_since[devs]
+    first = r.s.first_alarm
+    normal_since = r.s.fire_normal_since
 
     # 1. alarm-level readings
     both = alarm & heat.heat & smoke_alarm
@@ -61,10 +61,10 @@ def evaluate(r: Round, st: EngineState, heat: Heat) -> Bool:
     level[clears] = 0
     first = np.where(clears, NEVER, first)
 
-    st.fire_level[devs] = level
-    st.first_alarm[devs] = first
-    st.fire_normal_since[devs] = normal_since
-    st.last_alarm[devs[alarm]] = ts[alarm]
+    r.s.fire_level[:] = level
+    r.s.first_alarm[:] = first
+    r.s.fire_normal_since[:] = normal_since
+    r.s.last_alarm[alarm] = ts[alarm]
     _emit_changes(r, old, level, heat)
     return alarm
 
@@ -131,31 +131,36 @@ def confirm(
         return
     # Order by device index; each device sees the levels left by the ones before it.
     rows = rows[np.argsort(r.devs[rows], kind="stable")]
+    candidates = np.fromiter(alarming, np.int64, len(alarming))
     for row in rows.tolist():
         d = int(r.devs[row])
         t = int(r.ts[row])
         window = r.at("confirm_window_s", row) * 1000.0
         distance = r.at("confirm_distance_m", row)
-        partners = []
-        for e in alarming:
-            if e == d or st.fire_level[e] < 1 or st.last_alarm[e] == NEVER:
-                continue
-            if abs(t - int(st.last_alarm[e])) > window:
-                continue
-            same_zone = st.zone[d] >= 0 and st.zone[d] == st.zone[e]
-            if same_zone or _distance_m(st, d, e) <= distance:
-                partners.append(e)
+        last = st.last_alarm[candidates]
+        near_in_time = (
+            (candidates != d)
+            & (st.fire_level[candidates] >= 1)
+            & (last != NEVER)
+            & (np.abs(t - last) <= window)
+        )
+        if not near_in_time.any():
+            continue
+        others = candidates[near_in_time]
+        same_zone = (st.zone[d] >= 0) & (st.zone[others] == st.zone[d])
+        close = _distance_m(st.lat[d], st.lon[d], st.lat[others], st.lon[others]) <= distance
+        partners = sorted(others[same_zone | close].tolist())
         if not partners:
             continue
         stamp = max(t, *(int(st.last_alarm[e]) for e in partners))
-        group = [d, *sorted(partners)]
+        group = [d, *partners]
         for x in group:
             before = int(st.fire_level[x])
             if before >= 3:
                 continue
             st.fire_level[x] = 3
             alarming[x] = None
-            others = tuple(r.device_ids[y] for y in group if y != x)
+            names = tuple(r.device_ids[y] for y in group if y != x)
             where = zones[x] if st.zone[x] >= 0 and st.zone[x] == st.zone[d] else None
             r.events.append(
                 AlertEvent(
@@ -168,26 +173,23 @@ def confirm(
                     ts_ms=stamp,
                     severity=SEVERITY[3],
                     reason=(
-                        f"confirmed by {len(others)} other detector(s) alarming within "
+                        f"confirmed by {len(names)} other detector(s) alarming within "
                         f"{window / 1000:g} s"
                         + (f" in zone {where}" if where else f" within {distance:g} m")
                         + ": "
-                        + ", ".join(others)
+                        + ", ".join(names)
                     ),
-                    partners=others,
+                    partners=names,
                     zone=where,
                 )
             )
 
 
-def _distance_m(st: EngineState, a: int, b: int) -> float:
-    lat1, lon1, lat2, lon2 = (
-        math.radians(float(v)) for v in (st.lat[a], st.lon[a], st.lat[b], st.lon[b])
-    )
-    if any(math.isnan(v) for v in (lat1, lon1, lat2, lon2)):
-        return math.inf
+def _distance_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
+    """Great-circle distance in metres (haversine); NaN coordinates give NaN."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
     h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+        np.sin((p2 - p1) / 2) ** 2
+        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
     )
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))

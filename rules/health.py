@@ -22,12 +22,12 @@ def _severity(kind_code: int) -> Severity:
     return Severity.major if kind_code == _FIRE else Severity.minor
 
 
-def back_online(r: Round, st: EngineState) -> None:
+def back_online(r: Round) -> None:
     """A reading from an offline device clears device.offline (before other families run)."""
-    rows = np.flatnonzero(st.offline[r.devs])
+    rows = np.flatnonzero(r.s.offline)
     if not len(rows):
         return
-    st.offline[r.devs[rows]] = False
+    r.s.offline[rows] = False
     r.emit(
         rows,
         Action.clear,
@@ -39,13 +39,13 @@ def back_online(r: Round, st: EngineState) -> None:
     )
 
 
-def evaluate(r: Round, st: EngineState) -> None:
+def evaluate(r: Round) -> None:
     """Battery and fault rules for every device in a round."""
-    _battery(r, st)
-    _fault(r, st)
+    _battery(r)
+    _fault(r)
 
 
-def _battery(r: Round, st: EngineState) -> None:
+def _battery(r: Round) -> None:
     pct, volts = r.col("battery_pct"), r.col("battery_v")
     has_pct, has_v = ~np.isnan(pct), ~np.isnan(volts)
     rows = has_pct | has_v
@@ -58,11 +58,11 @@ def _battery(r: Round, st: EngineState) -> None:
         & (~has_pct | (pct >= low_pct + r.p("battery_clear_pct_margin")))
         & (~has_v | (volts >= low_v + r.p("battery_clear_v_margin")))
     )
-    active = st.battery_low[r.devs]
+    active = r.s.battery_low
     raise_ = rows & low & ~active
     clear = rows & ok & active
-    st.battery_low[r.devs[raise_]] = True
-    st.battery_low[r.devs[clear]] = False
+    r.s.battery_low[raise_] = True
+    r.s.battery_low[clear] = False
 
     def values(row: int) -> dict[str, float]:
         return quantities(r, row, "battery_pct", "battery_v")
@@ -97,39 +97,39 @@ def _battery(r: Round, st: EngineState) -> None:
     )
 
 
-def _fault(r: Round, st: EngineState) -> None:
-    devs, ts = r.devs, r.ts
+def _fault(r: Round) -> None:
+    ts = r.ts
     temp, distance = r.col("temp_c"), r.col("distance_mm")
     has_temp, has_distance = ~np.isnan(temp), ~np.isnan(distance)
     if not (has_temp | has_distance).any():
         return
     too_cold = temp < r.p("temp_min_plausible_c")
-    depth = st.depth[devs]
+    depth = r.s.depth
     too_deep = (r.kinds == KIND_CODES["bin"]) & (distance > depth * r.p("distance_max_ratio"))
 
     # Stuck: the same temperature, exactly, many times over a long span.
-    same = has_temp & (temp == st.stuck_value[devs])
-    count = np.where(same, st.stuck_count[devs].astype(np.int64) + 1, 1)
-    since = np.where(same, st.stuck_since[devs], ts)
+    same = has_temp & (temp == r.s.stuck_value)
+    count = np.where(same, r.s.stuck_count.astype(np.int64) + 1, 1)
+    since = np.where(same, r.s.stuck_since, ts)
     stuck = (
         same
         & (count >= r.p("stuck_min_readings"))
         & (ts - since >= r.p("stuck_min_span_s") * 1000.0)
     )
-    st.stuck_value[devs[has_temp]] = temp[has_temp]
-    st.stuck_count[devs[has_temp]] = np.minimum(count[has_temp], np.iinfo(np.uint16).max)
-    st.stuck_since[devs[has_temp]] = since[has_temp]
+    r.s.stuck_value[has_temp] = temp[has_temp]
+    r.s.stuck_count[has_temp] = np.minimum(count[has_temp], np.iinfo(np.uint16).max)
+    r.s.stuck_since[has_temp] = since[has_temp]
 
     faulty = too_cold | too_deep | stuck
     good_reading = (has_temp | has_distance) & ~faulty
-    active = st.fault[devs]
-    good = np.where(faulty, 0, st.fault_good[devs].astype(np.int64) + good_reading)
+    active = r.s.fault
+    good = np.where(faulty, 0, r.s.fault_good.astype(np.int64) + good_reading)
     raise_ = faulty & ~active
     clear = active & good_reading & (good >= r.p("fault_clear_readings"))
     good = np.where(clear, 0, good)
-    st.fault[devs[raise_]] = True
-    st.fault[devs[clear]] = False
-    st.fault_good[devs] = np.minimum(good, 255)
+    r.s.fault[raise_] = True
+    r.s.fault[clear] = False
+    r.s.fault_good[:] = np.minimum(good, 255)
 
     def reason(row: int) -> str:
         parts = []

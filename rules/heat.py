@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rules.core import F64, Bool, Round
-from rules.state import NEVER, RING, EngineState
+from rules.state import NEVER, RING
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,43 +21,51 @@ class Heat:
     heat: Bool  # fixed or ror: alarm level
     normal: Bool  # below the fixed threshold minus the margin, and no rate of rise
 
+    def part(self, lo: int, hi: int) -> Heat:
+        """The verdicts of rows lo..hi."""
+        return Heat(
+            self.has_temp[lo:hi],
+            self.fixed[lo:hi],
+            self.ror[lo:hi],
+            self.rate[lo:hi],
+            self.heat[lo:hi],
+            self.normal[lo:hi],
+        )
 
-def evaluate(r: Round, st: EngineState) -> Heat:
-    """Heat verdicts for a round, then push each reading into its device's sample ring."""
+
+def evaluate(r: Round) -> Heat:
+    """Heat verdicts for a round, then record each reading in its device's sample ring."""
     temp = r.col("temp_c")
     has = ~np.isnan(temp)
-    devs = r.devs
-    ring_ts = st.ring_ts[devs]  # (rows, RING), newest first
-    ring_temp = st.ring_temp[devs]
-    span = r.ts[:, None] - ring_ts
+    ts = r.ts
+    n = len(ts)
+    # The ring is unordered: a sample's age is all that matters. Contiguous copies, one
+    # row per slot, because column access into the records is strided.
+    slot_ts = r.s.ring_ts.T.copy()
+    slot_temp = r.s.ring_temp.T.copy()
     window_ms = r.p("ror_window_s") * 1000.0
     min_ms = r.p("ror_min_span_s") * 1000.0
-    if np.ndim(window_ms):
-        window_ms, min_ms = window_ms[:, None], min_ms[:, None]
-    usable = (ring_ts != NEVER) & (span >= min_ms) & (span <= window_ms)
-    # The oldest usable sample (the longest span) is the last usable column.
-    any_usable = usable.any(axis=1)
-    oldest = RING - 1 - np.argmax(usable[:, ::-1], axis=1)
-    rows = np.arange(len(devs))
-    ref_span = span[rows, oldest]
-    rate = np.where(
-        any_usable & has,
-        (temp - ring_temp[rows, oldest]) / np.maximum(ref_span, 1) * 60_000.0,
-        np.nan,
-    )
+    # The reference is the oldest usable sample: the longest span within the window.
+    ref_span = np.full(n, -1.0)
+    ref_temp = np.full(n, np.nan)
+    for k in range(RING):
+        span = (ts - slot_ts[k]).astype(np.float64)
+        usable = (slot_ts[k] != NEVER) & (span >= min_ms) & (span <= window_ms) & (span > ref_span)
+        np.copyto(ref_span, span, where=usable)
+        np.copyto(ref_temp, slot_temp[k], where=usable)
+    rate = (temp - ref_temp) / np.maximum(ref_span, 1.0) * 60_000.0  # NaN if no reference
     ror = (rate >= r.p("ror_c_per_min")) & r.p("ror_enabled")
     fixed_c = r.p("heat_fixed_c")
     fixed = temp >= fixed_c
     normal = (temp < fixed_c - r.p("heat_clear_margin_c")) & ~ror
 
-    # Keep samples about window/RING apart, so the ring spans the window at any rate.
-    newest = ring_ts[:, 0]
-    step = (window_ms.ravel() if np.ndim(window_ms) else window_ms) / RING
-    push = has & ((newest == NEVER) | (r.ts - newest >= step))
+    # Keep samples about window/RING apart, so the ring spans the window at any rate; a new
+    # sample replaces the oldest (empty slots hold NEVER, the oldest of all).
+    newest = slot_ts.max(axis=0)
+    push = has & ((newest == NEVER) | (ts - newest >= window_ms / RING))
     if push.any():
-        target = devs[push]
-        st.ring_ts[target, 1:] = ring_ts[push, :-1]
-        st.ring_temp[target, 1:] = ring_temp[push, :-1]
-        st.ring_ts[target, 0] = r.ts[push]
-        st.ring_temp[target, 0] = temp[push]
+        rows = np.flatnonzero(push)
+        oldest = slot_ts[:, rows].argmin(axis=0)
+        r.s.ring_ts[rows, oldest] = ts[rows]
+        r.s.ring_temp[rows, oldest] = temp[rows]
     return Heat(has, fixed, ror, rate, fixed | ror, normal)
