@@ -256,6 +256,7 @@ class RuleEngine:
             ready = pending.arrival <= now - window
             if event_time:
                 ready |= pending.ts <= self.state.max_ts[pending.device] - window
+            ready = _with_earlier(pending.device, ready)
         if ready.all():
             self._pending = _Pending.empty()
             device, ts, values = pending.device, pending.ts, pending.values
@@ -353,6 +354,23 @@ class RuleEngine:
         if self._alarming:
             for d in [d for d in self._alarming if st.fire_level[d] == 0]:
                 del self._alarming[d]
+
+
+def _with_earlier(
+    device: npt.NDArray[np.int32], ready: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Also release every earlier pending reading of a device whose later one is released
+    (pending rows are sorted by device, then ts), so none is left to arrive late."""
+    if ready.all() or not ready.any():
+        return ready
+    n = len(device)
+    first = np.ones(n, bool)
+    first[1:] = device[1:] != device[:-1]
+    group = np.cumsum(first) - 1
+    last_ready = np.full(int(group[-1]) + 1, -1, np.int64)
+    np.maximum.at(last_ready, group[ready], np.flatnonzero(ready))
+    result: npt.NDArray[np.bool_] = np.arange(n) <= last_ready[group]
+    return result
 
 
 def spec_kinds() -> Sequence[str]:
