@@ -35,22 +35,18 @@ def _fill_level(r: Round, is_bin: np.ndarray) -> None:
     if not rows.any():
         return
     level = r.s.fill_level.astype(np.int16)
-    full, nearly = r.p("bin_full_pct"), r.p("bin_nearly_full_pct")
-    emptied = r.p("bin_emptied_pct")
-    target = np.select(
-        [
-            fill >= full,
-            (level == 2) & (fill >= full - r.p("bin_full_hysteresis_pct")),
-            fill >= nearly,
-            fill < emptied,
-            level >= 1,
-        ],
-        [2, 2, 1, 0, 1],
-        default=0,
+    full = r.p("bin_full_pct")
+    stays_full = (fill >= full) | ((level == 2) & (fill >= full - r.p("bin_full_hysteresis_pct")))
+    # Nearly full from its threshold, and kept until the bin reads as emptied.
+    nearly = (fill >= r.p("bin_nearly_full_pct")) | (
+        (level >= 1) & (fill >= r.p("bin_emptied_pct"))
     )
-    pending = r.s.fill_pending.astype(np.int16)
+    target = np.where(stays_full, 2, np.where(nearly, 1, 0)).astype(np.int16)
     count = r.s.fill_count.astype(np.int16)
-    same = target == level
+    same = (target == level) | ~rows
+    if same.all() and not count.any():
+        return  # steady: no level wants to change, and no change is half-confirmed
+    pending = r.s.fill_pending.astype(np.int16)
     again = ~same & (target == pending)
     count = np.where(same, 0, np.where(again, count + 1, 1))
     pending = np.where(same | again, pending, target)
@@ -148,6 +144,10 @@ def _bin_fire(r: Round, is_bin: np.ndarray, heat: Heat) -> None:
         return
     ts = r.ts
     active = r.s.binfire
+    if not heat.heat.any() and not active.any():
+        # No bin burning and none starting; the normal-since time only matters while one
+        # burns (a raise resets it), so it need not be kept.
+        return
     normal_since = r.s.binfire_normal_since
     raise_ = rows & heat.heat & ~active
     normal_since = np.where(rows & ~heat.normal, NEVER, normal_since)

@@ -30,13 +30,17 @@ def evaluate(r: Round, heat: Heat) -> Bool:
     if not is_fire.any():
         return alarm
     pre = is_fire & ~alarm & smoke_pre
+    old = r.s.fire_level.copy()
+    if not alarm.any() and not pre.any() and not old.any():
+        # Quiet detectors: levels stay 0; normal-since and first-alarm times only matter
+        # once a level is raised, and an alarm or pre-alarm reading resets them.
+        return alarm
     has_any = heat.has_temp | has_smoke
     smoke_low = ~has_smoke | (smoke < r.p("smoke_prealarm_pct_m") * r.p("smoke_clear_ratio"))
     normal = is_fire & ~alarm & ~pre & has_any & (~heat.has_temp | heat.normal) & smoke_low
     band = is_fire & has_any & ~alarm & ~pre & ~normal
 
     ts = r.ts
-    old = r.s.fire_level.copy()
     level = old.copy()
     first = r.s.first_alarm
     normal_since = r.s.fire_normal_since

@@ -53,12 +53,14 @@ def _battery(r: Round) -> None:
         return
     low_pct, low_v = r.p("battery_low_pct"), r.p("battery_low_v")
     low = (pct < low_pct) | (volts < low_v)
+    active = r.s.battery_low
+    if not low.any() and not active.any():
+        return
     ok = (
         rows
         & (~has_pct | (pct >= low_pct + r.p("battery_clear_pct_margin")))
         & (~has_v | (volts >= low_v + r.p("battery_clear_v_margin")))
     )
-    active = r.s.battery_low
     raise_ = rows & low & ~active
     clear = rows & ok & active
     r.s.battery_low[raise_] = True
@@ -103,26 +105,41 @@ def _fault(r: Round) -> None:
     has_temp, has_distance = ~np.isnan(temp), ~np.isnan(distance)
     if not (has_temp | has_distance).any():
         return
+    n = len(ts)
     too_cold = temp < r.p("temp_min_plausible_c")
     depth = r.s.depth
-    too_deep = (r.kinds == KIND_CODES["bin"]) & (distance > depth * r.p("distance_max_ratio"))
+    too_deep = np.zeros(n, bool)
+    if has_distance.any():
+        too_deep = (r.kinds == KIND_CODES["bin"]) & (distance > depth * r.p("distance_max_ratio"))
 
     # Stuck: the same temperature, exactly, many times over a long span.
     same = has_temp & (temp == r.s.stuck_value)
-    count = np.where(same, r.s.stuck_count.astype(np.int64) + 1, 1)
-    since = np.where(same, r.s.stuck_since, ts)
-    stuck = (
-        same
-        & (count >= r.p("stuck_min_readings"))
-        & (ts - since >= r.p("stuck_min_span_s") * 1000.0)
-    )
-    r.s.stuck_value[has_temp] = temp[has_temp]
-    r.s.stuck_count[has_temp] = np.minimum(count[has_temp], np.iinfo(np.uint16).max)
-    r.s.stuck_since[has_temp] = since[has_temp]
+    if same.any():
+        count = np.where(same, r.s.stuck_count.astype(np.int64) + 1, 1)
+        since = np.where(same, r.s.stuck_since, ts)
+        stuck = (
+            same
+            & (count >= r.p("stuck_min_readings"))
+            & (ts - since >= r.p("stuck_min_span_s") * 1000.0)
+        )
+    else:  # the common case: every value moved
+        count, since, stuck = np.ones(n, np.int64), ts, np.zeros(n, bool)
+    if has_temp.all():
+        r.s.stuck_value[:] = temp
+        r.s.stuck_count[:] = np.minimum(count, np.iinfo(np.uint16).max)
+        r.s.stuck_since[:] = since
+    else:
+        r.s.stuck_value[has_temp] = temp[has_temp]
+        r.s.stuck_count[has_temp] = np.minimum(count[has_temp], np.iinfo(np.uint16).max)
+        r.s.stuck_since[has_temp] = since[has_temp]
 
     faulty = too_cold | too_deep | stuck
-    good_reading = (has_temp | has_distance) & ~faulty
     active = r.s.fault
+    if not faulty.any() and not active.any():
+        # Nothing to raise or clear; the good-reading count matters only while a fault is
+        # active (a fault resets it), so it need not be kept here.
+        return
+    good_reading = (has_temp | has_distance) & ~faulty
     good = np.where(faulty, 0, r.s.fault_good.astype(np.int64) + good_reading)
     raise_ = faulty & ~active
     clear = active & good_reading & (good >= r.p("fault_clear_readings"))

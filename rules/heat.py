@@ -38,23 +38,36 @@ def evaluate(r: Round) -> Heat:
     temp = r.col("temp_c")
     has = ~np.isnan(temp)
     ts = r.ts
-    n = len(ts)
     # The ring is unordered: a sample's age is all that matters. Contiguous copies, one
     # row per slot, because column access into the records is strided.
     slot_ts = r.s.ring_ts.T.copy()
     slot_temp = r.s.ring_temp.T.copy()
     window_ms = r.p("ror_window_s") * 1000.0
     min_ms = r.p("ror_min_span_s") * 1000.0
-    # The reference is the oldest usable sample: the longest span within the window.
-    ref_span = np.full(n, -1.0)
-    ref_temp = np.full(n, np.nan)
-    for k in range(RING):
-        span = (ts - slot_ts[k]).astype(np.float64)
-        usable = (slot_ts[k] != NEVER) & (span >= min_ms) & (span <= window_ms) & (span > ref_span)
-        np.copyto(ref_span, span, where=usable)
-        np.copyto(ref_temp, slot_temp[k], where=usable)
-    rate = (temp - ref_temp) / np.maximum(ref_span, 1.0) * 60_000.0  # NaN if no reference
-    ror = (rate >= r.p("ror_c_per_min")) & r.p("ror_enabled")
+    # The reference is the oldest usable sample: the longest span within the window. A
+    # rise can only reach the rate threshold if the reading is at least
+    # threshold x min_span above some sample, so the rate is computed for those rows only.
+    rate = np.full(len(ts), np.nan)
+    threshold = r.p("ror_c_per_min")
+    coolest = np.fmin.reduce(slot_temp, axis=0)  # NaN only where the ring is empty
+    # (A hair below the bound, so that rounding can never drop a row that qualifies.)
+    candidates = np.flatnonzero(temp - coolest >= threshold * min_ms / 60_000.0 - 1e-6)
+    if len(candidates):
+        c_ts = slot_ts[:, candidates]
+        span = (ts[candidates] - c_ts).astype(np.float64)  # (RING, candidates)
+        c_window = window_ms[candidates] if np.ndim(window_ms) else window_ms
+        c_min = min_ms[candidates] if np.ndim(min_ms) else min_ms
+        usable = (c_ts != NEVER) & (span >= c_min) & (span <= c_window)
+        longest = np.where(usable, span, -1.0)
+        pick = longest.argmax(axis=0)[None, :]
+        ref_span = np.take_along_axis(longest, pick, axis=0)[0]
+        ref_temp = np.take_along_axis(slot_temp[:, candidates], pick, axis=0)[0]
+        rate[candidates] = np.where(
+            ref_span >= 0,
+            (temp[candidates] - ref_temp) / np.maximum(ref_span, 1.0) * 60_000.0,
+            np.nan,
+        )
+    ror = (rate >= threshold) & r.p("ror_enabled")
     fixed_c = r.p("heat_fixed_c")
     fixed = temp >= fixed_c
     normal = (temp < fixed_c - r.p("heat_clear_margin_c")) & ~ror
