@@ -316,14 +316,14 @@ class RuleEngine:
         n_fire = int(np.count_nonzero(is_fire))
         if 0 < n_fire < len(devs) and not is_fire[:n_fire].all():
             order = np.concatenate([np.flatnonzero(is_fire), np.flatnonzero(~is_fire)])
-            devs, ts = devs[order], ts[order]
+            devs, ts, kinds = devs[order], ts[order], kinds[order]
             rows = order if rows is None else rows[order]
         local = st.gather(devs)
         r = Round(
             devs,
             ts,
             values,
-            local.kind,
+            kinds,
             local.profile,
             self.table,
             self.device_ids,
@@ -343,9 +343,9 @@ class RuleEngine:
         if n_fire < len(devs):
             bins.evaluate(bin_part, heat.evaluate(bin_part))
             health.evaluate(bin_part)
-        local.last_ts[:] = ts
         local.last_arrival[:] = now
         st.scatter(devs, local)
+        st.last_ts[devs] = ts
         # Cross-device confirmation reads other devices' state: after the write-back.
         if alarm.any():
             for d in fire_part.devs[alarm].tolist():

@@ -13,8 +13,6 @@ RING = 4  # heat samples kept per device for the rate of rise
 # name -> (dtype, fill value, trailing shape); every array has one row per device.
 _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     # admission
-    "last_ts": (np.int64, NEVER, ()),
-    "max_ts": (np.int64, NEVER, ()),
     "last_arrival": (np.int64, NEVER, ()),
     # heat ring, newest sample first
     "ring_ts": (np.int64, NEVER, (RING,)),
@@ -46,7 +44,6 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     "stuck_since": (np.int64, NEVER, ()),
     "stuck_count": (np.uint16, 0, ()),
     # attributes (from the registry)
-    "kind": (np.uint8, 0, ()),
     "profile": (np.uint16, 0, ()),
     "zone": (np.int32, -1, ()),
     "lat": (np.float64, np.nan, ()),
@@ -55,6 +52,14 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     "offline_after_ms": (np.int64, 0, ()),
 }
 
+
+# Kept as plain arrays beside the records: read for every row before a round's records are
+# gathered (the late check, the kind split), so they should be small and contiguous.
+_SEPARATE: dict[str, tuple[Any, Any]] = {
+    "kind": (np.uint8, 0),
+    "last_ts": (np.int64, NEVER),
+    "max_ts": (np.int64, NEVER),
+}
 
 STATE_DTYPE = np.dtype([(name, dtype, shape) for name, (dtype, _, shape) in _LAYOUT.items()])
 _RAW = np.dtype((np.void, STATE_DTYPE.itemsize))
@@ -86,11 +91,17 @@ class EngineState(Fields):
     and one scatter of whole records, instead of dozens of scattered accesses per row.
     """
 
-    __slots__ = ("capacity",)
+    __slots__ = ("capacity", "kind", "last_ts", "max_ts")
+
+    kind: npt.NDArray[np.uint8]
+    last_ts: npt.NDArray[np.int64]
+    max_ts: npt.NDArray[np.int64]
 
     def __init__(self, capacity: int = 1024) -> None:
         super().__init__(_blank(capacity))
         self.capacity = capacity
+        for name, (dtype, fill) in _SEPARATE.items():
+            setattr(self, name, np.full(capacity, fill, dtype))
 
     def ensure(self, devices: int) -> None:
         """Grow (doubling) so that device indices below `devices` fit."""
@@ -100,6 +111,10 @@ class EngineState(Fields):
         grown = _blank(size)
         grown[: self.capacity] = self.rec
         self.rec = grown
+        for name, (dtype, fill) in _SEPARATE.items():
+            array = np.full(size, fill, dtype)
+            array[: self.capacity] = getattr(self, name)
+            setattr(self, name, array)
         self.capacity = size
 
     def gather(self, devs: npt.NDArray[np.int32]) -> Fields:
@@ -113,10 +128,11 @@ class EngineState(Fields):
         self.rec.view(_RAW)[devs] = local.rec.view(_RAW)
 
     def nbytes(self) -> int:
-        """Memory held by the records."""
-        return int(self.rec.nbytes)
+        """Memory held by the records and the plain arrays."""
+        return int(self.rec.nbytes) + sum(int(getattr(self, n).nbytes) for n in _SEPARATE)
 
     @staticmethod
     def bytes_per_device() -> int:
         """Bytes of state and attributes per device."""
-        return int(STATE_DTYPE.itemsize)
+        separate = sum(int(np.dtype(dtype).itemsize) for dtype, _ in _SEPARATE.values())
+        return int(STATE_DTYPE.itemsize) + separate
