@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from devices.schemas import KIND_CODES
@@ -95,47 +97,42 @@ def _fill_rate(r: Round, is_bin: np.ndarray) -> None:
     rows = is_bin & ~np.isnan(fill)
     if not rows.any():
         return
-    ts = r.ts[rows]
-    f = fill[rows]
-    ema = r.s.ema[rows]
-    ema_ts = r.s.ema_ts[rows]
-    anchor_fill = r.s.anchor_fill[rows]
-    anchor_ts = r.s.anchor_ts[rows]
-    prior = r.s.prior_rate[rows]
-    p = {
-        name: (v[rows] if np.ndim(v) else v)
-        for name, v in (
-            (n, r.p(n))
-            for n in (
-                "fill_smoothing_s",
-                "fill_emptied_drop_pct",
-                "fill_rate_min_span_s",
-                "fill_rate_horizon_s",
-            )
-        )
-    }
+    whole = bool(rows.all())
+    sel: slice | np.ndarray = slice(None) if whole else rows
+    ts, f = r.ts[sel], fill[sel]
+    ema, ema_ts = r.s.ema[sel], r.s.ema_ts[sel]
+    anchor_fill, anchor_ts = r.s.anchor_fill[sel], r.s.anchor_ts[sel]
 
-    first = ema_ts == NEVER
-    emptied = ~first & (f < ema - p["fill_emptied_drop_pct"])
-    reset = first | emptied
-    elapsed = np.where(reset, 0, ts - np.where(reset, ts, ema_ts)).astype(np.float64)
-    alpha = 1.0 - np.exp(-elapsed / (p["fill_smoothing_s"] * 1000.0))
-    ema = np.where(reset, f, ema + np.where(reset, 0.0, alpha) * (f - ema))
-    anchor_fill = np.where(reset, f, anchor_fill)
-    anchor_ts = np.where(reset, ts, anchor_ts)
-    span = (ts - anchor_ts).astype(np.float64)
-    long_enough = ~reset & (span >= p["fill_rate_min_span_s"] * 1000.0)
-    slope = np.where(long_enough, (ema - anchor_fill) / np.maximum(span, 1.0) * 3_600_000.0, np.nan)
-    slide = long_enough & (span > 2 * p["fill_rate_horizon_s"] * 1000.0)
-    prior = np.where(slide, slope, prior)
-    anchor_fill = np.where(slide, ema, anchor_fill)
-    anchor_ts = np.where(slide, ts, anchor_ts)
+    def p(name: str) -> Any:
+        value = r.p(name)
+        return value[sel] if np.ndim(value) else value
 
-    r.s.ema[rows] = ema
-    r.s.ema_ts[rows] = ts
-    r.s.anchor_fill[rows] = anchor_fill
-    r.s.anchor_ts[rows] = anchor_ts
-    r.s.prior_rate[rows] = prior
+    reset = (ema_ts == NEVER) | (f < ema - p("fill_emptied_drop_pct"))
+    if reset.any():  # a first reading, or the bin was emptied: start again from here
+        ema_ts = np.where(reset, ts, ema_ts)
+        ema = np.where(reset, f, ema)
+        anchor_fill = np.where(reset, f, anchor_fill)
+        anchor_ts = np.where(reset, ts, anchor_ts)
+    alpha = -np.expm1(-(ts - ema_ts) / (p("fill_smoothing_s") * 1000.0))
+    ema = ema + alpha * (f - ema)
+    # Past twice the horizon, the slope since the anchor becomes the prior and the anchor
+    # moves here (the rate follows changing habits without forgetting them at once).
+    span = ts - anchor_ts
+    slide = (
+        ~reset
+        & (span >= p("fill_rate_min_span_s") * 1000.0)
+        & (span > 2 * p("fill_rate_horizon_s") * 1000.0)
+    )
+    if slide.any():
+        slope = (ema - anchor_fill) / np.maximum(span, 1) * 3_600_000.0
+        r.s.prior_rate[np.flatnonzero(rows)[slide]] = slope[slide]
+        anchor_fill = np.where(slide, ema, anchor_fill)
+        anchor_ts = np.where(slide, ts, anchor_ts)
+
+    r.s.ema[sel] = ema
+    r.s.ema_ts[sel] = ts
+    r.s.anchor_fill[sel] = anchor_fill
+    r.s.anchor_ts[sel] = anchor_ts
 
 
 def _bin_fire(r: Round, is_bin: np.ndarray, heat: Heat) -> None:
