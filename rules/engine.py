@@ -3,7 +3,7 @@ every rule family, vectorised across devices (docs/rules.md is the specification
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +18,31 @@ from rules.params import DeviceSpec, RuleParams
 from rules.state import EngineState
 
 _FIRE = KIND_CODES["fire"]
+_BIN = KIND_CODES["bin"]
 
-# The explicit registry of rule families, in evaluation order within a round.
-FAMILIES = ("health.back_online", "heat", "fire", "bins", "health", "fire.confirm")
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A rule family: the device kinds it applies to and its evaluate(part, heat) function,
+    which may return the rows that need cross-device work (fire alarms)."""
+
+    name: str
+    kinds: frozenset[int]
+    evaluate: Callable[[Round, heat.Heat], npt.NDArray[np.bool_] | None]
+
+
+def _health(part: Round, _heat: heat.Heat) -> None:
+    health.evaluate(part)
+
+
+# The explicit registry of rule families, in evaluation order within a part of a round.
+# Before them: device.offline clears and the heat verdict; after them: fire confirmation
+# across devices (docs/rules.md).
+FAMILIES: tuple[Family, ...] = (
+    Family("fire", frozenset({KIND_CODES["fire"]}), fire.evaluate),
+    Family("bins", frozenset({KIND_CODES["bin"]}), bins.evaluate),
+    Family("health", frozenset(KIND_CODES.values()), _health),
+)
 
 # Slots whose state can be seeded from alerts still open after a restart.
 SLOT_KIND_LEVELS: dict[str, dict[str, int]] = {
@@ -335,14 +357,16 @@ class RuleEngine:
         health.back_online(r)
         # Each part is one kind, usually with one parameter profile: thresholds stay scalars.
         fire_part = r.part(0, n_fire)
-        bin_part = r.part(n_fire, len(devs))
         alarm = np.zeros(0, bool)
-        if n_fire:
-            alarm = fire.evaluate(fire_part, heat.evaluate(fire_part))
-            health.evaluate(fire_part)
-        if n_fire < len(devs):
-            bins.evaluate(bin_part, heat.evaluate(bin_part))
-            health.evaluate(bin_part)
+        for kind, part in ((_FIRE, fire_part), (_BIN, r.part(n_fire, len(devs)))):
+            if not len(part):
+                continue
+            verdict = heat.evaluate(part)
+            for family in FAMILIES:
+                if kind in family.kinds:
+                    found = family.evaluate(part, verdict)
+                    if kind == _FIRE and found is not None:
+                        alarm = found
         local.last_arrival[:] = now
         st.scatter(devs, local)
         st.last_ts[devs] = ts
@@ -371,16 +395,3 @@ def _with_earlier(
     np.maximum.at(last_ready, group[ready], np.flatnonzero(ready))
     result: npt.NDArray[np.bool_] = np.arange(n) <= last_ready[group]
     return result
-
-
-def spec_kinds() -> Sequence[str]:
-    """Every alert kind the engine can emit."""
-    return [
-        *fire.KINDS.values(),
-        *bins.FILL_KINDS.values(),
-        "bin.fire",
-        "bin.tilted",
-        "device.battery_low",
-        "device.offline",
-        "device.fault",
-    ]
