@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
+from dispatch.service import AlertService
 from dispatch.store import AlertStore
 from ingest.rejected import RejectedStore
+from routes.service import RouteService
 from rules.engine import BinStatus
+from stations.registry import StationRegistry
 
 
 class ReadingQuery(Protocol):
@@ -44,6 +47,16 @@ class ApiServices:
     last_seen: Callable[[str], datetime | None]  # freshest arrival time ingest knows of
     bin_status: Callable[[str], BinStatus | None] = lambda _id: None
     check_device: Callable[[DeviceCreate], None] = lambda _device: None  # ValueError if unusable
+    alert_service: AlertService | None = None  # people's actions; built from alerts if None
+
+    def dispatch(self) -> AlertService:
+        """The alert service that records people's actions and notifies every channel."""
+        if self.alert_service is None:
+            self.alert_service = AlertService(self.alerts, self.broadcaster)
+        return self.alert_service
+
+    stations: StationRegistry | None = None
+    routes: RouteService | None = None
 
 
 def get_services(request: Request) -> ApiServices:
@@ -53,3 +66,21 @@ def get_services(request: Request) -> ApiServices:
 
 
 Services = Annotated[ApiServices, Depends(get_services)]
+
+
+def get_stations(services: Services) -> StationRegistry:
+    """The stations registry (503 when this process runs without one)."""
+    if services.stations is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "stations are not available")
+    return services.stations
+
+
+def get_routes(services: Services) -> RouteService:
+    """The route planner and stop records (503 when this process runs without them)."""
+    if services.routes is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "routes are not available")
+    return services.routes
+
+
+Stations = Annotated[StationRegistry, Depends(get_stations)]
+Routes = Annotated[RouteService, Depends(get_routes)]

@@ -10,12 +10,18 @@ from pydantic import BaseModel, ConfigDict
 
 
 class AlertStatus(StrEnum):
-    """Lifecycle of an alert; only `resolved` closes it."""
+    """Lifecycle of an alert: open -> acknowledged -> dispatched -> a closing outcome."""
 
     open = "open"
     acknowledged = "acknowledged"
     dispatched = "dispatched"
     resolved = "resolved"
+    cancelled = "cancelled"
+    false_alarm = "false_alarm"
+
+
+ACTIVE_STATUSES = frozenset({AlertStatus.open, AlertStatus.acknowledged, AlertStatus.dispatched})
+OUTCOMES = frozenset({AlertStatus.resolved, AlertStatus.cancelled, AlertStatus.false_alarm})
 
 
 class ChangeType(StrEnum):
@@ -24,7 +30,10 @@ class ChangeType(StrEnum):
     raised = "raised"  # a new alert
     updated = "updated"  # the condition came back while the alert was still active
     cleared = "cleared"  # the condition ended; fire alerts stay active until people resolve them
-    resolved = "resolved"
+    acknowledged = "acknowledged"  # a person has seen it
+    dispatched = "dispatched"  # a station was sent
+    escalated = "escalated"  # nobody acknowledged in time: notified again, next station
+    resolved = "resolved"  # closed by a person (status says the outcome)
 
 
 # Fire alerts (category fire, bin fires included) stay active when the condition ends,
@@ -52,6 +61,14 @@ class AlertPublic(BaseModel):
     resolved_at: datetime | None = None
     values: dict[str, Any] = {}
     incident_id: int | None = None
+    proposed_stations: list[str] = []  # nearest fire stations first
+    escalation_level: int = 0
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    dispatched_at: datetime | None = None
+    dispatched_by: str | None = None
+    station_id: str | None = None
+    resolved_by: str | None = None
 
 
 class IncidentPublic(BaseModel):
@@ -68,6 +85,19 @@ class IncidentPublic(BaseModel):
     resolved_at: datetime | None = None
     alert_ids: list[int] = []
     device_ids: list[str] = []
+
+
+class AlertActionPublic(BaseModel):
+    """One entry of an alert's audit trail: who did what, and when."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    alert_id: int
+    action: str
+    by: str
+    at: datetime
+    details: dict[str, Any] = {}
 
 
 class AlertChange(BaseModel):

@@ -2,33 +2,77 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.timeutil import from_ms
 from dispatch.model import (
+    ACTIVE_STATUSES,
+    OUTCOMES,
     STAYS_UNTIL_RESOLVED,
+    AlertActionPublic,
     AlertChange,
     AlertPublic,
     AlertStatus,
     ChangeType,
     IncidentPublic,
 )
-from dispatch.tables import AlertEventRow, AlertRow, IncidentRow
+from dispatch.tables import AlertActionRow, AlertEventRow, AlertRow, IncidentRow
 from rules.events import Action, AlertEvent
 
 ActiveAlerts = dict[tuple[str, str], AlertRow]
 CONFIRMED = "fire.confirmed"
+SUPERVISOR = "supervisor"
+
+# Who may do what: action -> (statuses it applies to, status it leads to; None = outcome).
+TRANSITIONS: dict[str, tuple[frozenset[AlertStatus], AlertStatus | None]] = {
+    "ack": (frozenset({AlertStatus.open}), AlertStatus.acknowledged),
+    "dispatch": (frozenset({AlertStatus.open, AlertStatus.acknowledged}), AlertStatus.dispatched),
+    "resolve": (ACTIVE_STATUSES, None),
+}
+
+# Called inside each transaction that changes alerts (the webhook outbox), so that a
+# change and its notifications commit together.
+InTransaction = Callable[[AsyncSession, Sequence[AlertChange]], None]
+
+
+class AlertNotFoundError(LookupError):
+    """No alert with this id."""
+
+    def __init__(self, alert_id: int) -> None:
+        super().__init__(f"alert {alert_id} not found")
+        self.alert_id = alert_id
+
+
+class TransitionError(Exception):
+    """The action does not apply to the alert's current status."""
+
+    def __init__(self, alert_id: int, action: str, status: str) -> None:
+        super().__init__(f"cannot {action} alert {alert_id}: it is {status}")
+        self.alert_id = alert_id
+        self.action = action
+        self.status = status
 
 
 class AlertStore:
-    """Alert records and their change log in SQL."""
+    """Alert records, their change log and audit trail in SQL."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        propose: Callable[[str], list[str]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        in_transaction: InTransaction | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._propose = propose  # device id -> nearest fire stations, nearest first
+        self._clock = clock
+        self.in_transaction = in_transaction
 
     async def apply(self, events: Sequence[AlertEvent]) -> list[AlertChange]:
         """Apply rule events in one transaction; duplicates and stale clears change nothing."""
@@ -45,7 +89,7 @@ class AlertStore:
             active: ActiveAlerts = {(row.device_id, row.slot): row for row in rows}
             log: list[AlertEventRow] = []
             for event in events:
-                changed = await _apply_one(session, active, event)
+                changed = await _apply_one(session, active, event, self._new_fire)
                 if changed is not None:
                     change, row = changed
                     if event.kind == CONFIRMED and event.action is not Action.clear:
@@ -59,9 +103,125 @@ class AlertStore:
                             snapshot=AlertPublic.model_validate(row).model_dump(mode="json"),
                         )
                     )
-            session.add_all(log)
-            await session.flush()
-            return [_change(entry) for entry in log]
+            return await self._log(session, log)
+
+    async def _log(self, session: AsyncSession, log: list[AlertEventRow]) -> list[AlertChange]:
+        session.add_all(log)
+        await session.flush()
+        changes = [_change(entry) for entry in log]
+        if self.in_transaction is not None and changes:
+            self.in_transaction(session, changes)
+        return changes
+
+    def _new_fire(self, row: AlertRow) -> None:
+        """A new fire alert: propose the nearest stations and start its escalation timer."""
+        row.notified_at = self._clock()
+        if self._propose is not None:
+            row.proposed_stations = self._propose(row.device_id)
+
+    async def act(
+        self,
+        alert_id: int,
+        action: str,
+        by: str,
+        *,
+        station_id: str | None = None,
+        outcome: AlertStatus | None = None,
+        note: str | None = None,
+    ) -> AlertChange:
+        """Acknowledge, dispatch or resolve an alert, recording who and when."""
+        allowed, target = TRANSITIONS[action]
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            row = await session.get(AlertRow, alert_id, with_for_update=True)
+            if row is None:
+                raise AlertNotFoundError(alert_id)
+            if row.status not in allowed:
+                raise TransitionError(alert_id, action, row.status)
+            details: dict[str, Any] = {"note": note} if note else {}
+            if action == "ack":
+                row.status = AlertStatus.acknowledged.value
+                row.acknowledged_at, row.acknowledged_by = now, by
+                change = ChangeType.acknowledged
+            elif action == "dispatch":
+                station = station_id or _current_station(row)
+                if station is None or station == SUPERVISOR:
+                    raise ValueError("no station to dispatch to: give station_id")
+                if row.acknowledged_at is None:  # sending a crew means someone saw it
+                    row.acknowledged_at, row.acknowledged_by = now, by
+                row.status = AlertStatus.dispatched.value
+                row.dispatched_at, row.dispatched_by, row.station_id = now, by, station
+                details["station_id"] = station
+                change = ChangeType.dispatched
+            else:
+                closing = outcome or AlertStatus.resolved
+                if closing not in OUTCOMES:
+                    raise ValueError(f"outcome must be one of {sorted(o.value for o in OUTCOMES)}")
+                row.status = closing.value
+                row.resolved_at, row.resolved_by = now, by
+                details["outcome"] = closing.value
+                change = ChangeType.resolved
+            assert target is None or row.status == target.value
+            row.updated_at = max(row.updated_at, now)
+            session.add(
+                AlertActionRow(alert_id=row.id, action=action, by=by, at=now, details=details)
+            )
+            entry = AlertEventRow(
+                alert_id=row.id,
+                type=change.value,
+                at=now,
+                snapshot=AlertPublic.model_validate(row).model_dump(mode="json"),
+            )
+            return (await self._log(session, [entry]))[0]
+
+    async def escalate_due(self, after_s: float) -> list[AlertChange]:
+        """Escalate fire alerts nobody acknowledged within `after_s` of their last notice.
+
+        Everything needed is in the alert table, so escalation carries on after a restart.
+        """
+        now = self._clock()
+        due = now - timedelta(seconds=after_s)
+        async with self._sessions() as session, session.begin():
+            rows = await session.scalars(
+                select(AlertRow).where(
+                    AlertRow.status == AlertStatus.open.value,
+                    AlertRow.category.in_(STAYS_UNTIL_RESOLVED),
+                    AlertRow.notified_at <= due,
+                )
+            )
+            log = []
+            for row in rows:
+                row.escalation_level += 1
+                row.notified_at = now
+                to = _current_station(row) or SUPERVISOR
+                session.add(
+                    AlertActionRow(
+                        alert_id=row.id,
+                        action="escalate",
+                        by="sigap",
+                        at=now,
+                        details={"level": row.escalation_level, "to": to, "after_s": after_s},
+                    )
+                )
+                log.append(
+                    AlertEventRow(
+                        alert_id=row.id,
+                        type=ChangeType.escalated.value,
+                        at=now,
+                        snapshot=AlertPublic.model_validate(row).model_dump(mode="json"),
+                    )
+                )
+            return await self._log(session, log)
+
+    async def actions(self, alert_id: int) -> list[AlertActionPublic]:
+        """An alert's audit trail, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(AlertActionRow)
+                .where(AlertActionRow.alert_id == alert_id)
+                .order_by(AlertActionRow.id)
+            )
+            return [AlertActionPublic.model_validate(row) for row in rows]
 
     async def get(self, alert_id: int) -> AlertPublic | None:
         """One alert, or None."""
@@ -168,8 +328,19 @@ def _change(entry: AlertEventRow) -> AlertChange:
     )
 
 
+def _current_station(row: AlertRow) -> str | None:
+    """The station an alert is proposed to now: the next one at each escalation."""
+    stations = row.proposed_stations or []
+    if not stations:
+        return None
+    return stations[row.escalation_level] if row.escalation_level < len(stations) else SUPERVISOR
+
+
 async def _apply_one(
-    session: AsyncSession, active: ActiveAlerts, event: AlertEvent
+    session: AsyncSession,
+    active: ActiveAlerts,
+    event: AlertEvent,
+    new_fire: Callable[[AlertRow], None],
 ) -> tuple[ChangeType, AlertRow] | None:
     key = (event.device_id, event.slot)
     row = active.get(key)
@@ -197,7 +368,11 @@ async def _apply_one(
             raised_at=at,
             updated_at=at,
             values=dict(event.values),
+            proposed_stations=[],
+            escalation_level=0,
         )
+        if row.category in STAYS_UNTIL_RESOLVED:
+            new_fire(row)
         session.add(row)
         await session.flush()  # assigns the id the change log refers to
         active[key] = row

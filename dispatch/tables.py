@@ -52,6 +52,17 @@ class AlertRow(Base):
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id"), nullable=True, index=True
     )
+    proposed_stations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # Server time of the last notification: escalation timers run on it, not on the
+    # devices' clocks.
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    station_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (
         # The database itself guarantees one active alert per (device, slot), and so per
@@ -65,6 +76,19 @@ class AlertRow(Base):
             postgresql_where=text("resolved_at IS NULL"),
         ),
     )
+
+
+class AlertActionRow(Base):
+    """The audit trail: every acknowledgement, dispatch, escalation and resolution."""
+
+    __tablename__ = "alert_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    by: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class AlertEventRow(Base):

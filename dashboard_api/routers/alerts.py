@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from dashboard_api.deps import Services
-from dispatch.model import AlertChange, AlertPublic, AlertStatus
+from dashboard_api.deps import ApiServices, Services
+from dispatch.model import OUTCOMES, AlertActionPublic, AlertChange, AlertPublic, AlertStatus
+from dispatch.store import AlertNotFoundError, TransitionError
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -83,6 +85,74 @@ async def stream_alerts(
                 yield _sse(live)
 
     return EventSourceResponse(events(), ping=15)
+
+
+Person = Annotated[str, Field(min_length=1, max_length=200, description="Who acts (name or id).")]
+
+
+class AlertAck(BaseModel):
+    """Acknowledge: a person has seen the alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Person
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class AlertDispatch(AlertAck):
+    """Dispatch a station (default: the one currently proposed, nearest first)."""
+
+    station_id: str | None = Field(default=None, max_length=64)
+
+
+class AlertResolve(AlertAck):
+    """Close the alert with an outcome."""
+
+    outcome: AlertStatus = AlertStatus.resolved
+
+
+async def _act(
+    services: ApiServices, alert_id: int, action: str, body: AlertAck, **extra: Any
+) -> AlertPublic:
+    try:
+        change = await services.dispatch().act(alert_id, action, body.by, note=body.note, **extra)
+    except AlertNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except TransitionError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, {"message": str(exc), "status": exc.status}
+        ) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return change.alert
+
+
+@router.post("/{alert_id}/ack")
+async def acknowledge(alert_id: int, body: AlertAck, services: Services) -> AlertPublic:
+    """Acknowledge an open alert (409 with the current status otherwise)."""
+    return await _act(services, alert_id, "ack", body)
+
+
+@router.post("/{alert_id}/dispatch")
+async def dispatch_station(alert_id: int, body: AlertDispatch, services: Services) -> AlertPublic:
+    """Send a station to an open or acknowledged alert."""
+    return await _act(services, alert_id, "dispatch", body, station_id=body.station_id)
+
+
+@router.post("/{alert_id}/resolve")
+async def resolve(alert_id: int, body: AlertResolve, services: Services) -> AlertPublic:
+    """Close an active alert: resolved, cancelled or false_alarm."""
+    if body.outcome not in OUTCOMES:
+        raise HTTPException(422, f"outcome must be one of {sorted(o.value for o in OUTCOMES)}")
+    return await _act(services, alert_id, "resolve", body, outcome=body.outcome)
+
+
+@router.get("/{alert_id}/actions")
+async def alert_actions(alert_id: int, services: Services) -> list[AlertActionPublic]:
+    """The audit trail: who acknowledged, dispatched, escalated and resolved, and when."""
+    if await services.alerts.get(alert_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
+    return await services.alerts.actions(alert_id)
 
 
 @router.get("/{alert_id}")
