@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import APIRouter, FastAPI
 
 from dashboard_api.deps import ApiServices
-from dashboard_api.routers import alerts, bins, devices, health, incidents, ingest
+from dashboard_api.routers import alerts, bins, devices, health, incidents, ingest, routes, stations
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -29,6 +29,8 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
     api.include_router(incidents.router)
     api.include_router(bins.router)
     api.include_router(ingest.router)
+    api.include_router(stations.router)
+    api.include_router(routes.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

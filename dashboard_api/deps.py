@@ -48,15 +48,14 @@ class ApiServices:
     bin_status: Callable[[str], BinStatus | None] = lambda _id: None
     check_device: Callable[[DeviceCreate], None] = lambda _device: None  # ValueError if unusable
     alert_service: AlertService | None = None  # people's actions; built from alerts if None
+    stations: StationRegistry | None = None
+    routes: RouteService | None = None
 
     def dispatch(self) -> AlertService:
         """The alert service that records people's actions and notifies every channel."""
         if self.alert_service is None:
             self.alert_service = AlertService(self.alerts, self.broadcaster)
         return self.alert_service
-
-    stations: StationRegistry | None = None
-    routes: RouteService | None = None
 
 
 def get_services(request: Request) -> ApiServices:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -39,10 +40,17 @@ from ingest.influx import (
 )
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, MqttEndpoint
+from routes import tables as route_tables
+from routes.schedule import RouteScheduler
+from routes.service import RouteConfig, RouteService
+from routes.solver import ProcessSolver
 from rules.engine import BinStatus, RuleEngine
 from rules.events import AlertEvent
 from rules.params import DeviceSpec, RulesConfig, RulesConfigError, load_rules
-from sigap.settings import Settings
+from sigap.settings import RoutesSettings, Settings
+from stations import tables as station_tables
+from stations.registry import StationRegistry
+from stations.schemas import StationKind
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,8 @@ METADATAS = (
     device_tables.Base.metadata,
     dispatch_tables.Base.metadata,
     rejected_tables.Base.metadata,
+    station_tables.Base.metadata,
+    route_tables.Base.metadata,
 )
 
 
@@ -130,6 +140,8 @@ class Runtime:
     ingestor: Ingestor
     engine: RuleEngine
     rules: RulesConfig
+    stations: StationRegistry | None = None
+    routes: RouteService | None = None
 
     async def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else what is wrong."""
@@ -168,7 +180,16 @@ class Runtime:
             last_seen=lambda device_id: self.ingestor.last_seen.get(device_id),
             bin_status=self.bin_status,
             check_device=self.check_device,
+            stations=self.stations,
+            routes=self.routes,
         )
+
+    def emptied_pct(self, device_id: str) -> float:
+        """Below this fill (%) a bin counts as emptied (its rule parameters)."""
+        info = self.directory.get(device_id)
+        if info is None:
+            return self.rules.params_for(device_id, "bin").bin_emptied_pct
+        return device_spec(self.rules, info).params.bin_emptied_pct
 
     def check_device(self, device: DeviceCreate) -> None:
         """Raise ValueError if the rules cannot evaluate this device (unknown class...)."""
@@ -275,6 +296,20 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 rules,
             )
 
+            stations = StationRegistry(sessions)
+            planner = ProcessSolver()
+            runtime.stations = stations
+            runtime.routes = RouteService(
+                sessions,
+                stations,
+                registry,
+                store,
+                bin_status=runtime.bin_status,
+                emptied_pct=runtime.emptied_pct,
+                config=route_config(settings.routes),
+                solver=planner,
+            )
+
             scheduler = AsyncIOScheduler()
             scheduler.add_job(
                 _persist_last_seen,
@@ -307,6 +342,16 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                     max_instances=1,
                     coalesce=True,
                 )
+            route_jobs: RouteScheduler | None = None
+            if settings.routes.schedule:
+                route_jobs = RouteScheduler(
+                    scheduler, runtime.routes, settings.routes.verify_interval_s
+                )
+                known = await stations.find(limit=1_000_000)
+                route_jobs.start(known)
+                stations.on_change = route_jobs.sync  # new depots get their planning job
+                if any(s.kind is StationKind.waste_depot for s in known):
+                    planner.warm()
             scheduler.start()
 
             endpoint = MqttEndpoint(
@@ -326,6 +371,9 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await consumer
                 scheduler.shutdown(wait=False)
+                if route_jobs is not None:
+                    await route_jobs.stop()  # before the SQL engine goes
+                planner.close()
                 alerts.broadcaster.close_all()
                 try:
                     await ingestor.flush()  # readings already received go out before we stop
@@ -333,6 +381,19 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                     log.exception("final flush failed")
                 await _persist_last_seen(runtime)
     await sql.dispose()
+
+
+def route_config(settings: RoutesSettings) -> RouteConfig:
+    """The route planner's defaults from SIGAP_ROUTES_*."""
+    return RouteConfig(
+        bin_volume_l=settings.bin_volume_l,
+        detour_factor=settings.detour_factor,
+        speed_kmh=settings.speed_kmh,
+        service_s=settings.service_s,
+        max_time_limit_s=settings.time_limit_s,
+        plan_lead=timedelta(minutes=settings.plan_lead_min),
+        verify_within=timedelta(hours=settings.verify_within_h),
+    )
 
 
 async def _persist_last_seen(runtime: Runtime) -> None:

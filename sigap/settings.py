@@ -96,6 +96,25 @@ class RulesSettings(BaseSettings):
     offline_check_s: float = Field(default=10.0, gt=0)
 
 
+class RoutesSettings(BaseSettings):
+    """Pickup route planning (SIGAP_ROUTES_*); depots and plan requests override these."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_ROUTES_", extra="ignore")
+
+    # A 660 L wheelie bin, the common communal bin at Indonesian TPS; bins register only
+    # their depth, so loads are fill x this volume.
+    bin_volume_l: float = Field(default=660.0, gt=0)
+    detour_factor: float = Field(default=1.3, ge=1)  # road distance / great-circle distance
+    speed_kmh: float = Field(default=25.0, gt=0)  # a truck in town
+    service_s: float = Field(default=90.0, ge=0)  # one pickup
+    # Search time grows with the bins (0.5 s + 12 ms per bin) up to this.
+    time_limit_s: float = Field(default=8.0, gt=0, le=120)
+    plan_lead_min: float = Field(default=30.0, ge=0, le=24 * 60)  # plan a shift this early
+    schedule: bool = True  # plan every depot's shifts automatically
+    verify_interval_s: float = Field(default=60.0, gt=0)  # check done stops this often
+    verify_within_h: float = Field(default=24.0, gt=0)  # no reading by then: flagged
+
+
 class Settings(BaseSettings):
     """Everything one `sigap` process needs (SIGAP_*)."""
 
@@ -111,6 +130,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
+    routes: RoutesSettings = Field(default_factory=RoutesSettings)
 
     @property
     def sql_url(self) -> str:

@@ -1,0 +1,1 @@
+"""Pickup-route quality and speed: OR-Tools against a nearest-neighbour baseline."""

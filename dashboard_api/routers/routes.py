@@ -1,0 +1,115 @@
+"""/api/v1/routes: plan pickup routes, read them (with GeoJSON), and record pickups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+
+from dashboard_api.deps import Routes
+from routes.schemas import (
+    PlanPublic,
+    RoutePlanCreate,
+    RoutePublic,
+    RouteStatus,
+    StopDone,
+    StopEventPublic,
+    StopPublic,
+    StopSkip,
+)
+from routes.service import RouteConflictError, RouteInvalidError, RouteNotFoundError
+
+router = APIRouter(prefix="/routes", tags=["routes"])
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except RouteNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except RouteInvalidError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except RouteConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@router.post("/plan", status_code=status.HTTP_201_CREATED)
+async def plan_routes(request: RoutePlanCreate, routes: Routes) -> PlanPublic:
+    """Plan a depot's routes for its next shift (or from `start`): bins full now or
+    predicted full before the collection window ends, within each truck's capacity (L)
+    and the shift; burning bins and bins on another running route are left out."""
+    with _errors():
+        return await routes.plan(request)
+
+
+@router.get("")
+async def list_routes(
+    routes: Routes,
+    depot_id: str | None = None,
+    plan_id: int | None = None,
+    status_: Annotated[RouteStatus | None, Query(alias="status")] = None,
+    flagged: bool | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[RoutePublic]:
+    """Routes, newest first; `flagged=true` for those with a bin not shown emptied."""
+    return await routes.find(
+        depot_id=depot_id,
+        plan_id=plan_id,
+        status=status_,
+        flagged=flagged,
+        since=since,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/plans/{plan_id}")
+async def get_plan(plan_id: int, routes: Routes) -> PlanPublic:
+    """One planning run with its routes, unserved and excluded bins."""
+    found = await routes.get_plan(plan_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"plan {plan_id} not found")
+    return found
+
+
+@router.get("/{route_id}")
+async def get_route(route_id: int, routes: Routes) -> RoutePublic:
+    """One route: stops in order with ETA and expected load, and GeoJSON."""
+    found = await routes.get(route_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"route {route_id} not found")
+    return found
+
+
+@router.get("/{route_id}/events")
+async def route_events(route_id: int, routes: Routes) -> list[StopEventPublic]:
+    """Who changed which stop, and when (oldest first)."""
+    if await routes.get(route_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"route {route_id} not found")
+    return await routes.events(route_id)
+
+
+@router.post("/{route_id}/stops/{bin_id}/done")
+async def stop_done(
+    route_id: int,
+    bin_id: str,
+    routes: Routes,
+    done: Annotated[StopDone | None, Body()] = None,
+) -> StopPublic:
+    """The crew emptied the bin; its next readings confirm it or flag the stop."""
+    with _errors():
+        return await routes.mark_done(route_id, bin_id, done or StopDone())
+
+
+@router.post("/{route_id}/stops/{bin_id}/skip")
+@router.post("/{route_id}/stops/{bin_id}/skipped", include_in_schema=False)
+async def stop_skipped(route_id: int, bin_id: str, skip: StopSkip, routes: Routes) -> StopPublic:
+    """The crew could not empty the bin; `reason` says why."""
+    with _errors():
+        return await routes.mark_skipped(route_id, bin_id, skip)

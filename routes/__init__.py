@@ -1,0 +1,1 @@
+"""Pickup routes for waste crews: which bins, in which order, by which truck."""

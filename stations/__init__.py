@@ -1,0 +1,1 @@
+"""Fire stations and waste depots: where crews start from."""

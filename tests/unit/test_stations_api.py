@@ -1,0 +1,155 @@
+"""/api/v1/stations in-process on SQLite: fire stations and waste depots, validation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dashboard_api.app import create_app
+from dashboard_api.deps import ApiServices
+from devices.registry import DeviceRegistry
+from dispatch.broadcast import AlertBroadcaster
+from dispatch.store import AlertStore
+from ingest.rejected import RejectedStore
+from stations.registry import StationRegistry
+
+DEPOT: dict[str, Any] = {
+    "id": "depot-baamang",
+    "kind": "waste_depot",
+    "name": "Pool truk DLH Baamang",
+    "lat": -2.5262,
+    "lon": 112.9517,
+    "district": "Baamang",
+    "trucks": 3,
+    "truck_capacity_l": 12_000,
+    "shift_start": "06:00",
+    "shift_end": "14:00",
+}
+FIRE_STATION: dict[str, Any] = {
+    "id": "damkar-sampit",
+    "kind": "fire_station",
+    "name": "Pos Damkar Sampit",
+    "lat": -2.5405,
+    "lon": 112.9490,
+    "district": "Mentawa Baru Ketapang",
+}
+
+
+async def _readiness() -> dict[str, str | None]:
+    return {}
+
+
+@pytest.fixture
+async def client(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
+    services = ApiServices(
+        devices=DeviceRegistry(sessions),
+        alerts=AlertStore(sessions),
+        broadcaster=AlertBroadcaster(),
+        readings=None,  # type: ignore[arg-type]
+        rejected=RejectedStore(sessions),
+        readiness=_readiness,
+        last_seen=lambda _id: None,
+        stations=StationRegistry(sessions),
+    )
+    transport = httpx.ASGITransport(app=create_app(services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def test_create_get_and_list(client: httpx.AsyncClient) -> None:
+    created = await client.post("/api/v1/stations", json=DEPOT)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["shift_start"] == "06:00:00" and body["shift_end"] == "14:00:00"
+    assert body["truck_capacity_l"] == 12_000 and body["truck_capacity_bins"] is None
+    assert body["created_at"]
+    assert (await client.post("/api/v1/stations", json=FIRE_STATION)).status_code == 201
+    fire = (await client.get("/api/v1/stations/damkar-sampit")).json()
+    assert fire["kind"] == "fire_station" and fire["trucks"] is None
+    assert (await client.get("/api/v1/stations/depot-baamang")).json() == body
+    listed = (await client.get("/api/v1/stations")).json()
+    assert [s["id"] for s in listed] == ["damkar-sampit", "depot-baamang"]
+    depots = (await client.get("/api/v1/stations", params={"kind": "waste_depot"})).json()
+    assert [s["id"] for s in depots] == ["depot-baamang"]
+    by_district = (await client.get("/api/v1/stations", params={"district": "Baamang"})).json()
+    assert [s["id"] for s in by_district] == ["depot-baamang"]
+
+
+async def test_capacity_in_bins_and_a_night_shift(client: httpx.AsyncClient) -> None:
+    night = DEPOT | {
+        "id": "depot-malam",
+        "truck_capacity_l": None,
+        "truck_capacity_bins": 20,
+        "shift_start": "22:00",
+        "shift_end": "04:00",
+        "collection_window_h": 24,
+    }
+    response = await client.post("/api/v1/stations", json=night)
+    assert response.status_code == 201, response.text
+    assert response.json()["truck_capacity_bins"] == 20
+
+
+async def test_duplicate_and_missing(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/stations", json=DEPOT)).status_code == 201
+    again = await client.post("/api/v1/stations", json=DEPOT | {"kind": "fire_station"})
+    # The body is invalid as a fire station too; a valid duplicate is the conflict.
+    assert again.status_code == 422
+    again = await client.post("/api/v1/stations", json=DEPOT)
+    assert again.status_code == 409 and "already registered" in again.json()["detail"]
+    missing = await client.get("/api/v1/stations/nowhere")
+    assert missing.status_code == 404 and "nowhere" in missing.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "police"}, "'fire_station' or 'waste_depot'"),
+        ({"lat": -91}, "greater than or equal to -90"),
+        ({"id": "depot/1"}, "pattern"),
+        ({"trucks": None}, "a waste depot needs trucks"),
+        ({"trucks": 0}, "greater than or equal to 1"),
+        ({"shift_start": None, "shift_end": None}, "needs shift_start, shift_end"),
+        ({"truck_capacity_l": None}, "truck_capacity_l or truck_capacity_bins"),
+        ({"truck_capacity_bins": 10}, "truck_capacity_l or truck_capacity_bins (one)"),
+        ({"truck_capacity_l": -5}, "greater than 0"),
+        ({"shift_end": "06:00"}, "shift_end must differ from shift_start"),
+        ({"shift_start": "25:00"}, "shift_start"),
+        ({"shift_start": "06:00+08:00"}, "without an offset"),
+        ({"collection_window_h": 0}, "greater than 0"),
+        ({"fleet": 3}, "Extra inputs are not permitted"),
+    ],
+)
+async def test_depot_validation(
+    client: httpx.AsyncClient, change: dict[str, Any], message: str
+) -> None:
+    response = await client.post("/api/v1/stations", json=DEPOT | change)
+    assert response.status_code == 422, response.text
+    assert message in response.text
+
+
+async def test_fire_stations_have_no_trucks(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/stations", json=FIRE_STATION | {"trucks": 2})
+    assert response.status_code == 422
+    assert "trucks applies only to waste depots" in response.text
+
+
+async def test_unavailable_without_a_registry(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    services = ApiServices(
+        devices=DeviceRegistry(sessions),
+        alerts=AlertStore(sessions),
+        broadcaster=AlertBroadcaster(),
+        readings=None,  # type: ignore[arg-type]
+        rejected=RejectedStore(sessions),
+        readiness=_readiness,
+        last_seen=lambda _id: None,
+    )
+    transport = httpx.ASGITransport(app=create_app(services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/api/v1/stations")).status_code == 503
+        assert (await client.get("/api/v1/routes")).status_code == 503
