@@ -8,7 +8,18 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import APIRouter, FastAPI
 
 from dashboard_api.deps import ApiServices
-from dashboard_api.routers import alerts, bins, devices, health, incidents, ingest, routes, stations
+from dashboard_api.routers import (
+    alerts,
+    bins,
+    cap,
+    devices,
+    health,
+    incidents,
+    ingest,
+    routes,
+    stations,
+    webhooks,
+)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -25,12 +36,14 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
         app.state.services = services
     api = APIRouter(prefix="/api/v1")
     api.include_router(devices.router)
+    api.include_router(cap.router)  # before alerts: /alerts/cap is not an alert id
     api.include_router(alerts.router)
     api.include_router(incidents.router)
     api.include_router(bins.router)
     api.include_router(ingest.router)
     api.include_router(stations.router)
     api.include_router(routes.router)
+    api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

@@ -14,6 +14,7 @@ from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.service import AlertService
 from dispatch.store import AlertStore
+from dispatch.webhooks import WebhookOutbox
 from ingest.rejected import RejectedStore
 from routes.service import RouteService
 from rules.engine import BinStatus
@@ -48,6 +49,7 @@ class ApiServices:
     bin_status: Callable[[str], BinStatus | None] = lambda _id: None
     check_device: Callable[[DeviceCreate], None] = lambda _device: None  # ValueError if unusable
     alert_service: AlertService | None = None  # people's actions; built from alerts if None
+    webhooks: WebhookOutbox | None = None
     stations: StationRegistry | None = None
     routes: RouteService | None = None
 

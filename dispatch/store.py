@@ -213,6 +213,16 @@ class AlertStore:
                 )
             return await self._log(session, log)
 
+    async def history(self, alert_id: int) -> list[AlertChange]:
+        """An alert's change log, oldest first (what CAP references are built from)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(AlertEventRow)
+                .where(AlertEventRow.alert_id == alert_id)
+                .order_by(AlertEventRow.id)
+            )
+            return [_change(entry) for entry in rows]
+
     async def actions(self, alert_id: int) -> list[AlertActionPublic]:
         """An alert's audit trail, oldest first."""
         async with self._sessions() as session:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy import event, text
@@ -24,9 +25,12 @@ from devices.directory import DeviceDirectory, DeviceInfo
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate, DevicePublic
 from dispatch import tables as dispatch_tables
+from dispatch import webhooks as webhook_tables
 from dispatch.broadcast import AlertBroadcaster
+from dispatch.mqtt_out import MqttAlertPublisher
 from dispatch.service import AlertService
 from dispatch.store import AlertStore
+from dispatch.webhooks import WebhookOutbox
 from ingest import rejected as rejected_tables
 from ingest.batch import ReadingBatch
 from ingest.decode import Limits
@@ -41,6 +45,7 @@ from ingest.influx import (
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, MqttEndpoint
 from routes import tables as route_tables
+from routes.geo import haversine_m
 from routes.schedule import RouteScheduler
 from routes.service import RouteConfig, RouteService
 from routes.solver import ProcessSolver
@@ -50,7 +55,7 @@ from rules.params import DeviceSpec, RulesConfig, RulesConfigError, load_rules
 from sigap.settings import RoutesSettings, Settings
 from stations import tables as station_tables
 from stations.registry import StationRegistry
-from stations.schemas import StationKind
+from stations.schemas import StationKind, StationPublic
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ METADATAS = (
     device_tables.Base.metadata,
     dispatch_tables.Base.metadata,
     rejected_tables.Base.metadata,
+    webhook_tables.Base.metadata,
     station_tables.Base.metadata,
     route_tables.Base.metadata,
 )
@@ -142,6 +148,7 @@ class Runtime:
     rules: RulesConfig
     stations: StationRegistry | None = None
     routes: RouteService | None = None
+    webhooks: WebhookOutbox | None = None
 
     async def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else what is wrong."""
@@ -182,6 +189,8 @@ class Runtime:
             check_device=self.check_device,
             stations=self.stations,
             routes=self.routes,
+            webhooks=self.webhooks,
+            alert_service=self.alerts,
         )
 
     def emptied_pct(self, device_id: str) -> float:
@@ -239,8 +248,24 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
         directory.upsert(device)
     log.info("registry: %d devices", len(directory))
 
-    store = AlertStore(sessions)
-    alerts = AlertService(store, AlertBroadcaster())
+    stations = StationRegistry(sessions)
+    nearest = NearestStations(directory, settings.dispatch.proposed_stations)
+    nearest.load(await stations.find(limit=1_000_000))
+    outbox = WebhookOutbox(sessions, max_attempts=settings.dispatch.webhook_max_attempts)
+    await outbox.load()
+    store = AlertStore(sessions, propose=nearest.propose, in_transaction=outbox.enqueue)
+    alert_sinks = []
+    mqtt_alerts: MqttAlertPublisher | None = None
+    if settings.dispatch.mqtt_alerts:
+        mqtt_alerts = MqttAlertPublisher(
+            settings.mqtt.host,
+            settings.mqtt.port,
+            username=settings.mqtt.username,
+            password=settings.mqtt.password,
+            client_id=f"{settings.mqtt.client_id}-alerts",
+        )
+        alert_sinks.append(mqtt_alerts)
+    alerts = AlertService(store, AlertBroadcaster(), alert_sinks)
     for alert in await store.active():
         info = directory.get(alert.device_id)
         if info is not None and alert.cleared_at is None:
@@ -248,9 +273,15 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
 
     rejected = RejectedStore(sessions, keep=settings.ingest.rejected_keep)
     influx_settings = settings.influx
-    async with InfluxClient(
-        influx_settings.url, influx_settings.db, influx_settings.token, influx_settings.timeout_s
-    ) as influx:
+    async with (
+        httpx.AsyncClient(timeout=10.0) as webhook_http,
+        InfluxClient(
+            influx_settings.url,
+            influx_settings.db,
+            influx_settings.token,
+            influx_settings.timeout_s,
+        ) as influx,
+    ):
         try:
             await influx.ensure_database()
         except InfluxError as exc:
@@ -296,7 +327,6 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 rules,
             )
 
-            stations = StationRegistry(sessions)
             planner = ProcessSolver()
             runtime.stations = stations
             runtime.routes = RouteService(
@@ -349,10 +379,29 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 )
                 known = await stations.find(limit=1_000_000)
                 route_jobs.start(known)
-                stations.on_change = route_jobs.sync  # new depots get their planning job
+                stations.on_change = _both(nearest.add, route_jobs.sync)  # new depots: a job
                 if any(s.kind is StationKind.waste_depot for s in known):
                     planner.warm()
+            else:
+                stations.on_change = nearest.add
+            scheduler.add_job(
+                alerts.escalate,
+                "interval",
+                seconds=settings.dispatch.escalation_check_s,
+                args=[settings.dispatch.escalate_after_s],
+                max_instances=1,
+                coalesce=True,
+            )
             scheduler.start()
+            runtime.webhooks = outbox
+            background = [
+                asyncio.create_task(
+                    outbox.run(webhook_http, poll_s=settings.dispatch.webhook_poll_s),
+                    name="webhooks",
+                )
+            ]
+            if mqtt_alerts is not None:
+                background.append(asyncio.create_task(mqtt_alerts.run(), name="mqtt-alerts"))
 
             endpoint = MqttEndpoint(
                 host=settings.mqtt.host,
@@ -370,6 +419,10 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await consumer
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 scheduler.shutdown(wait=False)
                 if route_jobs is not None:
                     await route_jobs.stop()  # before the SQL engine goes
@@ -381,6 +434,46 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                     log.exception("final flush failed")
                 await _persist_last_seen(runtime)
     await sql.dispose()
+
+
+def _both(
+    first: Callable[[StationPublic], object], second: Callable[[StationPublic], object]
+) -> Callable[[StationPublic], None]:
+    def call(station: StationPublic) -> None:
+        first(station)
+        second(station)
+
+    return call
+
+
+class NearestStations:
+    """Fire stations in memory, to propose the nearest ones for a new fire alert."""
+
+    def __init__(self, directory: DeviceDirectory, count: int) -> None:
+        self._directory = directory
+        self._count = count
+        self._stations: dict[str, tuple[float, float]] = {}
+
+    def load(self, stations: list[StationPublic]) -> None:
+        """Replace the known stations."""
+        self._stations = {}
+        for station in stations:
+            self.add(station)
+
+    def add(self, station: StationPublic) -> None:
+        """Learn a new or changed station (fire stations only)."""
+        if station.kind is StationKind.fire_station:
+            self._stations[station.id] = (station.lat, station.lon)
+
+    def propose(self, device_id: str) -> list[str]:
+        """The nearest fire stations to a device, nearest first."""
+        info = self._directory.get(device_id)
+        if info is None or not self._stations:
+            return []
+        ranked = sorted(
+            self._stations.items(), key=lambda item: haversine_m(info.lat, info.lon, *item[1])
+        )
+        return [station_id for station_id, _ in ranked[: self._count]]
 
 
 def route_config(settings: RoutesSettings) -> RouteConfig:

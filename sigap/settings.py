@@ -96,6 +96,22 @@ class RulesSettings(BaseSettings):
     offline_check_s: float = Field(default=10.0, gt=0)
 
 
+class DispatchSettings(BaseSettings):
+    """Alert lifecycle and notifications (SIGAP_DISPATCH_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGAP_DISPATCH_", extra="ignore")
+
+    # An unacknowledged fire alert is notified again, and proposed to the next station
+    # (then a supervisor), after this long.
+    escalate_after_s: float = Field(default=60.0, gt=0)
+    escalation_check_s: float = Field(default=5.0, gt=0)
+    proposed_stations: int = Field(default=3, ge=1, le=20)
+    mqtt_alerts: bool = True  # publish alert changes on sigap/alerts/{category}/{device_id}
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+    webhook_max_attempts: int = Field(default=20, ge=1)
+    cap_sender: str = "sigap@kotimkab.go.id"
+
+
 class RoutesSettings(BaseSettings):
     """Pickup route planning (SIGAP_ROUTES_*); depots and plan requests override these."""
 
@@ -131,6 +147,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     routes: RoutesSettings = Field(default_factory=RoutesSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @property
     def sql_url(self) -> str:

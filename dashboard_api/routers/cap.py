@@ -1,0 +1,60 @@
+"""CAP 1.2 for fire consoles and warning systems: one document per alert or incident, and
+an Atom feed of the active fire alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from dashboard_api.deps import Services
+from dispatch.cap import cap_feed, latest_alert_cap, latest_incident_cap
+
+router = APIRouter(tags=["cap"])
+
+CAP_TYPE = "application/cap+xml"
+
+
+@router.get("/alerts/cap", response_class=Response)
+async def cap_alert_feed(request: Request, services: Services) -> Response:
+    """Atom feed of every active fire alert's current CAP message."""
+    alerts = await services.alerts.find(active=True, category="fire", limit=10_000)
+    documents, links = [], []
+    for alert in alerts:
+        history = await services.alerts.history(alert.id)
+        if history:
+            documents.append(latest_alert_cap(history, await services.devices.get(alert.device_id)))
+            links.append(str(request.url_for("alert_cap", alert_id=alert.id)))
+    feed = cap_feed(
+        documents,
+        title="Sigap: active fire alerts, Kotawaringin Timur",
+        updated=datetime.now(UTC),
+        self_url=str(request.url),
+        links=links,
+    )
+    return Response(feed, media_type="application/atom+xml")
+
+
+@router.get("/alerts/{alert_id}/cap", response_class=Response, name="alert_cap")
+async def alert_cap(alert_id: int, services: Services) -> Response:
+    """The alert's current CAP 1.2 message (Alert, Update or Cancel, with references)."""
+    alert = await services.alerts.get(alert_id)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
+    history = await services.alerts.history(alert_id)
+    document = latest_alert_cap(history, await services.devices.get(alert.device_id))
+    return Response(document, media_type=CAP_TYPE)
+
+
+@router.get("/incidents/{incident_id}/cap", response_class=Response)
+async def incident_cap(incident_id: int, services: Services) -> Response:
+    """The incident's current CAP 1.2 message, one area per detector."""
+    incident = await services.alerts.incident(incident_id)
+    if incident is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"incident {incident_id} not found")
+    histories = {
+        alert_id: await services.alerts.history(alert_id) for alert_id in incident.alert_ids
+    }
+    devices = {d.id: d for d in await services.devices.get_many(incident.device_ids)}
+    document = latest_incident_cap(incident, histories, devices)
+    return Response(document, media_type=CAP_TYPE)
