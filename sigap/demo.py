@@ -60,6 +60,56 @@ def _print_alerts(base: str, console: Console, stop: threading.Event) -> None:
                 return
 
 
+# Fire stations (pos pemadam kebakaran) and a waste depot around Sampit, so that fire
+# alerts get a proposed station and the depot's crews get routes. Approximate places.
+DEMO_STATIONS = (
+    {
+        "id": "damkar-sampit",
+        "kind": "fire_station",
+        "name": "Damkar Kotim (Sampit)",
+        "lat": -2.5370,
+        "lon": 112.9480,
+        "district": "Mentawa Baru Ketapang",
+    },
+    {
+        "id": "damkar-baamang",
+        "kind": "fire_station",
+        "name": "Pos Damkar Baamang",
+        "lat": -2.5060,
+        "lon": 112.9560,
+        "district": "Baamang",
+    },
+    {
+        "id": "damkar-seranau",
+        "kind": "fire_station",
+        "name": "Pos Damkar Seranau",
+        "lat": -2.5350,
+        "lon": 112.9860,
+        "district": "Seranau",
+    },
+    {
+        "id": "depot-dlh-sampit",
+        "kind": "waste_depot",
+        "name": "DLH Kotim depot",
+        "lat": -2.5300,
+        "lon": 112.9420,
+        "district": "Mentawa Baru Ketapang",
+        "trucks": 3,
+        "truck_capacity_l": 8000,
+        "shift_start": "06:00",
+        "shift_end": "14:00",
+    },
+)
+
+
+def _register_stations(api: str, console: Console) -> None:
+    """Register the demo's stations (already there after a restart: fine)."""
+    for station in DEMO_STATIONS:
+        response = httpx.post(f"{api}/api/v1/stations", json=station, timeout=10)
+        if response.status_code not in (201, 409):
+            console.print(f"[yellow]station {station['id']}: {response.text}[/]")
+
+
 def run_demo(settings: Settings, *, devices: int, interval: float, console: Console) -> int:
     """Run everything until Ctrl-C; returns the exit code."""
     from simulators import SimConfig, run_simulation
@@ -110,12 +160,16 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
             )
         _wait_ready(api, sigap_up, up_log)
         console.print(f"sigap up: ready (log {up_log})")
+        _register_stations(api, console)
         console.rule("Sigap demo")
         console.print(
             f"API docs      {api}/docs\n"
             f"Alerts        {api}/api/v1/alerts?active=true\n"
             f"Live stream   curl -N {api}/api/v1/alerts/stream\n"
             f"Devices       {api}/api/v1/devices\n"
+            f"Bins          {api}/api/v1/bins?full_within_h=8\n"
+            f"Incidents     {api}/api/v1/incidents\n"
+            f"Fire (CAP)    {api}/api/v1/alerts/cap\n"
             f"Rejected      {api}/api/v1/ingest/rejected\n"
             f"Metrics       {api}/metrics\n"
             f"MQTT          mosquitto_sub -p {settings.mqtt.port} -t 'sigap/#' -v\n"
