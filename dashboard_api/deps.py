@@ -50,6 +50,7 @@ class ApiServices:
     check_device: Callable[[DeviceCreate], None] = lambda _device: None  # ValueError if unusable
     alert_service: AlertService | None = None  # people's actions; built from alerts if None
     webhooks: WebhookOutbox | None = None
+    cap_sender: str = "sigap@kotimkab.go.id"  # the CAP <sender> of every document
     stations: StationRegistry | None = None
     routes: RouteService | None = None
 

@@ -191,6 +191,7 @@ class Runtime:
             routes=self.routes,
             webhooks=self.webhooks,
             alert_service=self.alerts,
+            cap_sender=self.settings.dispatch.cap_sender,
         )
 
     def emptied_pct(self, device_id: str) -> float:

@@ -3,7 +3,7 @@ an Atom feed of the active fire alerts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
@@ -17,13 +17,18 @@ CAP_TYPE = "application/cap+xml"
 
 @router.get("/alerts/cap", response_class=Response)
 async def cap_alert_feed(request: Request, services: Services) -> Response:
-    """Atom feed of every active fire alert's current CAP message."""
+    """Atom feed of the active fire alerts' current CAP messages, and of the ones closed in
+    the last 24 h (so that pollers see their Cancel instead of a silent disappearance)."""
+    now = datetime.now(UTC)
     alerts = await services.alerts.find(active=True, category="fire", limit=10_000)
+    closed = await services.alerts.find(active=False, category="fire", limit=500)
+    alerts += [a for a in closed if a.resolved_at and a.resolved_at >= now - timedelta(hours=24)]
     documents, links = [], []
     for alert in alerts:
         history = await services.alerts.history(alert.id)
         if history:
-            documents.append(latest_alert_cap(history, await services.devices.get(alert.device_id)))
+            device = await services.devices.get(alert.device_id)
+            documents.append(latest_alert_cap(history, device, sender=services.cap_sender))
             links.append(str(request.url_for("alert_cap", alert_id=alert.id)))
     feed = cap_feed(
         documents,
@@ -42,7 +47,8 @@ async def alert_cap(alert_id: int, services: Services) -> Response:
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
     history = await services.alerts.history(alert_id)
-    document = latest_alert_cap(history, await services.devices.get(alert.device_id))
+    device = await services.devices.get(alert.device_id)
+    document = latest_alert_cap(history, device, sender=services.cap_sender)
     return Response(document, media_type=CAP_TYPE)
 
 
@@ -56,5 +62,5 @@ async def incident_cap(incident_id: int, services: Services) -> Response:
         alert_id: await services.alerts.history(alert_id) for alert_id in incident.alert_ids
     }
     devices = {d.id: d for d in await services.devices.get_many(incident.device_ids)}
-    document = latest_incident_cap(incident, histories, devices)
+    document = latest_incident_cap(incident, histories, devices, sender=services.cap_sender)
     return Response(document, media_type=CAP_TYPE)
