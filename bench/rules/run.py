@@ -57,6 +57,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    """Current resident set size of this process (MB)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 @dataclass
 class Workload:
     """A fleet and its readings in arrival order, cut into batches."""
@@ -308,6 +314,7 @@ def main() -> None:
     span_s = (int(work.ts.max()) - int(work.ts.min())) / 1000
 
     load = os.getloadavg()[0]
+    rss_before = rss_mb()
     engine_runs: list[float] = []
     for run in range(args.repeat):
         log(f"RuleEngine over every reading (run {run + 1}/{args.repeat})")
@@ -370,6 +377,7 @@ def main() -> None:
         "state_bytes_per_device": (
             None if state_nbytes is None else round(state_nbytes / args.devices, 1)
         ),
+        "rss_mb_before_engine": round(rss_before),
         "peak_rss_mb_after_engine": round(rss_engine),
         "peak_rss_mb": round(peak_rss_mb()),
         "prefix_check": prefix_check,
