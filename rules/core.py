@@ -118,8 +118,9 @@ class Round:
         return cached
 
     def at(self, name: str, row: int) -> Any:
-        """A parameter for one row (for messages)."""
-        return self.table.column(name)[self.profiles[row]]
+        """A parameter for one row (for messages), as a plain Python number."""
+        value = self.p(name)
+        return (value[row] if np.ndim(value) else value).item()
 
     def emit(
         self,
