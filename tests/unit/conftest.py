@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dashboard_api.app import create_app
+from dashboard_api.deps import ApiServices
+from devices.registry import DeviceRegistry
 from devices.schemas import KIND_CODES
+from dispatch.broadcast import AlertBroadcaster
+from dispatch.store import AlertStore
 from ingest.batch import Q_INDEX, QUANTITIES, ReadingBatch
+from ingest.rejected import RejectedStore
 from sigap.runtime import create_schema, make_engine
 
 
@@ -45,3 +54,29 @@ def make_batch(
         values=values,
         device_ids=ids,
     )
+
+
+def api_services(sessions: async_sessionmaker[AsyncSession], **overrides: Any) -> ApiServices:
+    """The API's services on the test database; a test passes what it cares about."""
+
+    async def ready() -> dict[str, str | None]:
+        return {}
+
+    base: dict[str, Any] = {
+        "devices": DeviceRegistry(sessions),
+        "alerts": AlertStore(sessions),
+        "broadcaster": AlertBroadcaster(),
+        "readings": None,
+        "rejected": RejectedStore(sessions),
+        "readiness": ready,
+        "last_seen": lambda _id: None,
+    }
+    return ApiServices(**(base | overrides))
+
+
+@asynccontextmanager
+async def api_client(services: ApiServices) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=create_app(services=services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client

@@ -9,14 +9,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dashboard_api.app import create_app
-from dashboard_api.deps import ApiServices
-from devices.registry import DeviceRegistry
-from dispatch.broadcast import AlertBroadcaster
 from dispatch.model import AlertStatus, ChangeType
 from dispatch.store import AlertStore, TransitionError
-from ingest.rejected import RejectedStore
 from rules.events import Action, AlertEvent, Severity
+from tests.unit.conftest import api_client, api_services
 
 T0 = 1_790_000_000_000
 
@@ -125,17 +121,7 @@ async def test_only_fire_alerts_escalate(store: AlertStore, clock: Clock) -> Non
 async def client(
     sessions: async_sessionmaker[AsyncSession], store: AlertStore
 ) -> AsyncIterator[httpx.AsyncClient]:
-    services = ApiServices(
-        devices=DeviceRegistry(sessions),
-        alerts=store,
-        broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
-        rejected=RejectedStore(sessions),
-        readiness=None,  # type: ignore[arg-type]
-        last_seen=lambda _id: None,
-    )
-    transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with api_client(api_services(sessions, alerts=store)) as c:
         yield c
 
 

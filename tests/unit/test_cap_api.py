@@ -11,16 +11,14 @@ from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard_api.app import create_app
-from dashboard_api.deps import ApiServices
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate
-from dispatch.broadcast import AlertBroadcaster
 from dispatch.cap import ATOM_NS, CAP_NS
 from dispatch.model import AlertStatus
 from dispatch.store import AlertStore
-from ingest.rejected import RejectedStore
 from rules.events import Action, AlertEvent, Severity
 from tests.conftest import shared_data
+from tests.unit.conftest import api_services
 
 NS = {"cap": CAP_NS, "atom": ATOM_NS}
 MS = 1_795_000_000_000
@@ -53,19 +51,8 @@ async def setup(
         )
         await registry.create(device)
 
-    async def readiness() -> dict[str, str | None]:
-        return {}
-
     store = AlertStore(sessions)
-    services = ApiServices(
-        devices=registry,
-        alerts=store,
-        broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
-        rejected=RejectedStore(sessions),
-        readiness=readiness,
-        last_seen=lambda _id: None,
-    )
+    services = api_services(sessions, devices=registry, alerts=store)
     app = create_app(services=services)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"

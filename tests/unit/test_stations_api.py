@@ -9,13 +9,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dashboard_api.app import create_app
-from dashboard_api.deps import ApiServices
-from devices.registry import DeviceRegistry
-from dispatch.broadcast import AlertBroadcaster
-from dispatch.store import AlertStore
-from ingest.rejected import RejectedStore
 from stations.registry import StationRegistry
+from tests.unit.conftest import api_client, api_services
 
 DEPOT: dict[str, Any] = {
     "id": "depot-baamang",
@@ -45,18 +40,8 @@ async def _readiness() -> dict[str, str | None]:
 
 @pytest.fixture
 async def client(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
-    services = ApiServices(
-        devices=DeviceRegistry(sessions),
-        alerts=AlertStore(sessions),
-        broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
-        rejected=RejectedStore(sessions),
-        readiness=_readiness,
-        last_seen=lambda _id: None,
-        stations=StationRegistry(sessions),
-    )
-    transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    services = api_services(sessions, stations=StationRegistry(sessions))
+    async with api_client(services) as client:
         yield client
 
 
@@ -140,16 +125,7 @@ async def test_fire_stations_have_no_trucks(client: httpx.AsyncClient) -> None:
 async def test_unavailable_without_a_registry(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    services = ApiServices(
-        devices=DeviceRegistry(sessions),
-        alerts=AlertStore(sessions),
-        broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
-        rejected=RejectedStore(sessions),
-        readiness=_readiness,
-        last_seen=lambda _id: None,
-    )
-    transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    services = api_services(sessions)
+    async with api_client(services) as client:
         assert (await client.get("/api/v1/stations")).status_code == 503
         assert (await client.get("/api/v1/routes")).status_code == 503
