@@ -34,10 +34,6 @@ FIRE_STATION: dict[str, Any] = {
 }
 
 
-async def _readiness() -> dict[str, str | None]:
-    return {}
-
-
 @pytest.fixture
 async def client(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
     services = api_services(sessions, stations=StationRegistry(sessions))
