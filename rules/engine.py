@@ -88,7 +88,11 @@ class RuleEngine:
         self, devices: Iterable[DeviceSpec] = (), reorder_window_ms: int = 0, capacity: int = 1024
     ) -> None:
         self.reorder_window_ms = int(reorder_window_ms)
-        self.state = EngineState(capacity)
+        devices = list(devices)
+        # Size the arrays for the fleet at once: growing by doubling would leave up to half
+        # of them unused.
+        needed = max((spec.index for spec in devices), default=-1) + 1
+        self.state = EngineState(needed if needed > 0 else capacity)
         self.table = ParamTable()
         self.device_ids: list[str] = []
         self._zones: dict[str, int] = {}

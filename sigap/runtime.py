@@ -241,11 +241,16 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
     sessions = async_sessionmaker(sql, expire_on_commit=False)
 
     rules = load_rules(settings.rules.file)
-    engine = RuleEngine(reorder_window_ms=settings.rules.reorder_window_ms)
     directory = DeviceDirectory()
-    directory.listen(lambda info: engine.upsert_device(device_spec(rules, info)))
     registry = DeviceRegistry(sessions, on_change=directory.upsert)
-    for device in await registry.all():
+    known = await registry.all()
+    # Sized for the registered fleet (plus room to grow) rather than grown by doubling.
+    engine = RuleEngine(
+        reorder_window_ms=settings.rules.reorder_window_ms,
+        capacity=max(1024, len(known) + len(known) // 8),
+    )
+    directory.listen(lambda info: engine.upsert_device(device_spec(rules, info)))
+    for device in known:
         directory.upsert(device)
     log.info("registry: %d devices", len(directory))
 
