@@ -243,14 +243,14 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
     rules = load_rules(settings.rules.file)
     directory = DeviceDirectory()
     registry = DeviceRegistry(sessions, on_change=directory.upsert)
-    known = await registry.all()
+    registered = await registry.all()
     # Sized for the registered fleet (plus room to grow) rather than grown by doubling.
     engine = RuleEngine(
         reorder_window_ms=settings.rules.reorder_window_ms,
-        capacity=max(1024, len(known) + len(known) // 8),
+        capacity=max(1024, len(registered) + len(registered) // 8),
     )
     directory.listen(lambda info: engine.upsert_device(device_spec(rules, info)))
-    for device in known:
+    for device in registered:
         directory.upsert(device)
     log.info("registry: %d devices", len(directory))
 
