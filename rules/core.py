@@ -119,8 +119,13 @@ class Round:
 
     def at(self, name: str, row: int) -> Any:
         """A parameter for one row (for messages), as a plain Python number."""
-        value = self.p(name)
-        return (value[row] if np.ndim(value) else value).item()
+        if self._uniform is not None:
+            key = "at:" + name
+            cached = self._cache.get(key)
+            if cached is None:
+                cached = self._cache[key] = self.p(name).item()
+            return cached
+        return self.p(name)[row].item()
 
     def emit(
         self,

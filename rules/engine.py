@@ -380,7 +380,8 @@ class RuleEngine:
                 self._alarming[d] = None
             fire.confirm(fire_part, st, alarm, self._alarming, self._zone_names)
         if self._alarming:
-            for d in [d for d in self._alarming if st.fire_level[d] == 0]:
+            alarming = np.fromiter(self._alarming, np.int64, len(self._alarming))
+            for d in alarming[st.fire_level[alarming] == 0].tolist():
                 del self._alarming[d]
 
 

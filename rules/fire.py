@@ -136,6 +136,8 @@ def confirm(
     # Order by device index; each device sees the levels left by the ones before it.
     rows = rows[np.argsort(r.devs[rows], kind="stable")]
     candidates = np.fromiter(alarming, np.int64, len(alarming))
+    if (st.fire_level[candidates] >= 3).all():
+        return  # every alarming detector is already confirmed: nothing can change
     for row in rows.tolist():
         d = int(r.devs[row])
         t = int(r.ts[row])
