@@ -358,7 +358,7 @@ class RuleEngine:
             local,
             rows,
         )
-        health.back_online(r)
+        health.back_online(r, st.offline)
         # Each part is one kind, usually with one parameter profile: thresholds stay scalars.
         fire_part = r.part(0, n_fire)
         alarm = np.zeros(0, bool)
@@ -371,8 +371,8 @@ class RuleEngine:
                     found = family.evaluate(part, verdict)
                     if kind == _FIRE and found is not None:
                         alarm = found
-        local.last_arrival[:] = now
         st.scatter(devs, local)
+        st.last_arrival[devs] = now
         st.last_ts[devs] = ts
         # Cross-device confirmation reads other devices' state: after the write-back.
         if alarm.any():

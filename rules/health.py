@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from devices.schemas import KIND_CODES
 from rules.core import Round, fmt, quantities
@@ -22,12 +23,12 @@ def _severity(kind_code: int) -> Severity:
     return Severity.major if kind_code == _FIRE else Severity.minor
 
 
-def back_online(r: Round) -> None:
+def back_online(r: Round, offline: npt.NDArray[np.bool_]) -> None:
     """A reading from an offline device clears device.offline (before other families run)."""
-    rows = np.flatnonzero(r.s.offline)
+    rows = np.flatnonzero(offline[r.devs])
     if not len(rows):
         return
-    r.s.offline[rows] = False
+    offline[r.devs[rows]] = False
     r.emit(
         rows,
         Action.clear,

@@ -12,8 +12,6 @@ RING = 4  # heat samples kept per device for the rate of rise
 
 # name -> (dtype, fill value, trailing shape); every array has one row per device.
 _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
-    # admission
-    "last_arrival": (np.int64, NEVER, ()),
     # heat ring, newest sample first
     "ring_ts": (np.int64, NEVER, (RING,)),
     "ring_temp": (np.float64, np.nan, (RING,)),
@@ -37,7 +35,6 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     # bin.tilted, health
     "tilted": (np.bool_, False, ()),
     "battery_low": (np.bool_, False, ()),
-    "offline": (np.bool_, False, ()),
     "fault": (np.bool_, False, ()),
     "fault_good": (np.uint8, 0, ()),
     "stuck_value": (np.float64, np.nan, ()),
@@ -49,7 +46,6 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     "lat": (np.float64, np.nan, ()),
     "lon": (np.float64, np.nan, ()),
     "depth": (np.float64, np.nan, ()),
-    "offline_after_ms": (np.int64, 0, ()),
 }
 
 
@@ -59,6 +55,10 @@ _SEPARATE: dict[str, tuple[Any, Any]] = {
     "kind": (np.uint8, 0),
     "last_ts": (np.int64, NEVER),
     "max_ts": (np.int64, NEVER),
+    # The offline sweep scans these for every device: contiguous, not strided records.
+    "last_arrival": (np.int64, NEVER),
+    "offline": (np.bool_, False),
+    "offline_after_ms": (np.int64, 0),
 }
 
 STATE_DTYPE = np.dtype([(name, dtype, shape) for name, (dtype, _, shape) in _LAYOUT.items()])
@@ -91,11 +91,22 @@ class EngineState(Fields):
     and one scatter of whole records, instead of dozens of scattered accesses per row.
     """
 
-    __slots__ = ("capacity", "kind", "last_ts", "max_ts")
+    __slots__ = (
+        "capacity",
+        "kind",
+        "last_arrival",
+        "last_ts",
+        "max_ts",
+        "offline",
+        "offline_after_ms",
+    )
 
     kind: npt.NDArray[np.uint8]
     last_ts: npt.NDArray[np.int64]
     max_ts: npt.NDArray[np.int64]
+    last_arrival: npt.NDArray[np.int64]
+    offline: npt.NDArray[np.bool_]
+    offline_after_ms: npt.NDArray[np.int64]
 
     def __init__(self, capacity: int = 1024) -> None:
         super().__init__(_blank(capacity))
