@@ -52,26 +52,3 @@ class ReadingBatch:
         """One quantity's column (a view; NaN where the reading did not carry it)."""
         column: F64 = self.values[Q_INDEX[name]]
         return column
-
-    def take(self, rows: npt.NDArray[np.intp]) -> ReadingBatch:
-        """A new batch with the given rows, in the given order."""
-        return ReadingBatch(
-            device=self.device[rows],
-            kind=self.kind[rows],
-            ts_ms=self.ts_ms[rows],
-            seq=self.seq[rows],
-            values=self.values[:, rows],
-            device_ids=self.device_ids,
-        )
-
-    @staticmethod
-    def empty(device_ids: Sequence[str] = ()) -> ReadingBatch:
-        """A batch with no rows."""
-        return ReadingBatch(
-            device=np.empty(0, np.int32),
-            kind=np.empty(0, np.uint8),
-            ts_ms=np.empty(0, np.int64),
-            seq=np.empty(0, np.int64),
-            values=np.empty((len(QUANTITIES), 0), np.float64),
-            device_ids=device_ids,
-        )

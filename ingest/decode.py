@@ -53,7 +53,6 @@ class Reason:
     DEVICE_ID_MISMATCH = "device_id_mismatch"
     UNKNOWN_DEVICE = "unknown_device"
     WRONG_GATEWAY = "wrong_gateway"
-    WRONG_KIND = "wrong_kind"
 
 
 class DecodeError(ValueError):

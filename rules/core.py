@@ -159,11 +159,6 @@ class Round:
             )
 
 
-def present(values: F64) -> Bool:
-    """True where a quantity was reported."""
-    return ~np.isnan(values)
-
-
 def fmt(value: float) -> str:
     """A value for a reason string."""
     return f"{value:.1f}" if abs(value) < 1000 else f"{value:.0f}"

@@ -21,17 +21,6 @@ class Heat:
     heat: Bool  # fixed or ror: alarm level
     normal: Bool  # below the fixed threshold minus the margin, and no rate of rise
 
-    def part(self, lo: int, hi: int) -> Heat:
-        """The verdicts of rows lo..hi."""
-        return Heat(
-            self.has_temp[lo:hi],
-            self.fixed[lo:hi],
-            self.ror[lo:hi],
-            self.rate[lo:hi],
-            self.heat[lo:hi],
-            self.normal[lo:hi],
-        )
-
 
 def evaluate(r: Round) -> Heat:
     """Heat verdicts for a round, then record each reading in its device's sample ring."""

@@ -20,7 +20,6 @@ class MqttSettings(BaseSettings):
     client_id: str = "sigap-ingest"
     # QoS 1 with a persistent session: the broker keeps readings for us while we restart.
     qos: int = 1
-    session_expiry_s: int = 3600
 
     @field_validator("url")
     @classmethod
