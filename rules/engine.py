@@ -227,16 +227,11 @@ class RuleEngine:
         single = np.flatnonzero(~multi)
         several = np.flatnonzero(multi)
         several = several[np.lexsort((ts[several], device[several]))]
-        dev_m, ts_m = device[several], ts[several]
-        dup = np.zeros(len(several), bool)
-        dup[1:] = (dev_m[1:] == dev_m[:-1]) & (ts_m[1:] == ts_m[:-1])
+        dup = _duplicates(device[several], ts[several])
         if dup.any():  # the first arrival wins (the sort is stable)
             self.duplicate_readings += int(dup.sum())
-            several, dev_m = several[~dup], dev_m[~dup]
-        first = np.ones(len(several), bool)
-        first[1:] = dev_m[1:] != dev_m[:-1]
-        start = np.maximum.accumulate(np.where(first, np.arange(len(several)), 0))
-        position = np.arange(len(several)) - start
+            several = several[~dup]
+        position = _positions(device[several])
         for k in range(int(position.max()) + 1):
             take = several[position == k]
             if k == 0:
@@ -262,8 +257,7 @@ class RuleEngine:
         # Sort by (device, ts), stable: among duplicates the first arrival comes first.
         order = np.lexsort((ts, device))
         device, ts, arrival, values = device[order], ts[order], arrival[order], values[:, order]
-        dup = np.zeros(len(device), bool)
-        dup[1:] = (device[1:] == device[:-1]) & (ts[1:] == ts[:-1])
+        dup = _duplicates(device, ts)
         if dup.any():
             self.duplicate_readings += int(dup.sum())
             keep = ~dup
@@ -307,15 +301,11 @@ class RuleEngine:
         now: int,
     ) -> list[AlertEvent]:
         # Rows are sorted by (device, ts). Round k takes each device's k-th row.
-        n = len(device)
-        first = np.ones(n, bool)
-        first[1:] = device[1:] != device[:-1]
+        position = _positions(device)
         events: list[AlertEvent] = []
-        if first.all():
+        if not position.any():
             self._round(device, ts, values, now, events, None)
             return events
-        start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-        position = np.arange(n) - start
         order = np.argsort(position, kind="stable")  # stable: devices stay in index order
         bounds = np.cumsum(np.bincount(position))
         lo = 0
@@ -383,6 +373,24 @@ class RuleEngine:
             alarming = np.fromiter(self._alarming, np.int64, len(self._alarming))
             for d in alarming[st.fire_level[alarming] == 0].tolist():
                 del self._alarming[d]
+
+
+def _positions(device: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+    """Each row's position within its device's run (rows sorted by device): its round."""
+    n = len(device)
+    first = np.ones(n, bool)
+    first[1:] = device[1:] != device[:-1]
+    position: npt.NDArray[np.intp] = np.arange(n) - np.maximum.accumulate(
+        np.where(first, np.arange(n), 0)
+    )
+    return position
+
+
+def _duplicates(device: npt.NDArray[np.int32], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Rows (sorted by device, then ts) that repeat the row before them."""
+    dup = np.zeros(len(device), bool)
+    dup[1:] = (device[1:] == device[:-1]) & (ts[1:] == ts[:-1])
+    return dup
 
 
 def _with_earlier(
