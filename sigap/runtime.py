@@ -256,7 +256,8 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
 
     stations = StationRegistry(sessions)
     nearest = NearestStations(directory, settings.dispatch.proposed_stations)
-    nearest.load(await stations.find(limit=1_000_000))
+    known_stations = await stations.find(limit=1_000_000)  # read once: proposals and routes
+    nearest.load(known_stations)
     outbox = WebhookOutbox(sessions, max_attempts=settings.dispatch.webhook_max_attempts)
     await outbox.load()
     store = AlertStore(sessions, propose=nearest.propose, in_transaction=outbox.enqueue)
@@ -383,10 +384,9 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 route_jobs = RouteScheduler(
                     scheduler, runtime.routes, settings.routes.verify_interval_s
                 )
-                known = await stations.find(limit=1_000_000)
-                route_jobs.start(known)
+                route_jobs.start(known_stations)
                 stations.on_change = _both(nearest.add, route_jobs.sync)  # new depots: a job
-                if any(s.kind is StationKind.waste_depot for s in known):
+                if any(s.kind is StationKind.waste_depot for s in known_stations):
                     planner.warm()
             else:
                 stations.on_change = nearest.add
