@@ -215,13 +215,22 @@ class AlertStore:
 
     async def history(self, alert_id: int) -> list[AlertChange]:
         """An alert's change log, oldest first (what CAP references are built from)."""
+        return (await self.histories([alert_id])).get(alert_id, [])
+
+    async def histories(self, alert_ids: Sequence[int]) -> dict[int, list[AlertChange]]:
+        """Several alerts' change logs in one query, each oldest first."""
+        found: dict[int, list[AlertChange]] = {}
+        if not alert_ids:
+            return found
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(AlertEventRow)
-                .where(AlertEventRow.alert_id == alert_id)
+                .where(AlertEventRow.alert_id.in_(alert_ids))
                 .order_by(AlertEventRow.id)
             )
-            return [_change(entry) for entry in rows]
+            for entry in rows:
+                found.setdefault(entry.alert_id, []).append(_change(entry))
+        return found
 
     async def actions(self, alert_id: int) -> list[AlertActionPublic]:
         """An alert's audit trail, oldest first."""

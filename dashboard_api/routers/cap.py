@@ -23,17 +23,21 @@ async def cap_alert_feed(request: Request, services: Services) -> Response:
     alerts = await services.alerts.find(active=True, category="fire", limit=10_000)
     closed = await services.alerts.find(active=False, category="fire", limit=500)
     alerts += [a for a in closed if a.resolved_at and a.resolved_at >= now - timedelta(hours=24)]
+    histories = await services.alerts.histories([a.id for a in alerts])
+    devices = {d.id: d for d in await services.devices.get_many({a.device_id for a in alerts})}
     documents, links = [], []
     for alert in alerts:
-        history = await services.alerts.history(alert.id)
-        if history:
-            device = await services.devices.get(alert.device_id)
-            documents.append(latest_alert_cap(history, device, sender=services.cap_sender))
+        if alert.id in histories:
+            documents.append(
+                latest_alert_cap(
+                    histories[alert.id], devices.get(alert.device_id), sender=services.cap_sender
+                )
+            )
             links.append(str(request.url_for("alert_cap", alert_id=alert.id)))
     feed = cap_feed(
         documents,
         title="Sigap: active fire alerts, Kotawaringin Timur",
-        updated=datetime.now(UTC),
+        updated=now,
         self_url=str(request.url),
         links=links,
     )
@@ -58,9 +62,7 @@ async def incident_cap(incident_id: int, services: Services) -> Response:
     incident = await services.alerts.incident(incident_id)
     if incident is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"incident {incident_id} not found")
-    histories = {
-        alert_id: await services.alerts.history(alert_id) for alert_id in incident.alert_ids
-    }
+    histories = await services.alerts.histories(incident.alert_ids)
     devices = {d.id: d for d in await services.devices.get_many(incident.device_ids)}
     document = latest_incident_cap(incident, histories, devices, sender=services.cap_sender)
     return Response(document, media_type=CAP_TYPE)
