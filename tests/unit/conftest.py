@@ -22,6 +22,20 @@ from ingest.batch import Q_INDEX, QUANTITIES, ReadingBatch
 from ingest.rejected import RejectedStore
 from sigap.runtime import create_schema, make_engine
 
+# A waste depot as the routes and stations tests register it.
+DEPOT: dict[str, Any] = {
+    "id": "depot-baamang",
+    "kind": "waste_depot",
+    "name": "Pool truk DLH Baamang",
+    "lat": -2.5262,
+    "lon": 112.9517,
+    "district": "Baamang",
+    "trucks": 3,
+    "truck_capacity_l": 12_000,
+    "shift_start": "06:00",
+    "shift_end": "14:00",
+}
+
 
 @pytest.fixture
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:

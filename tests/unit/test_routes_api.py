@@ -31,6 +31,7 @@ from rules.engine import BinStatus
 from rules.events import Action, AlertEvent, Severity
 from stations.registry import StationRegistry
 from stations.schemas import WIB, StationCreate
+from tests.unit.conftest import DEPOT
 
 # 05:00 WIB on 2026-11-27; the depot's 06:00-14:00 WIB shift is 23:00Z to 07:00Z.
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
@@ -38,18 +39,6 @@ SHIFT_START = datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
 SHIFT_END = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 READ = to_ms(NOW - timedelta(minutes=10))  # the bins' latest readings
 
-DEPOT: dict[str, Any] = {
-    "id": "depot-baamang",
-    "kind": "waste_depot",
-    "name": "Pool truk DLH Baamang",
-    "lat": -2.5262,
-    "lon": 112.9517,
-    "district": "Baamang",
-    "trucks": 3,
-    "truck_capacity_l": 12_000,
-    "shift_start": "06:00",
-    "shift_end": "14:00",
-}
 BINS = {  # id: (lat, lon)
     "bin-01": (-2.5210, 112.9560),
     "bin-02": (-2.5300, 112.9600),

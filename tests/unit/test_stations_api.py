@@ -10,20 +10,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stations.registry import StationRegistry
-from tests.unit.conftest import api_client, api_services
+from tests.unit.conftest import DEPOT, api_client, api_services
 
-DEPOT: dict[str, Any] = {
-    "id": "depot-baamang",
-    "kind": "waste_depot",
-    "name": "Pool truk DLH Baamang",
-    "lat": -2.5262,
-    "lon": 112.9517,
-    "district": "Baamang",
-    "trucks": 3,
-    "truck_capacity_l": 12_000,
-    "shift_start": "06:00",
-    "shift_end": "14:00",
-}
 FIRE_STATION: dict[str, Any] = {
     "id": "damkar-sampit",
     "kind": "fire_station",
