@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from sigap import devstack
 
@@ -69,6 +70,7 @@ def start_sigap(
     mosquitto: devstack.Service,
     influxd: devstack.Service,
     data_dir: Path,
+    *,
     wait_ready: bool = True,
     **env: str,
 ) -> SigapProcess:
@@ -146,7 +148,7 @@ def sigap(
 @pytest.fixture
 def publisher(mosquitto: devstack.Service) -> Iterator[mqtt.Client]:
     """A connected paho client; publish with .publish(...).wait_for_publish()."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
     client.connect("127.0.0.1", mosquitto.port)
     client.loop_start()
     yield client

@@ -17,6 +17,7 @@ import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from dispatch.webhooks import verify
 from sigap import devstack
@@ -52,7 +53,7 @@ class Receiver:
 
     def events(self, want: int, timeout: float = 15.0) -> list[tuple[dict[str, str], bytes]]:
         """Wait for at least `want` deliveries."""
-        got = []
+        got: list[tuple[dict[str, str], bytes]] = []
         deadline = time.monotonic() + timeout
         while len(got) < want:
             got.append(self.calls.get(timeout=max(deadline - time.monotonic(), 0.01)))
@@ -99,7 +100,7 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
 ) -> None:
     data_dir = tmp_path_factory.mktemp("dispatch")
     env = {"SIGAP_DISPATCH_WEBHOOK_POLL_S": "0.2", "SIGAP_MQTT_CLIENT_ID": "sigap-dispatch-test"}
-    proc: SigapProcess = start_sigap(mosquitto, influxd, data_dir, **env)
+    proc: SigapProcess = start_sigap(mosquitto, influxd, data_dir, wait_ready=True, **env)
     try:
         api = proc.api
         station = {
@@ -118,7 +119,7 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         assert hook.status_code == 201, hook.text
 
         alerts_seen: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex)
+        watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex)
         watcher.on_message = lambda _c, _u, message: alerts_seen.put(message)
         watcher.connect("127.0.0.1", mosquitto.port)
         watcher.subscribe("sigap/alerts/fire/#", qos=1)
@@ -168,7 +169,7 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         stop_sigap(proc)
 
     # Restart between the raise and the acknowledgement.
-    proc = start_sigap(mosquitto, influxd, data_dir, **env)
+    proc = start_sigap(mosquitto, influxd, data_dir, wait_ready=True, **env)
     try:
         api = proc.api
         # Still hot after the restart: the same alert, not a second one.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
 
 
 def make_batch(
-    rows: Sequence[tuple[int, int, dict[str, float]]],
+    rows: Sequence[tuple[int, int, Mapping[str, float]]],
     kinds: dict[int, str] | None = None,
     device_ids: Sequence[str] | None = None,
 ) -> ReadingBatch:

@@ -255,7 +255,7 @@ async def test_readings_when_influxdb_is_down(
         raise InfluxError("InfluxDB at http://127.0.0.1:1 unreachable: ConnectError()")
 
     await client.post("/api/v1/devices", json=FIRE)
-    services.readings.readings = down  # type: ignore[method-assign]
+    services.readings.readings = down  # type: ignore[method-assign,assignment]
     response = await client.get("/api/v1/devices/fire-001/readings")
     assert response.status_code == 503
     assert "reading store unavailable" in response.json()["detail"]

@@ -12,7 +12,7 @@ import xmlschema
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from devices.schemas import DevicePublic
+from devices.schemas import DeviceKind, DevicePublic
 from dispatch.cap import (
     ATOM_NS,
     CAP_MEDIA_TYPE,
@@ -51,7 +51,7 @@ KINDS = {
 
 DETECTOR = DevicePublic(
     id="fire-001",
-    kind="fire",
+    kind=DeviceKind.fire,
     name="Pasar Mentaya lt.2",
     lat=-2.5389,
     lon=112.9475,
@@ -64,7 +64,7 @@ NEIGHBOUR = DETECTOR.model_copy(
 )
 BIN = DevicePublic(
     id="bin-001",
-    kind="bin",
+    kind=DeviceKind.bin,
     name="TPS Jl. Tjilik Riwut",
     lat=-2.5301,
     lon=112.9402,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard_api.app import create_app
 from devices.registry import DeviceRegistry
-from devices.schemas import DeviceCreate
+from devices.schemas import DeviceCreate, DeviceKind
 from dispatch.cap import ATOM_NS, CAP_NS
 from dispatch.model import AlertStatus
 from dispatch.store import AlertStore
@@ -22,6 +22,20 @@ from tests.unit.conftest import api_services
 
 NS = {"cap": CAP_NS, "atom": ATOM_NS}
 MS = 1_795_000_000_000
+
+
+def child(element: etree._Element, path: str) -> etree._Element:
+    """A sub-element that must exist."""
+    found = element.find(path, NS)
+    assert found is not None, path
+    return found
+
+
+def text(element: etree._Element, path: str) -> str:
+    """The text of a sub-element that must exist."""
+    found = element.findtext(path, namespaces=NS)
+    assert found is not None, path
+    return found
 
 
 def fire(
@@ -42,7 +56,7 @@ async def setup(
     for i, lat in ((1, -2.5389), (2, -2.539)):
         device = DeviceCreate(
             id=f"fire-00{i}",
-            kind="fire",
+            kind=DeviceKind.fire,
             name=f"Pasar lt.{i}",
             lat=lat,
             lon=112.9475,
@@ -73,7 +87,7 @@ async def test_cap_endpoints(setup: tuple[httpx.AsyncClient, AlertStore]) -> Non
     schema.validate(one.content)
     root = etree.fromstring(one.content)
     assert root.findtext("cap:msgType", namespaces=NS) == "Update"
-    assert len(root.findtext("cap:references", namespaces=NS).split()) == 1
+    assert len(text(root, "cap:references").split()) == 1
     assert root.findtext("cap:info/cap:area/cap:circle", namespaces=NS) == "-2.5389,112.9475 0.1"
     assert (await client.get("/api/v1/alerts/99/cap")).status_code == 404
 
@@ -90,12 +104,10 @@ async def test_cap_endpoints(setup: tuple[httpx.AsyncClient, AlertStore]) -> Non
     root = etree.fromstring(feed.content)
     entries = root.findall("atom:entry", NS)
     assert len(entries) == 2  # one active, one closed today (its Cancel)
-    kinds = sorted(
-        e.find("atom:content/cap:alert", NS).findtext("cap:msgType", namespaces=NS) for e in entries
-    )
+    kinds = sorted(text(child(e, "atom:content/cap:alert"), "cap:msgType") for e in entries)
     assert kinds == ["Cancel", "Update"]
-    links = sorted(e.find("atom:link", NS).get("href") for e in entries)
+    links = sorted(str(child(e, "atom:link").get("href")) for e in entries)
     assert links == ["http://test/api/v1/alerts/1/cap", "http://test/api/v1/alerts/2/cap"]
     for e in entries:
-        schema.validate(etree.tostring(e.find("atom:content/cap:alert", NS)))
+        schema.validate(etree.tostring(child(e, "atom:content/cap:alert")))
     assert (await client.get("/openapi.json")).status_code == 200

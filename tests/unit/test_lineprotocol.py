@@ -32,7 +32,7 @@ def _cases() -> list[dict[str, Any]]:
 def test_corpus_encode_cases() -> None:
     cases = _cases()
     assert len(cases) == 115
-    failures = []
+    failures: list[tuple[Any, ...]] = []
     for case in cases:
         point = case["input"]["point"]
         tags = {t["key"]: t["value"] for t in point["tags"]}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
@@ -16,33 +17,23 @@ S = 1000
 MIN = 60 * S
 
 
-def fleet(*specs: tuple[str, str] | tuple[str, str, dict[str, object]]) -> list[DeviceSpec]:
+def fleet(*specs: tuple[str, str] | tuple[str, str, Mapping[str, Any]]) -> list[DeviceSpec]:
     """Devices d0, d1, ... from (kind, zone[, attributes]) tuples."""
     out = []
     for i, spec in enumerate(specs):
         # Spread devices 1 km apart unless a test places them: only zones confirm.
-        extra = {"lat": -2.5 - i * 0.01, "lon": 112.95} | (
-            dict(spec[2]) if len(spec) > 2 else {}  # type: ignore[misc]
-        )
-        params = extra.pop(
-            "params", RuleParams(heat_fixed_c=60.0) if spec[0] == "bin" else RuleParams()
-        )
-        out.append(
-            DeviceSpec(
-                i,
-                f"d{i}",
-                spec[0],
-                params=params,  # type: ignore[arg-type]
-                zone=spec[1] or None,
-                **extra,
-            )
-        )  # type: ignore[arg-type]
+        extra: dict[str, Any] = {"lat": -2.5 - i * 0.01, "lon": 112.95}
+        if len(spec) > 2:
+            extra |= spec[2]
+        default = RuleParams(heat_fixed_c=60.0) if spec[0] == "bin" else RuleParams()
+        params = extra.pop("params", default)
+        out.append(DeviceSpec(i, f"d{i}", spec[0], params=params, zone=spec[1] or None, **extra))
     return out
 
 
 def run(
     engine: RuleEngine,
-    rows: Sequence[tuple[int, int, dict[str, float]]],
+    rows: Sequence[tuple[int, int, Mapping[str, float]]],
     kinds: dict[int, str] | None = None,
     one_by_one: bool = True,
 ) -> list[AlertEvent]:

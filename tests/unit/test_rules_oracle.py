@@ -378,7 +378,7 @@ def test_bin_fire_tilt_and_fault(which: str) -> None:
 def test_battery_low_with_clear_margins(which: str) -> None:
     specs = [fire(0)]
     engine = make_engine(which, specs)
-    readings = [
+    readings: list[dict[str, float]] = [
         {"battery_pct": 14.9},
         {"battery_pct": 20},
         {"battery_pct": 25},  # 15 + 10: OK again
@@ -585,7 +585,7 @@ def quantities(kind: str) -> st.SearchStrategy[dict[str, float]]:
             "tilt_deg": st.sampled_from(TILT),
             "distance_mm": st.sampled_from(DISTANCE),
         }
-    return st.fixed_dictionaries({}, optional=optional)  # type: ignore[arg-type]
+    return st.fixed_dictionaries({}, optional=optional)
 
 
 @st.composite
@@ -633,7 +633,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             lag = draw(st.sampled_from([0, 0, 0, 1, 2, 4, 8]))
             ts = T0 + max(0, step - lag) * GRID_S * S
             rows.append((spec.index, ts, draw(quantities(spec.kind))))
-        if sent and draw(st.booleans()):  # redeliver earlier rows (duplicates or late)
+        if sent and draw(st.booleans()) is True:  # redeliver earlier rows (duplicates or late)
             rows += draw(st.lists(st.sampled_from(sent), max_size=3))
         sent += rows
         scenario.calls.append(("evaluate", now, draw(st.permutations(rows))))

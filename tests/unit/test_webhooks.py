@@ -24,7 +24,7 @@ from dashboard_api.deps import ApiServices
 from dashboard_api.routers import webhooks as webhooks_router
 from devices.registry import DeviceRegistry
 from dispatch.broadcast import AlertBroadcaster
-from dispatch.model import AlertChange
+from dispatch.model import AlertChange, AlertStatus
 from dispatch.store import AlertStore
 from dispatch.tables import AlertRow
 from dispatch.webhooks import (
@@ -464,7 +464,7 @@ async def test_alert_store_rollback_takes_the_webhooks_with_it(
 async def test_subscriber_cache_follows_subscribe_and_delete(
     sessions: async_sessionmaker[AsyncSession], outbox: WebhookOutbox, receiver: Receiver
 ) -> None:
-    assert outbox.subscribers == ()
+    assert not outbox.subscribers
     first = await subscribe(outbox, f"{receiver.url}/a", categories=["fire"])
     second = await subscribe(outbox, f"{receiver.url}/b")
     assert [s.id for s in outbox.subscribers] == [first, second]
@@ -512,7 +512,7 @@ def test_subscriber_filters_without_sql() -> None:
             kind=kind,
             category=category,
             device_id="d",
-            status="open",
+            status=AlertStatus.open,
             severity=severity,
             reason="r",
             raised_at=T0,
