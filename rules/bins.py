@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from devices.schemas import KIND_CODES
-from rules.core import Round, fmt, quantities
+from rules.core import Bool, Intp, Round, fmt, transition
 from rules.events import Action, Severity
 from rules.heat import Heat
 from rules.state import NEVER, EngineState
@@ -31,77 +31,87 @@ def evaluate(r: Round, heat: Heat) -> None:
     _tilt(r, is_bin)
 
 
-def _fill_level(r: Round, is_bin: np.ndarray) -> None:
+def _fill_level(r: Round, is_bin: Bool) -> None:
     fill = r.col("fill_pct")
-    rows = is_bin & ~np.isnan(fill)
-    if not rows.any():
-        return
-    level = r.s.fill_level.astype(np.int16)
+    level = r.s.fill_level
     full = r.p("bin_full_pct")
     stays_full = (fill >= full) | ((level == 2) & (fill >= full - r.p("bin_full_hysteresis_pct")))
     # Nearly full from its threshold, and kept until the bin reads as emptied.
     nearly = (fill >= r.p("bin_nearly_full_pct")) | (
         (level >= 1) & (fill >= r.p("bin_emptied_pct"))
     )
-    target = np.where(stays_full, 2, np.where(nearly, 1, 0)).astype(np.int16)
-    count = r.s.fill_count.astype(np.int16)
-    same = (target == level) | ~rows
-    if same.all() and not count.any():
-        return  # steady: no level wants to change, and no change is half-confirmed
-    pending = r.s.fill_pending.astype(np.int16)
+    target = np.where(stays_full, 2, np.where(nearly, 1, 0))
+    # A reading whose target is the level, with no change half-confirmed, changes nothing
+    # (the count stays 0): only the others go on.
+    rows = np.flatnonzero(is_bin & ~np.isnan(fill) & ((target != level) | (r.s.fill_count != 0)))
+    if not len(rows):
+        return
+    target = target[rows].astype(np.int16)
+    old = level[rows].astype(np.int16)
+    count = r.s.fill_count[rows].astype(np.int16)
+    pending = r.s.fill_pending[rows].astype(np.int16)
+    same = target == old
     again = ~same & (target == pending)
     count = np.where(same, 0, np.where(again, count + 1, 1))
     pending = np.where(same | again, pending, target)
-    change = rows & ~same & (count >= r.p("bin_confirm_readings"))
-    new_level = np.where(change, target, level)
+    change = ~same & (count >= r.p("bin_confirm_readings", rows))
+    new = np.where(change, target, old)
     count = np.where(change, 0, count)
-    r.s.fill_level[rows] = new_level[rows]
-    r.s.fill_pending[rows] = pending[rows]
-    r.s.fill_count[rows] = count[rows]
+    r.s.fill_level[rows] = new
+    r.s.fill_pending[rows] = pending
+    r.s.fill_count[rows] = count
+    if change.any():
+        changed = rows[change]
+        _emit_fill(r, changed, old[change].tolist(), new[change].tolist())
 
-    changed = np.flatnonzero(change)
-    if not len(changed):
-        return
+
+def _emit_fill(r: Round, rows: Intp, old: list[int], new: list[int]) -> None:
+    before: dict[int, int] = dict(zip(rows.tolist(), old, strict=True))
+    after: dict[int, int] = dict(zip(rows.tolist(), new, strict=True))
+    fill = r.col("fill_pct")
 
     def reason(row: int) -> str:
         f = float(fill[row])
-        after = int(new_level[row])
         n = int(r.at("bin_confirm_readings", row))
-        if after == 2:
+        if after[row] == 2:
             return f"fill_pct {fmt(f)} >= {r.at('bin_full_pct', row):g} ({n} readings)"
-        if after == 1 and int(level[row]) == 2:
+        if after[row] == 1 and before[row] == 2:
             below = r.at("bin_full_pct", row) - r.at("bin_full_hysteresis_pct", row)
             return f"fill_pct {fmt(f)} < {below:g} (no longer full)"
-        if after == 1:
+        if after[row] == 1:
             return f"fill_pct {fmt(f)} >= {r.at('bin_nearly_full_pct', row):g} ({n} readings)"
         return f"emptied: fill_pct {fmt(f)} < {r.at('bin_emptied_pct', row):g}"
 
-    for row in changed.tolist():
-        before, after = int(level[row]), int(new_level[row])
-        action = Action.raise_ if before == 0 else Action.clear if after == 0 else Action.update
-        shown = after or before
-        r.emit(
-            [row],
-            action,
-            FILL_SLOT,
-            FILL_KINDS[shown],
-            "bin",
-            FILL_SEVERITY[shown],
-            reason,
-            lambda row: quantities(r, row, "fill_pct", "distance_mm"),
-        )
+    def shown(row: int) -> int:
+        return after[row] or before[row]
+
+    r.emit(
+        rows,
+        lambda row: transition(before[row], after[row]),
+        FILL_SLOT,
+        lambda row: FILL_KINDS[shown(row)],
+        "bin",
+        lambda row: FILL_SEVERITY[shown(row)],
+        reason,
+        ("fill_pct", "distance_mm"),
+    )
 
 
-def _fill_rate(r: Round, is_bin: np.ndarray) -> None:
+def _fill_rate(r: Round, is_bin: Bool) -> None:
     fill = r.col("fill_pct")
     rows = is_bin & ~np.isnan(fill)
-    if not rows.any():
+    # Usually every row of the part carries a fill: then slices, not gathers.
+    index = None if rows.all() else np.flatnonzero(rows)
+    if index is not None and not len(index):
         return
-    whole = bool(rows.all())
-    sel: slice | np.ndarray = slice(None) if whole else rows
+    sel: slice | Intp = slice(None) if index is None else index
+
+    def rows_of(mask: Bool) -> Intp:
+        """The rows of the part where a mask over the selected rows is set."""
+        return np.flatnonzero(mask) if index is None else index[mask]
+
     ts, f = r.ts[sel], fill[sel]
-    ema, ema_ts = r.s.ema[sel], r.s.ema_ts[sel]
-    anchor_fill, anchor_ts = r.s.anchor_fill[sel], r.s.anchor_ts[sel]
+    ema, ema_ts, anchor_ts = r.s.ema[sel], r.s.ema_ts[sel], r.s.anchor_ts[sel]
 
     def p(name: str) -> Any:
         value = r.p(name)
@@ -111,7 +121,6 @@ def _fill_rate(r: Round, is_bin: np.ndarray) -> None:
     if reset.any():  # a first reading, or the bin was emptied: start again from here
         ema_ts = np.where(reset, ts, ema_ts)
         ema = np.where(reset, f, ema)
-        anchor_fill = np.where(reset, f, anchor_fill)
         anchor_ts = np.where(reset, ts, anchor_ts)
     alpha = -np.expm1(-(ts - ema_ts) / (p("fill_smoothing_s") * 1000.0))
     ema = ema + alpha * (f - ema)
@@ -123,36 +132,38 @@ def _fill_rate(r: Round, is_bin: np.ndarray) -> None:
         & (span >= p("fill_rate_min_span_s") * 1000.0)
         & (span > 2 * p("fill_rate_horizon_s") * 1000.0)
     )
-    if slide.any():
-        slope = (ema - anchor_fill) / np.maximum(span, 1) * 3_600_000.0
-        r.s.prior_rate[np.flatnonzero(rows)[slide]] = slope[slide]
-        anchor_fill = np.where(slide, ema, anchor_fill)
-        anchor_ts = np.where(slide, ts, anchor_ts)
-
     r.s.ema[sel] = ema
     r.s.ema_ts[sel] = ts
-    r.s.anchor_fill[sel] = anchor_fill
-    r.s.anchor_ts[sel] = anchor_ts
+    # The anchor moves only on a reset or a slide: write those rows alone.
+    if reset.any():
+        moved = rows_of(reset)
+        r.s.anchor_fill[moved] = f[reset]
+        r.s.anchor_ts[moved] = ts[reset]
+    if slide.any():
+        moved = rows_of(slide)
+        anchor_fill = r.s.anchor_fill[moved]
+        slope = (ema[slide] - anchor_fill) / np.maximum(span[slide], 1) * 3_600_000.0
+        r.s.prior_rate[moved] = slope
+        r.s.anchor_fill[moved] = ema[slide]
+        r.s.anchor_ts[moved] = ts[slide]
 
 
-def _bin_fire(r: Round, is_bin: np.ndarray, heat: Heat) -> None:
-    rows = is_bin & heat.has_temp
-    if not rows.any():
+def _bin_fire(r: Round, is_bin: Bool, heat: Heat) -> None:
+    # Only a heat reading can raise and only a burning bin can clear; for the others the
+    # normal-since time does not matter (a raise resets it).
+    rows = np.flatnonzero(is_bin & heat.has_temp & (heat.heat | r.s.binfire))
+    if not len(rows):
         return
-    ts = r.ts
-    active = r.s.binfire
-    if not heat.heat.any() and not active.any():
-        # No bin burning and none starting; the normal-since time only matters while one
-        # burns (a raise resets it), so it need not be kept.
-        return
-    normal_since = r.s.binfire_normal_since
-    raise_ = rows & heat.heat & ~active
-    normal_since = np.where(rows & ~heat.normal, NEVER, normal_since)
-    normal_since = np.where(rows & heat.normal & (normal_since == NEVER), ts, normal_since)
-    clear = rows & active & heat.normal & (ts - normal_since >= r.p("fire_clear_hold_s") * 1000.0)
-    r.s.binfire[raise_] = True
-    r.s.binfire[clear] = False
-    r.s.binfire_normal_since[rows] = normal_since[rows]
+    ts = r.ts[rows]
+    active = r.s.binfire[rows]
+    hot, normal = heat.heat[rows], heat.normal[rows]
+    normal_since = np.where(normal, r.s.binfire_normal_since[rows], NEVER)
+    normal_since = np.where(normal & (normal_since == NEVER), ts, normal_since)
+    raise_ = hot & ~active
+    clear = active & normal & (ts - normal_since >= r.p("fire_clear_hold_s", rows) * 1000.0)
+    r.s.binfire[rows[raise_]] = True
+    r.s.binfire[rows[clear]] = False
+    r.s.binfire_normal_since[rows] = normal_since
     temp = r.col("temp_c")
 
     def raised(row: int) -> str:
@@ -165,21 +176,18 @@ def _bin_fire(r: Round, is_bin: np.ndarray, heat: Heat) -> None:
             )
         return "bin on fire: " + "; ".join(causes)
 
-    def values(row: int) -> dict[str, float]:
-        return quantities(r, row, "temp_c")
-
     r.emit(
-        np.flatnonzero(raise_),
+        rows[raise_],
         Action.raise_,
         FIRE_SLOT,
         "bin.fire",
         "fire",
         Severity.critical,
         raised,
-        values,
+        ("temp_c",),
     )
     r.emit(
-        np.flatnonzero(clear),
+        rows[clear],
         Action.clear,
         FIRE_SLOT,
         "bin.fire",
@@ -189,26 +197,23 @@ def _bin_fire(r: Round, is_bin: np.ndarray, heat: Heat) -> None:
             f"temp_c {fmt(float(temp[row]))} back to normal for "
             f"{r.at('fire_clear_hold_s', row):g} s"
         ),
-        values,
+        ("temp_c",),
     )
 
 
-def _tilt(r: Round, is_bin: np.ndarray) -> None:
+def _tilt(r: Round, is_bin: Bool) -> None:
     tilt = r.col("tilt_deg")
-    rows = is_bin & ~np.isnan(tilt)
-    if not rows.any():
+    # Only a tilt at the alarm angle can raise and only a tilted bin can clear.
+    rows = np.flatnonzero(is_bin & ((tilt >= r.p("tilt_alarm_deg")) | r.s.tilted))
+    if not len(rows):
         return
-    active = r.s.tilted
-    raise_ = rows & ~active & (tilt >= r.p("tilt_alarm_deg"))
-    clear = rows & active & (tilt < r.p("tilt_clear_deg"))
-    r.s.tilted[raise_] = True
-    r.s.tilted[clear] = False
-
-    def values(row: int) -> dict[str, float]:
-        return quantities(r, row, "tilt_deg")
-
+    active = r.s.tilted[rows]
+    raise_ = ~active & (tilt[rows] >= r.p("tilt_alarm_deg", rows))
+    clear = active & (tilt[rows] < r.p("tilt_clear_deg", rows))
+    r.s.tilted[rows[raise_]] = True
+    r.s.tilted[rows[clear]] = False
     r.emit(
-        np.flatnonzero(raise_),
+        rows[raise_],
         Action.raise_,
         TILT_SLOT,
         "bin.tilted",
@@ -217,10 +222,10 @@ def _tilt(r: Round, is_bin: np.ndarray) -> None:
         lambda row: (
             f"tilt_deg {fmt(float(tilt[row]))} >= {r.at('tilt_alarm_deg', row):g} (knocked over)"
         ),
-        values,
+        ("tilt_deg",),
     )
     r.emit(
-        np.flatnonzero(clear),
+        rows[clear],
         Action.clear,
         TILT_SLOT,
         "bin.tilted",
@@ -229,7 +234,7 @@ def _tilt(r: Round, is_bin: np.ndarray) -> None:
         lambda row: (
             f"upright again: tilt_deg {fmt(float(tilt[row]))} < {r.at('tilt_clear_deg', row):g}"
         ),
-        values,
+        ("tilt_deg",),
     )
 
 

@@ -66,7 +66,7 @@ class Round:
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Most rounds use one or two profiles; a single one lets thresholds stay scalars.
+        # Most parts of a round use one profile: then thresholds stay scalars.
         p = self.profiles
         if len(p) and (p == p[0]).all():
             self._uniform = int(p[0])
@@ -108,13 +108,16 @@ class Round:
             self._cache[key] = column
         return column
 
-    def p(self, name: str) -> Any:
-        """A parameter for these rows: a scalar if they share a profile, else an array."""
+    def p(self, name: str, rows: Intp | None = None) -> Any:
+        """A parameter for these rows (or the given ones among them): a scalar if they share
+        a profile, else an array."""
         cached = self._cache.get(name)
         if cached is None:
             column = self.table.column(name)
             cached = column[self._uniform] if self._uniform is not None else column[self.profiles]
             self._cache[name] = cached
+        if rows is not None and self._uniform is None:
+            return cached[rows]
         return cached
 
     def at(self, name: str, row: int) -> Any:
@@ -130,33 +133,50 @@ class Round:
     def emit(
         self,
         rows: Intp | list[int],
-        action: Action,
+        action: Action | Callable[[int], Action],
         slot: str,
         kind: str | Callable[[int], str],
         category: str,
         severity: Severity | Callable[[int], Severity],
         reason: Callable[[int], str],
-        values: Callable[[int], dict[str, float]] | None = None,
+        values: tuple[str, ...] = (),
         ts: I64 | None = None,
     ) -> None:
-        """Append one event per row (rows are few: only transitions reach here)."""
-        stamp = self.ts if ts is None else ts
-        for row in rows if isinstance(rows, list) else rows.tolist():
-            device = int(self.devs[row])
+        """Append one event per row (rows are few: only transitions reach here); `values`
+        names the quantities to show, each where the row carried it."""
+        rows = np.asarray(rows, np.intp)
+        if not len(rows):
+            return
+        # Plain Python numbers for these rows at once: indexing numpy arrays one element
+        # at a time costs more than building the event.
+        devices = self.devs[rows].tolist()
+        stamps = (self.ts if ts is None else ts)[rows].tolist()
+        shown = [(name, self.col(name)[rows].tolist()) for name in values]
+        for i, row in enumerate(rows.tolist()):
+            carried = {}
+            for name, column in shown:
+                value = column[i]
+                if value == value:  # not NaN
+                    carried[name] = value
             self.events.append(
                 AlertEvent(
-                    action=action,
+                    action=action(row) if callable(action) else action,
                     slot=slot,
                     kind=kind(row) if callable(kind) else kind,
                     category=category,
-                    device_id=self.device_ids[device],
-                    device_index=device,
-                    ts_ms=int(stamp[row]),
+                    device_id=self.device_ids[devices[i]],
+                    device_index=devices[i],
+                    ts_ms=stamps[i],
                     severity=severity(row) if callable(severity) else severity,
                     reason=reason(row),
-                    values=values(row) if values else {},
+                    values=carried,
                 )
             )
+
+
+def transition(before: int, after: int) -> Action:
+    """The action of a level change: from 0 a raise, to 0 a clear, else an update."""
+    return Action.raise_ if before == 0 else Action.clear if after == 0 else Action.update
 
 
 def fmt(value: float) -> str:

@@ -202,9 +202,13 @@ class RuleEngine:
         device, ts, values = batch.device, batch.ts_ms, batch.values
         st.ensure(int(device.max()) + 1)
         fresh = ts > st.last_ts[device]
+        # The batch rows still in play; the value columns are not copied: a family gathers
+        # only the quantities it reads, through these rows.
+        kept: npt.NDArray[np.intp] | None = None
         if not fresh.all():
-            self.late_readings += int(n - np.count_nonzero(fresh))
-            device, ts, values = device[fresh], ts[fresh], values[:, fresh]
+            kept = np.flatnonzero(fresh)
+            self.late_readings += int(n - len(kept))
+            device, ts = device[kept], ts[kept]
             n = len(device)
             if not n:
                 return []
@@ -217,7 +221,7 @@ class RuleEngine:
         mark[device] = rows
         repeated = mark[device] != rows  # not the last row of its device
         if not repeated.any():
-            self._round(device, ts, values, now, events, None)
+            self._round(device, ts, values, now, events, kept)
             return events
         # Rows of devices seen more than once: sort those alone, by (device, ts).
         flag = self._flag
@@ -236,7 +240,9 @@ class RuleEngine:
             take = several[position == k]
             if k == 0:
                 take = np.concatenate([single, take])
-            self._round(device[take], ts[take], values, now, events, take)
+            self._round(
+                device[take], ts[take], values, now, events, take if kept is None else kept[take]
+            )
         return events
 
     def _admit(self, batch: ReadingBatch, now: int) -> None:

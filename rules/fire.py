@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from devices.schemas import KIND_CODES
-from rules.core import Bool, Round, fmt, quantities
+from rules.core import F64, Bool, Intp, Round, fmt, quantities, transition
 from rules.events import Action, AlertEvent, Severity
 from rules.heat import Heat
 from rules.state import NEVER, EngineState
@@ -20,36 +20,47 @@ EARTH_RADIUS_M = 6_371_000.0
 
 
 def evaluate(r: Round, heat: Heat) -> Bool:
-    """Advance each detector's fire level; returns the rows with an alarm-level reading."""
-    is_fire = r.kinds == _FIRE
+    """Advance each detector's fire level (every row of `r` is a fire detector: the engine
+    splits rounds by kind); returns the rows with an alarm-level reading."""
     smoke = r.col("smoke_obs_pct_m")
-    has_smoke = ~np.isnan(smoke)
     smoke_alarm = smoke >= r.p("smoke_alarm_pct_m")
-    smoke_pre = smoke >= r.p("smoke_prealarm_pct_m")
-    alarm: Bool = is_fire & (heat.heat | smoke_alarm)
-    if not is_fire.any():
-        return alarm
-    pre = is_fire & ~alarm & smoke_pre
-    old = r.s.fire_level.copy()
-    if not alarm.any() and not pre.any() and not old.any():
-        # Quiet detectors: levels stay 0; normal-since and first-alarm times only matter
-        # once a level is raised, and an alarm or pre-alarm reading resets them.
-        return alarm
-    has_any = heat.has_temp | has_smoke
-    smoke_low = ~has_smoke | (smoke < r.p("smoke_prealarm_pct_m") * r.p("smoke_clear_ratio"))
-    normal = is_fire & ~alarm & ~pre & has_any & (~heat.has_temp | heat.normal) & smoke_low
-    band = is_fire & has_any & ~alarm & ~pre & ~normal
+    alarm: Bool = heat.heat | smoke_alarm
+    # Only alarm and pre-alarm readings raise a level and only detectors above level 0 can
+    # clear. A quiet detector at level 0 changes nothing that matters: its normal-since
+    # time is read only once a level is raised, and raising resets it.
+    active = np.flatnonzero(alarm | (smoke >= r.p("smoke_prealarm_pct_m")) | (r.s.fire_level != 0))
+    if len(active):
+        _advance(r, active, heat, smoke[active], alarm[active], smoke_alarm[active])
+    return alarm
 
-    ts = r.ts
+
+def _advance(r: Round, rows: Intp, heat: Heat, smoke: F64, alarm: Bool, smoke_alarm: Bool) -> None:
+    """docs/rules.md "Fire" steps 1..5 for the given rows (arrays other than `heat` are
+    already taken at `rows`)."""
+    ts = r.ts[rows]
+    old = r.s.fire_level[rows]
+    first = r.s.first_alarm[rows]
+    normal_since = r.s.fire_normal_since[rows]
+    has_temp, heat_normal = heat.has_temp[rows], heat.normal[rows]
+    has_smoke = ~np.isnan(smoke)
+    pre = ~alarm & (smoke >= r.p("smoke_prealarm_pct_m", rows))
+    has_any = has_temp | has_smoke
+    smoke_low = ~has_smoke | (
+        smoke < r.p("smoke_prealarm_pct_m", rows) * r.p("smoke_clear_ratio", rows)
+    )
+    normal = ~alarm & ~pre & has_any & (~has_temp | heat_normal) & smoke_low
+    band = has_any & ~alarm & ~pre & ~normal
+
     level = old.copy()
-    first = r.s.first_alarm
-    normal_since = r.s.fire_normal_since
-
     # 1. alarm-level readings
-    both = alarm & heat.heat & smoke_alarm
+    both = alarm & heat.heat[rows] & smoke_alarm
     keep = alarm & ~both & (old >= 2)
     verified = (
-        alarm & ~both & ~keep & (first != NEVER) & (ts - first <= r.p("verify_window_s") * 1000.0)
+        alarm
+        & ~both
+        & ~keep
+        & (first != NEVER)
+        & (ts - first <= r.p("verify_window_s", rows) * 1000.0)
     )
     starts = alarm & ~both & ~keep & ~verified
     level[both] = 3
@@ -61,26 +72,26 @@ def evaluate(r: Round, heat: Heat) -> Bool:
     normal_since = np.where(alarm | pre | band, NEVER, normal_since)
     # 3. normal readings: clear after the hold time
     normal_since = np.where(normal & (normal_since == NEVER), ts, normal_since)
-    clears = normal & (old > 0) & (ts - normal_since >= r.p("fire_clear_hold_s") * 1000.0)
+    clears = normal & (old > 0) & (ts - normal_since >= r.p("fire_clear_hold_s", rows) * 1000.0)
     level[clears] = 0
     first = np.where(clears, NEVER, first)
 
-    r.s.fire_level[:] = level
-    r.s.first_alarm[:] = first
-    r.s.fire_normal_since[:] = normal_since
-    r.s.last_alarm[alarm] = ts[alarm]
-    _emit_changes(r, old, level, heat)
-    return alarm
+    r.s.fire_level[rows] = level
+    r.s.first_alarm[rows] = first
+    r.s.fire_normal_since[rows] = normal_since
+    r.s.last_alarm[rows[alarm]] = ts[alarm]
+    changed = np.flatnonzero(old != level)
+    if len(changed):
+        _emit_changes(r, rows[changed], old[changed].tolist(), level[changed].tolist(), heat)
 
 
-def _emit_changes(r: Round, old: np.ndarray, new: np.ndarray, heat: Heat) -> None:
-    changed = np.flatnonzero(old != new)
-    if not len(changed):
-        return
+def _emit_changes(r: Round, rows: Intp, old: list[int], new: list[int], heat: Heat) -> None:
+    before: dict[int, int] = dict(zip(rows.tolist(), old, strict=True))
+    after: dict[int, int] = dict(zip(rows.tolist(), new, strict=True))
     smoke = r.col("smoke_obs_pct_m")
 
     def reason(row: int) -> str:
-        level = int(new[row])
+        level = after[row]
         if level == 0:
             shown = ", ".join(
                 f"{k} {fmt(v)}" for k, v in quantities(r, row, "temp_c", "smoke_obs_pct_m").items()
@@ -111,19 +122,19 @@ def _emit_changes(r: Round, old: np.ndarray, new: np.ndarray, heat: Heat) -> Non
             )
         return f"{what} (heat and smoke agree)"
 
-    for row in changed.tolist():
-        before, after = int(old[row]), int(new[row])
-        action = Action.raise_ if before == 0 else Action.clear if after == 0 else Action.update
-        r.emit(
-            [row],
-            action,
-            SLOT,
-            KINDS[after or before],
-            "fire",
-            SEVERITY[after or before],
-            reason,
-            lambda row: quantities(r, row, "temp_c", "smoke_obs_pct_m"),
-        )
+    def shown(row: int) -> int:
+        return after[row] or before[row]
+
+    r.emit(
+        rows,
+        lambda row: transition(before[row], after[row]),
+        SLOT,
+        lambda row: KINDS[shown(row)],
+        "fire",
+        lambda row: SEVERITY[shown(row)],
+        reason,
+        ("temp_c", "smoke_obs_pct_m"),
+    )
 
 
 def confirm(
@@ -136,8 +147,10 @@ def confirm(
     # Order by device index; each device sees the levels left by the ones before it.
     rows = rows[np.argsort(r.devs[rows], kind="stable")]
     candidates = np.fromiter(alarming, np.int64, len(alarming))
-    if (st.fire_level[candidates] >= 3).all():
+    levels = st.fire_level[candidates]
+    if (levels >= 3).all():
         return  # every alarming detector is already confirmed: nothing can change
+    rows = rows[_may_confirm(r, st, rows, candidates[(levels >= 1) & (levels < 3)])]
     for row in rows.tolist():
         d = int(r.devs[row])
         t = int(r.ts[row])
@@ -189,6 +202,35 @@ def confirm(
                     zone=where,
                 )
             )
+
+
+def _may_confirm(r: Round, st: EngineState, rows: Intp, unconfirmed: Intp) -> Bool:
+    """Which alarm rows can still change a level: their device is below level 3, or some
+    detector below level 3 could be their partner (a superset of those that will).
+
+    Confirmation only raises levels to 3, and partner sets do not change within a round,
+    so a row whose device and possible partners are all at level 3 now emits nothing.
+    """
+    devs = r.devs[rows]
+    needed: Bool = st.fire_level[devs] < 3
+    unconfirmed = unconfirmed[st.last_alarm[unconfirmed] != NEVER]
+    if needed.all() or not len(unconfirmed):
+        return needed
+    window = np.reshape(r.p("confirm_window_s", rows) * 1000.0, (-1, 1))
+    distance = np.reshape(r.p("confirm_distance_m", rows), (-1, 1))
+    near = (devs[:, None] != unconfirmed) & (
+        np.abs(r.ts[rows][:, None] - st.last_alarm[unconfirmed]) <= window
+    )
+    if near.any():
+        zone = st.zone[devs][:, None]
+        same_zone = (zone >= 0) & (zone == st.zone[unconfirmed])
+        apart = _distance_m(
+            st.lat[devs][:, None], st.lon[devs][:, None], st.lat[unconfirmed], st.lon[unconfirmed]
+        )
+        # (A hair above the bound, so that rounding can never drop a row that qualifies.)
+        close = apart <= distance * (1 + 1e-9) + 1e-6
+        needed |= (near & (same_zone | close)).any(axis=1)
+    return needed
 
 
 def _distance_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:

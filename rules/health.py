@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.schemas import KIND_CODES
-from rules.core import Round, fmt, quantities
+from rules.core import F64, Bool, Round, fmt
 from rules.events import Action, AlertEvent, Severity
 from rules.state import NEVER, EngineState
 
@@ -16,6 +16,7 @@ BATTERY_SLOT = "device.battery_low"
 OFFLINE_SLOT = "device.offline"
 FAULT_SLOT = "device.fault"
 _FIRE = KIND_CODES["fire"]
+_BIN = KIND_CODES["bin"]
 
 
 def _severity(kind_code: int) -> Severity:
@@ -48,27 +49,24 @@ def evaluate(r: Round) -> None:
 
 def _battery(r: Round) -> None:
     pct, volts = r.col("battery_pct"), r.col("battery_v")
-    has_pct, has_v = ~np.isnan(pct), ~np.isnan(volts)
-    rows = has_pct | has_v
-    if not rows.any():
+    low = (pct < r.p("battery_low_pct")) | (volts < r.p("battery_low_v"))
+    # Only a low reading can raise and only an active alert can clear.
+    rows = np.flatnonzero(low | r.s.battery_low)
+    if not len(rows):
         return
-    low_pct, low_v = r.p("battery_low_pct"), r.p("battery_low_v")
-    low = (pct < low_pct) | (volts < low_v)
-    active = r.s.battery_low
-    if not low.any() and not active.any():
-        return
+    low_pct, low_v = r.p("battery_low_pct", rows), r.p("battery_low_v", rows)
+    row_pct, row_v = pct[rows], volts[rows]
+    has_pct, has_v = ~np.isnan(row_pct), ~np.isnan(row_v)
     ok = (
-        rows
-        & (~has_pct | (pct >= low_pct + r.p("battery_clear_pct_margin")))
-        & (~has_v | (volts >= low_v + r.p("battery_clear_v_margin")))
+        (has_pct | has_v)
+        & (~has_pct | (row_pct >= low_pct + r.p("battery_clear_pct_margin", rows)))
+        & (~has_v | (row_v >= low_v + r.p("battery_clear_v_margin", rows)))
     )
-    raise_ = rows & low & ~active
-    clear = rows & ok & active
-    r.s.battery_low[raise_] = True
-    r.s.battery_low[clear] = False
-
-    def values(row: int) -> dict[str, float]:
-        return quantities(r, row, "battery_pct", "battery_v")
+    active = r.s.battery_low[rows]
+    raise_ = low[rows] & ~active
+    clear = ok & active
+    r.s.battery_low[rows[raise_]] = True
+    r.s.battery_low[rows[clear]] = False
 
     def low_reason(row: int) -> str:
         parts = []
@@ -78,76 +76,54 @@ def _battery(r: Round) -> None:
             parts.append(f"battery_v {float(volts[row]):.2f} < {r.at('battery_low_v', row):g}")
         return "; ".join(parts)
 
+    shown = ("battery_pct", "battery_v")
     r.emit(
-        np.flatnonzero(raise_),
+        rows[raise_],
         Action.raise_,
         BATTERY_SLOT,
         "device.battery_low",
         "device",
         Severity.minor,
         low_reason,
-        values,
+        shown,
     )
     r.emit(
-        np.flatnonzero(clear),
+        rows[clear],
         Action.clear,
         BATTERY_SLOT,
         "device.battery_low",
         "device",
         Severity.minor,
         lambda row: "battery replaced or recharged",
-        values,
+        shown,
     )
 
 
 def _fault(r: Round) -> None:
-    ts = r.ts
     temp, distance = r.col("temp_c"), r.col("distance_mm")
-    has_temp, has_distance = ~np.isnan(temp), ~np.isnan(distance)
-    if not (has_temp | has_distance).any():
-        return
-    n = len(ts)
+    stuck, count = _stuck(r, temp)
     too_cold = temp < r.p("temp_min_plausible_c")
-    depth = r.s.depth
-    too_deep = np.zeros(n, bool)
-    if has_distance.any():
-        too_deep = (r.kinds == KIND_CODES["bin"]) & (distance > depth * r.p("distance_max_ratio"))
-
-    # Stuck: the same temperature, exactly, many times over a long span.
-    same = has_temp & (temp == r.s.stuck_value)
-    if same.any():
-        count = np.where(same, r.s.stuck_count.astype(np.int64) + 1, 1)
-        since = np.where(same, r.s.stuck_since, ts)
-        stuck = (
-            same
-            & (count >= r.p("stuck_min_readings"))
-            & (ts - since >= r.p("stuck_min_span_s") * 1000.0)
-        )
-    else:  # the common case: every value moved
-        count, since, stuck = np.ones(n, np.int64), ts, np.zeros(n, bool)
-    if has_temp.all():
-        r.s.stuck_value[:] = temp
-        r.s.stuck_count[:] = np.minimum(count, np.iinfo(np.uint16).max)
-        r.s.stuck_since[:] = since
+    if np.isnan(distance).all():  # fire detectors: no distance, no depth to read
+        too_deep = np.zeros(len(distance), bool)
     else:
-        r.s.stuck_value[has_temp] = temp[has_temp]
-        r.s.stuck_count[has_temp] = np.minimum(count[has_temp], np.iinfo(np.uint16).max)
-        r.s.stuck_since[has_temp] = since[has_temp]
-
+        too_deep = (r.kinds == _BIN) & (distance > r.s.depth * r.p("distance_max_ratio"))
     faulty = too_cold | too_deep | stuck
-    active = r.s.fault
-    if not faulty.any() and not active.any():
-        # Nothing to raise or clear; the good-reading count matters only while a fault is
-        # active (a fault resets it), so it need not be kept here.
+    # Only a faulty reading can raise and only an active fault can clear; the good-reading
+    # count matters only while a fault is active (a fault resets it), so the other rows
+    # need not keep it.
+    rows = np.flatnonzero(faulty | r.s.fault)
+    if not len(rows):
         return
-    good_reading = (has_temp | has_distance) & ~faulty
-    good = np.where(faulty, 0, r.s.fault_good.astype(np.int64) + good_reading)
-    raise_ = faulty & ~active
-    clear = active & good_reading & (good >= r.p("fault_clear_readings"))
+    row_faulty = faulty[rows]
+    good_reading = (~np.isnan(temp[rows]) | ~np.isnan(distance[rows])) & ~row_faulty
+    good = np.where(row_faulty, 0, r.s.fault_good[rows].astype(np.int64) + good_reading)
+    active = r.s.fault[rows]
+    raise_ = row_faulty & ~active
+    clear = active & good_reading & (good >= r.p("fault_clear_readings", rows))
     good = np.where(clear, 0, good)
-    r.s.fault[raise_] = True
-    r.s.fault[clear] = False
-    r.s.fault_good[:] = np.minimum(good, 255)
+    r.s.fault[rows[raise_]] = True
+    r.s.fault[rows[clear]] = False
+    r.s.fault_good[rows] = np.minimum(good, 255)
 
     def reason(row: int) -> str:
         parts = []
@@ -158,35 +134,57 @@ def _fault(r: Round) -> None:
         if too_deep[row]:
             parts.append(
                 f"distance_mm {fmt(float(distance[row]))} beyond the bin's depth "
-                f"{fmt(float(depth[row]))} mm"
+                f"{fmt(float(r.s.depth[row]))} mm"
             )
         if stuck[row]:
-            parts.append(f"temp_c stuck at {fmt(float(temp[row]))} for {int(count[row])} readings")
+            parts.append(f"temp_c stuck at {fmt(float(temp[row]))} for {count[row]} readings")
         return "; ".join(parts)
 
-    def values(row: int) -> dict[str, float]:
-        return quantities(r, row, "temp_c", "distance_mm")
+    def severity(row: int) -> Severity:
+        return _severity(int(r.kinds[row]))
 
+    shown = ("temp_c", "distance_mm")
     r.emit(
-        np.flatnonzero(raise_),
-        Action.raise_,
-        FAULT_SLOT,
-        "device.fault",
-        "device",
-        lambda row: _severity(int(r.kinds[row])),
-        reason,
-        values,
+        rows[raise_], Action.raise_, FAULT_SLOT, "device.fault", "device", severity, reason, shown
     )
     r.emit(
-        np.flatnonzero(clear),
+        rows[clear],
         Action.clear,
         FAULT_SLOT,
         "device.fault",
         "device",
-        lambda row: _severity(int(r.kinds[row])),
+        severity,
         lambda row: f"{r.at('fault_clear_readings', row):g} good readings in a row",
-        values,
+        shown,
     )
+
+
+def _stuck(r: Round, temp: F64) -> tuple[Bool, dict[int, int]]:
+    """Advance the run of identical temperatures; the rows now stuck, with their run lengths."""
+    ts = r.ts
+    # An exact repeat is rare (temperatures carry noise): restart every run, then put the
+    # repeats back.
+    repeats = np.flatnonzero(temp == r.s.stuck_value)  # NaN never equals
+    count = r.s.stuck_count[repeats].astype(np.int64) + 1
+    since = r.s.stuck_since[repeats]
+    has_temp = ~np.isnan(temp)
+    if has_temp.all():
+        r.s.stuck_value[:] = temp
+        r.s.stuck_since[:] = ts
+        r.s.stuck_count[:] = 1
+    else:
+        rows = np.flatnonzero(has_temp)
+        r.s.stuck_value[rows] = temp[rows]
+        r.s.stuck_since[rows] = ts[rows]
+        r.s.stuck_count[rows] = 1
+    r.s.stuck_count[repeats] = np.minimum(count, np.iinfo(np.uint16).max)
+    r.s.stuck_since[repeats] = since
+    now_stuck = (count >= r.p("stuck_min_readings", repeats)) & (
+        ts[repeats] - since >= r.p("stuck_min_span_s", repeats) * 1000.0
+    )
+    stuck = np.zeros(len(ts), bool)
+    stuck[repeats[now_stuck]] = True
+    return stuck, dict(zip(repeats[now_stuck].tolist(), count[now_stuck].tolist(), strict=True))
 
 
 def check_offline(

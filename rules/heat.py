@@ -27,30 +27,31 @@ def evaluate(r: Round) -> Heat:
     temp = r.col("temp_c")
     has = ~np.isnan(temp)
     ts = r.ts
-    # The ring is unordered: a sample's age is all that matters. Contiguous copies, one
-    # row per slot, because column access into the records is strided.
-    slot_ts = r.s.ring_ts.T.copy()
-    slot_temp = r.s.ring_temp.T.copy()
+    # The ring, newest sample first (empty slots hold NEVER and NaN), as contiguous copies
+    # with one row per slot: numpy is slow both on the records' strided columns and on
+    # arrays whose last axis is only RING long.
+    ring_ts = r.s.ring_ts.T.copy()
+    ring_temp = r.s.ring_temp.T.copy()
     window_ms = r.p("ror_window_s") * 1000.0
     min_ms = r.p("ror_min_span_s") * 1000.0
+    threshold = r.p("ror_c_per_min")
     # The reference is the oldest usable sample: the longest span within the window. A
     # rise can only reach the rate threshold if the reading is at least
     # threshold x min_span above some sample, so the rate is computed for those rows only.
     rate = np.full(len(ts), np.nan)
-    threshold = r.p("ror_c_per_min")
-    coolest = np.fmin.reduce(slot_temp, axis=0)  # NaN only where the ring is empty
+    coolest = np.fmin.reduce(ring_temp, axis=0)  # NaN only where the ring is empty
     # (A hair below the bound, so that rounding can never drop a row that qualifies.)
     candidates = np.flatnonzero(temp - coolest >= threshold * min_ms / 60_000.0 - 1e-6)
     if len(candidates):
-        c_ts = slot_ts[:, candidates]
+        c_ts = ring_ts[:, candidates]
         span = (ts[candidates] - c_ts).astype(np.float64)  # (RING, candidates)
         c_window = window_ms[candidates] if np.ndim(window_ms) else window_ms
         c_min = min_ms[candidates] if np.ndim(min_ms) else min_ms
         usable = (c_ts != NEVER) & (span >= c_min) & (span <= c_window)
         longest = np.where(usable, span, -1.0)
-        pick = longest.argmax(axis=0)[None, :]
-        ref_span = np.take_along_axis(longest, pick, axis=0)[0]
-        ref_temp = np.take_along_axis(slot_temp[:, candidates], pick, axis=0)[0]
+        pick = longest.argmax(axis=0)
+        ref_span = longest[pick, np.arange(len(candidates))]
+        ref_temp = ring_temp[pick, candidates]
         rate[candidates] = np.where(
             ref_span >= 0,
             (temp[candidates] - ref_temp) / np.maximum(ref_span, 1.0) * 60_000.0,
@@ -61,13 +62,22 @@ def evaluate(r: Round) -> Heat:
     fixed = temp >= fixed_c
     normal = (temp < fixed_c - r.p("heat_clear_margin_c")) & ~ror
 
-    # Keep samples about window/RING apart, so the ring spans the window at any rate; a new
-    # sample replaces the oldest (empty slots hold NEVER, the oldest of all).
-    newest = slot_ts.max(axis=0)
+    # Keep samples about window/RING apart, so the ring spans the window at any rate. A push
+    # shifts the ring by one slot, dropping the oldest sample. At the usual reporting rates
+    # every reading with a temperature is pushed: then the whole round shifts at once.
+    newest = ring_ts[0]
     push = has & ((newest == NEVER) | (ts - newest >= window_ms / RING))
-    if push.any():
+    if push.all():
+        ring_ts[1:] = ring_ts[:-1]  # numpy copies overlapping operands first
+        ring_temp[1:] = ring_temp[:-1]
+        ring_ts[0] = ts
+        ring_temp[0] = temp
+        r.s.ring_ts[:] = ring_ts.T
+        r.s.ring_temp[:] = ring_temp.T
+    elif push.any():
         rows = np.flatnonzero(push)
-        oldest = slot_ts[:, rows].argmin(axis=0)
-        r.s.ring_ts[rows, oldest] = ts[rows]
-        r.s.ring_temp[rows, oldest] = temp[rows]
+        r.s.ring_ts[rows, 1:] = r.s.ring_ts[rows, :-1]
+        r.s.ring_temp[rows, 1:] = r.s.ring_temp[rows, :-1]
+        r.s.ring_ts[rows, 0] = ts[rows]
+        r.s.ring_temp[rows, 0] = temp[rows]
     return Heat(has, fixed, ror, rate, fixed | ror, normal)
