@@ -4,15 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS := mosquitto mosquitto-clients influxdb
+DEBS := mosquitto mosquitto-clients influxdb postgresql
 
 .PHONY: setup system-deps demo up test test-fast lint bench clean
 
-# Debian/Ubuntu packages for the broker and InfluxDB (and venv support), when missing.
+# Debian/Ubuntu packages for the broker, InfluxDB and PostgreSQL (and venv support), when
+# missing. PostgreSQL's initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin, off PATH;
+# the tests run their own server from there, not the system service.
 system-deps:
 	@need=""; \
 	for bin in mosquitto mosquitto_pub influxd; do \
 	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || need="$(DEBS)"; \
+	done; \
+	for bin in initdb pg_ctl; do \
+	  command -v $$bin >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/$$bin >/dev/null 2>&1 \
+	    || need="$(DEBS)"; \
 	done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || need="$$need python3-venv"; \
 	if [ -n "$$need" ]; then \

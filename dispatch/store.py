@@ -25,6 +25,9 @@ from dispatch.tables import AlertActionRow, AlertEventRow, AlertRow, IncidentRow
 from rules.events import Action, AlertEvent
 
 ActiveAlerts = dict[tuple[str, str], AlertRow]
+# SQLite ignores VARCHAR lengths but PostgreSQL refuses a longer string, and a refused
+# event would be retried forever: a long reason (a fire confirmed by many detectors) is cut.
+REASON_MAX = 1000
 CONFIRMED = "fire.confirmed"
 SUPERVISOR = "supervisor"
 
@@ -347,6 +350,10 @@ def _change(entry: AlertEventRow) -> AlertChange:
     )
 
 
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 1] + "…"
+
+
 def _current_station(row: AlertRow) -> str | None:
     """The station an alert is proposed to now: the next one at each escalation."""
     stations = row.proposed_stations or []
@@ -383,7 +390,7 @@ async def _apply_one(
             device_id=event.device_id,
             status=AlertStatus.open.value,
             severity=event.severity.value,
-            reason=event.reason,
+            reason=_clip(event.reason),
             raised_at=at,
             updated_at=at,
             values=dict(event.values),
@@ -402,7 +409,7 @@ async def _apply_one(
     row.cleared_at = None
     row.kind = event.kind
     row.severity = event.severity.value
-    row.reason = event.reason
+    row.reason = _clip(event.reason)
     row.values = dict(event.values) or row.values
     row.updated_at = max(row.updated_at, at)
     return ChangeType.updated, row

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.sqltypes import UTCDateTime
+from common.sqltypes import NAMING_CONVENTION, UTCDateTime
 
 
 class Base(DeclarativeBase):
     """Declarative base for dispatch's tables."""
 
-    metadata = MetaData()
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class IncidentRow(Base):

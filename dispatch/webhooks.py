@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from common.sqltypes import UTCDateTime
+from common.sqltypes import NAMING_CONVENTION, UTCDateTime
 from dispatch.model import AlertChange, AlertPublic
 from rules.events import Severity
 
@@ -62,7 +62,7 @@ DeliveryState = Literal["pending", "delivered", "dead"]
 class Base(DeclarativeBase):
     """Declarative base for the webhook tables."""
 
-    metadata = MetaData()
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class WebhookSubscriberRow(Base):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Integer, LargeBinary, MetaData, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.sqltypes import UTCDateTime
+from common.sqltypes import NAMING_CONVENTION, UTCDateTime
+from common.timeutil import from_ms, now_ms
 
 # Enough of a payload to see what was wrong with it, without letting a flood fill the disk.
 RAW_KEEP_BYTES = 4096
@@ -19,7 +20,7 @@ RAW_KEEP_BYTES = 4096
 class Base(DeclarativeBase):
     """Declarative base for ingest's own tables."""
 
-    metadata = MetaData()
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class RejectedRow(Base):
@@ -65,11 +66,23 @@ class RejectedRecord:
 
 
 class RejectedStore:
-    """Rejected messages in SQL, bounded by count (oldest dropped first)."""
+    """Rejected messages in SQL, bounded by count and age (oldest dropped first).
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], keep: int = 10_000) -> None:
+    Besides the periodic `prune`, `add_many` prunes by itself once a tenth of `keep` has
+    been added since the last prune, so a flood of garbage cannot fill the disk between
+    two runs of the job.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        keep: int = 10_000,
+        max_age: timedelta = timedelta(days=7),
+    ) -> None:
         self._sessions = sessions
         self.keep = keep
+        self.max_age = max_age
+        self._added_since_prune = 0
 
     async def add_many(self, items: Sequence[Rejected]) -> None:
         """Store rejections in one transaction."""
@@ -89,6 +102,9 @@ class RejectedStore:
                 for item in items
             )
             await session.commit()
+        self._added_since_prune += len(items)
+        if self._added_since_prune >= max(100, self.keep // 10):
+            await self.prune(items[-1].received_at)
 
     async def find(
         self, *, reason: str | None = None, device_id: str | None = None, limit: int = 100
@@ -120,14 +136,18 @@ class RejectedStore:
         async with self._sessions() as session:
             return int(await session.scalar(select(func.count(RejectedRow.id))) or 0)
 
-    async def prune(self) -> int:
-        """Drop the oldest rejections beyond `keep`; returns how many were dropped."""
+    async def prune(self, now: datetime | None = None) -> int:
+        """Drop rejections beyond `keep` or older than `max_age`; returns how many."""
+        self._added_since_prune = 0
+        cutoff = (now or from_ms(now_ms())) - self.max_age
         async with self._sessions() as session:
             newest = await session.scalar(select(func.max(RejectedRow.id)))
             if newest is None:
                 return 0
             result = await session.execute(
-                delete(RejectedRow).where(RejectedRow.id <= newest - self.keep)
+                delete(RejectedRow).where(
+                    (RejectedRow.id <= newest - self.keep) | (RejectedRow.received_at < cutoff)
+                )
             )
             await session.commit()
             return int(getattr(result, "rowcount", 0) or 0)

@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import Float, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.sqltypes import UTCDateTime
+from common.sqltypes import NAMING_CONVENTION, UTCDateTime
 
 
 class Base(DeclarativeBase):
     """Declarative base for the stations table."""
 
-    metadata = MetaData()
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class StationRow(Base):

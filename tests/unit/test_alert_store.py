@@ -13,6 +13,10 @@ from dispatch.service import AlertService
 from dispatch.store import AlertStore
 from dispatch.tables import AlertRow
 from rules.events import Action, AlertEvent, Severity
+from tests.postgres import both_backends
+
+# The registry and alert store run on SQLite and PostgreSQL alike.
+pytestmark = both_backends
 
 T0 = 1_790_000_000_000
 
@@ -195,3 +199,15 @@ async def test_bin_fire_stays_active_until_resolved(
     (alert,) = await store.find(device_id="b1")
     assert alert.category == "fire" and alert.status is AlertStatus.open
     assert alert.cleared_at is not None
+
+
+async def test_a_long_reason_is_cut_to_fit_the_column(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # PostgreSQL, unlike SQLite, refuses strings longer than the column.
+    partners = ", ".join(f"pasar-mentaya-detector-{i:03d}" for i in range(100))
+    store = AlertStore(sessions)
+    (change,) = await store.apply([event(Action.raise_, reason=f"confirmed by {partners}")])
+    assert len(change.alert.reason) == 1000
+    assert change.alert.reason.startswith("confirmed by pasar-mentaya-detector-000")
+    assert change.alert.reason.endswith("…")

@@ -1,0 +1,33 @@
+"""${message}
+
+Revision ID: ${up_revision}
+% if down_revision:
+Revises: ${down_revision | comma,n}
+% else:
+Revises: nothing (the first revision)
+% endif
+Create Date: ${create_date}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+${imports if imports else ""}
+
+revision: str = ${repr(up_revision)}
+down_revision: str | Sequence[str] | None = ${repr(down_revision)}
+branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
+depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    """Apply this revision."""
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    """Undo this revision."""
+    ${downgrades if downgrades else "pass"}
