@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,17 @@ class DeviceInfo:
     reporting_interval_s: float | None = None
     rule_class: str | None = None
     thresholds: dict[str, Any] | None = None
+    status: str = "active"
+    network_server: str | None = None
+    ns_device_id: str | None = None
+    # Decoded payload key -> Sigap field name or {"field": ..., "scale": ...} (ingest.lorawan).
+    field_map: dict[str, Any] | None = None
+    sensor_offsets: dict[str, float] | None = None
+
+    @property
+    def retired(self) -> bool:
+        """True when ingest must refuse this device's readings (Reason.DEVICE_RETIRED)."""
+        return self.status == "retired"
 
 
 class DeviceDirectory:
@@ -35,6 +46,7 @@ class DeviceDirectory:
 
     def __init__(self) -> None:
         self._by_id: dict[str, DeviceInfo] = {}
+        self._by_ns: dict[tuple[str, str], str] = {}  # (network server, ns device id) -> id
         self.ids: list[str] = []  # index -> device id; shared with every ReadingBatch
         self._listeners: list[Callable[[DeviceInfo], object]] = []
 
@@ -44,6 +56,15 @@ class DeviceDirectory:
     def get(self, device_id: str) -> DeviceInfo | None:
         """The device's info, or None when it is not registered (as far as we know)."""
         return self._by_id.get(device_id)
+
+    def find_lorawan(self, network_server: str, keys: Iterable[str]) -> DeviceInfo | None:
+        """The device registered with one of these network server ids (tried in order)."""
+        for key in keys:
+            # DevEUIs are stored lowercased and TTS device ids are lowercase by definition.
+            device_id = self._by_ns.get((network_server, key.lower()))
+            if device_id is not None:
+                return self._by_id.get(device_id)
+        return None
 
     def upsert(self, device: DeviceCreate) -> DeviceInfo:
         """Add or refresh a device, keeping its index if it is already known."""
@@ -62,9 +83,18 @@ class DeviceDirectory:
             reporting_interval_s=device.reporting_interval_s,
             rule_class=device.rule_class,
             thresholds=device.thresholds,
+            status=device.status.value,
+            network_server=device.network_server.value if device.network_server else None,
+            ns_device_id=device.ns_device_id,
+            field_map=device.model_dump(include={"field_map"})["field_map"],
+            sensor_offsets=device.sensor_offsets,
         )
         if known is None:
             self.ids.append(device.id)
+        elif known.network_server and known.ns_device_id:
+            self._by_ns.pop((known.network_server, known.ns_device_id), None)
+        if info.network_server and info.ns_device_id:
+            self._by_ns[(info.network_server, info.ns_device_id)] = info.id
         self._by_id[device.id] = info
         for listener in self._listeners:
             listener(info)

@@ -53,6 +53,10 @@ class Reason:
     DEVICE_ID_MISMATCH = "device_id_mismatch"
     UNKNOWN_DEVICE = "unknown_device"
     WRONG_GATEWAY = "wrong_gateway"
+    DEVICE_RETIRED = "device_retired"
+    # LoRaWAN network server envelopes (ingest.lorawan).
+    BAD_ENVELOPE = "bad_envelope"
+    NO_DECODED_PAYLOAD = "no_decoded_payload"
 
 
 class DecodeError(ValueError):
@@ -95,6 +99,14 @@ def load_json(payload: bytes) -> Any:
             return json.loads(payload)
         except (ValueError, RecursionError):
             raise DecodeError(Reason.NOT_JSON, f"not valid JSON: {fast_error}") from None
+
+
+def check_size(payload: bytes, limits: Limits) -> None:
+    """Refuse a payload over the size limit before parsing it."""
+    if len(payload) > limits.max_payload_bytes:
+        raise DecodeError(
+            Reason.OVERSIZED, f"{len(payload)} bytes, limit {limits.max_payload_bytes}"
+        )
 
 
 def _number(name: str, value: Any) -> float:

@@ -1,38 +1,107 @@
-"""/api/v1/devices: the registry, and each device's stored readings."""
+"""/api/v1/devices: the registry (CRUD, CSV import), and each device's stored readings."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
+from dashboard_api.auth import TECHNICIAN
 from dashboard_api.deps import Services
-from devices.registry import DeviceExistsError
-from devices.schemas import DeviceCreate, DeviceKind, DevicePublic
+from devices.importer import import_csv
+from devices.registry import DeviceExistsError, NotFoundError, NsDeviceTakenError, RegistryError
+from devices.schemas import (
+    DeviceCreate,
+    DeviceDetail,
+    DeviceKind,
+    DevicePublic,
+    DeviceStatus,
+    DeviceUpdate,
+    ImportReport,
+    NetworkServer,
+)
 from ingest.influx import InfluxError
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
+# A registry export for a regency is a few hundred kB; this leaves room without letting a
+# stray upload hold the worker.
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+# How far back GET /devices/{id} looks for the newest battery and RSSI values.
+RECENT_READINGS = 20
 
-def _with_last_seen(services: Services, device: DevicePublic) -> DevicePublic:
+Device = TypeVar("Device", bound=DevicePublic)
+
+
+def _with_last_seen(services: Services, device: Device) -> Device:
     seen = services.last_seen(device.id)
     if seen is not None and (device.last_seen_at is None or seen > device.last_seen_at):
         return device.model_copy(update={"last_seen_at": seen})
     return device
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_device(device: DeviceCreate, services: Services) -> DevicePublic:
-    """Register a device."""
+def _not_found(device_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not registered")
+
+
+def _unprocessable(exc: ValueError) -> Exception:
+    """A 422 in FastAPI's own shape for pydantic errors, or with the message for the rest."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_context=False)
+        return RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+    return HTTPException(422, str(exc))
+
+
+def _check(services: Services, device: DeviceCreate) -> None:
     try:
         services.check_device(device)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=TECHNICIAN)
+async def create_device(device: DeviceCreate, services: Services) -> DevicePublic:
+    """Register a device (409 if its id or network server id is taken)."""
+    _check(services, device)
     try:
         return await services.devices.create(device)
-    except DeviceExistsError as exc:
+    except (DeviceExistsError, NsDeviceTakenError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except ValueError as exc:
+        raise _unprocessable(exc) from None
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "A header row with DeviceCreate field names, then one device per "
+            "row; JSON in the thresholds, sensor_offsets and field_map cells.",
+        }
+    },
+    responses={422: {"description": "Nothing imported; `detail` is the ImportReport."}},
+    dependencies=TECHNICIAN,
+)
+async def import_devices(request: Request, services: Services) -> ImportReport:
+    """Register devices from a CSV file: all rows or none; 422 with an error per bad row."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_IMPORT_BYTES:
+            raise HTTPException(
+                413,
+                f"the CSV file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split it",
+            )
+    report = await import_csv(services.devices, bytes(data), services.check_device)
+    if report.errors:
+        raise HTTPException(422, report.model_dump())
+    return report
 
 
 @router.get("")
@@ -41,23 +110,88 @@ async def list_devices(
     kind: DeviceKind | None = None,
     district: str | None = None,
     zone: str | None = None,
+    status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
+    gateway_id: str | None = None,
+    network_server: NetworkServer | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[DevicePublic]:
     """Registered devices, ordered by id."""
     devices = await services.devices.find(
-        kind=kind.value if kind else None, district=district, zone=zone, limit=limit, offset=offset
+        kind=kind.value if kind else None,
+        district=district,
+        zone=zone,
+        status=status_.value if status_ else None,
+        gateway_id=gateway_id,
+        network_server=network_server.value if network_server else None,
+        limit=limit,
+        offset=offset,
     )
     return [_with_last_seen(services, d) for d in devices]
 
 
 @router.get("/{device_id}")
-async def get_device(device_id: str, services: Services) -> DevicePublic:
-    """One device."""
+async def get_device(device_id: str, services: Services) -> DeviceDetail:
+    """One device, with when it was last seen and its latest reading, battery and RSSI."""
     device = await services.devices.get(device_id)
     if device is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not registered")
-    return _with_last_seen(services, device)
+        raise _not_found(device_id)
+    detail = DeviceDetail.model_validate(device.model_dump())
+    if services.readings is not None:
+        try:
+            recent = await services.readings.readings(device_id, None, None, RECENT_READINGS)
+        except InfluxError as exc:
+            # The registry answers even when InfluxDB does not: say why the reading is missing.
+            detail.readings_error = f"reading store unavailable: {exc}"
+        else:
+            _add_latest(detail, recent)
+    return _with_last_seen(services, detail)
+
+
+def _add_latest(detail: DeviceDetail, recent: list[dict[str, Any]]) -> None:
+    # Battery and RSSI may not come with every reading: take each from the newest that has it.
+    if not recent:
+        return
+    detail.last_reading = recent[0]
+    for name in ("battery_v", "battery_pct", "rssi_dbm"):
+        value = next((r[name] for r in recent if r.get(name) is not None), None)
+        setattr(detail, name, value)
+
+
+@router.put("/{device_id}", dependencies=TECHNICIAN)
+async def replace_device(device_id: str, device: DeviceCreate, services: Services) -> DevicePublic:
+    """Replace every writable field (the id and kind cannot change)."""
+    _check(services, device)
+    try:
+        return _with_last_seen(services, await services.devices.replace(device_id, device))
+    except NotFoundError:
+        raise _not_found(device_id) from None
+    except RegistryError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except ValueError as exc:
+        raise _unprocessable(exc) from None
+
+
+@router.patch("/{device_id}", dependencies=TECHNICIAN)
+async def update_device(device_id: str, changes: DeviceUpdate, services: Services) -> DevicePublic:
+    """Change only the fields sent; null clears an optional field."""
+    current = await services.devices.get(device_id)
+    if current is None:
+        raise _not_found(device_id)
+    try:
+        updated = changes.apply(current.as_create())
+    except ValueError as exc:
+        raise _unprocessable(exc) from None
+    return await replace_device(device_id, updated, services)
+
+
+@router.delete("/{device_id}", dependencies=TECHNICIAN)
+async def retire_device(device_id: str, services: Services) -> DevicePublic:
+    """Retire a device: kept for its alerts and history, its readings refused from now on."""
+    try:
+        return _with_last_seen(services, await services.devices.retire(device_id))
+    except NotFoundError:
+        raise _not_found(device_id) from None
 
 
 @router.get("/{device_id}/readings")
@@ -70,7 +204,7 @@ async def device_readings(
 ) -> list[dict[str, Any]]:
     """Stored readings of one device from InfluxDB, newest first (since/until: RFC 3339)."""
     if await services.devices.get(device_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not registered")
+        raise _not_found(device_id)
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise HTTPException(

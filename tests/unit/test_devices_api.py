@@ -1,0 +1,249 @@
+"""The registry over HTTP: device and gateway CRUD, CSV import, first contact (SQLite and PG)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dashboard_api.deps import ApiServices
+from devices.directory import DeviceDirectory
+from devices.registry import DeviceRegistry
+from ingest.influx import InfluxError
+from tests.postgres import both_backends
+from tests.unit.conftest import api_client, api_services
+
+pytestmark = both_backends
+
+FIRE: dict[str, Any] = {
+    "id": "fire-001",
+    "kind": "fire",
+    "model": "Sigap FD-2",
+    "name": "Pasar Mentaya lt.2",
+    "lat": -2.5389,
+    "lon": 112.9475,
+    "address": "Jl. Antang Kalang",
+    "district": "Mentawa Baru Ketapang",
+    "zone": "pasar-mentaya",
+    "reporting_interval_s": 60,
+    "install_date": "2026-11-02",
+    "thresholds": {"heat_fixed_c": 62},
+}
+BIN: dict[str, Any] = {
+    "id": "bin-001",
+    "kind": "bin",
+    "lat": -2.51,
+    "lon": 112.95,
+    "district": "Baamang",
+    "depth_mm": 1100,
+    "sensor_offsets": {"distance_mm": -15},
+}
+LORA: dict[str, Any] = {
+    "id": "fire-lora-1",
+    "kind": "fire",
+    "lat": -2.53,
+    "lon": 112.96,
+    "network_server": "chirpstack",
+    "ns_device_id": "0101010101010101",
+    "field_map": {"t": "temp_c", "batt_mv": {"field": "battery_v", "scale": 0.001}},
+}
+GATEWAY: dict[str, Any] = {"id": "gw-1", "kind": "mqtt", "name": "Pasar", "lat": -2.5, "lon": 113}
+
+
+class Readings:
+    """Stored readings, newest first, as InfluxReadings returns them."""
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
+        self.rows = rows or []
+        self.down = False
+
+    async def readings(
+        self, device_id: str, since: datetime | None, until: datetime | None, limit: int
+    ) -> list[dict[str, Any]]:
+        if self.down:
+            raise InfluxError("InfluxDB at http://127.0.0.1:1 unreachable: ConnectError()")
+        return [r for r in self.rows if r["device_id"] == device_id][:limit]
+
+
+@pytest.fixture
+def directory() -> DeviceDirectory:
+    return DeviceDirectory()
+
+
+@pytest.fixture
+def services(sessions: async_sessionmaker[AsyncSession], directory: DeviceDirectory) -> ApiServices:
+    return api_services(
+        sessions,
+        devices=DeviceRegistry(sessions, on_change=directory.upsert),
+        readings=Readings(),
+    )
+
+
+@pytest.fixture
+async def client(services: ApiServices) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(services) as client:
+        yield client
+
+
+async def test_create_get_list_with_all_fields(client: httpx.AsyncClient) -> None:
+    for body in (FIRE, BIN, LORA):
+        response = await client.post("/api/v1/devices", json=body)
+        assert response.status_code == 201, response.text
+    got = (await client.get("/api/v1/devices/fire-001")).json()
+    assert {k: got[k] for k in FIRE} == FIRE
+    assert got["status"] == "active" and got["created_at"] and got["updated_at"] is None
+    assert got["last_reading"] is None and got["battery_v"] is None
+    lora = (await client.get("/api/v1/devices/fire-lora-1")).json()
+    assert lora["field_map"]["batt_mv"] == {"field": "battery_v", "scale": 0.001}
+    listed = await client.get("/api/v1/devices", params={"network_server": "chirpstack"})
+    assert [d["id"] for d in listed.json()] == ["fire-lora-1"]
+    assert [d["id"] for d in (await client.get("/api/v1/devices")).json()] == [
+        "bin-001",
+        "fire-001",
+        "fire-lora-1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (FIRE | {"lat": 91}, "less than or equal to 90"),
+        (BIN | {"depth_mm": None}, "depth_mm is required for a bin"),
+        (FIRE | {"status": "broken"}, "'active', 'maintenance' or 'retired'"),
+        (FIRE | {"install_date": "kemarin"}, "valid date"),
+        (FIRE | {"sensor_offsets": {"heat": 1}}, "'heat' is not a reading field"),
+        (LORA | {"ns_device_id": None}, "ns_device_id is required for a LoRaWAN device"),
+        (LORA | {"ns_device_id": "dev1"}, "16-hex-digit DevEUI for ChirpStack"),
+        (LORA | {"network_server": "tts", "ns_device_id": "Dev_1"}, "lowercase letters"),
+        (FIRE | {"ns_device_id": "0101010101010101"}, "ns_device_id needs network_server"),
+        (FIRE | {"field_map": {"t": "temp_c"}}, "field_map applies only to LoRaWAN devices"),
+        (LORA | {"field_map": {"t": "celsius"}}, "'celsius' is not a reading field"),
+        (LORA | {"field_map": {"t": {"field": "temp_c", "scale": 0}}}, "non-zero"),
+    ],
+)
+async def test_validation_messages(
+    client: httpx.AsyncClient, body: dict[str, Any], message: str
+) -> None:
+    response = await client.post("/api/v1/devices", json=body)
+    assert response.status_code == 422
+    assert message in response.text
+
+
+async def test_network_server_ids_are_unique_per_server(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/devices", json=LORA)).status_code == 201
+    # The same DevEUI in upper case is the same device.
+    clash = LORA | {"id": "fire-lora-2", "ns_device_id": "0101010101010101".upper()}
+    response = await client.post("/api/v1/devices", json=clash)
+    assert response.status_code == 409
+    assert "already registered as device 'fire-lora-1'" in response.json()["detail"]
+    other_server = clash | {"network_server": "tts"}
+    assert (await client.post("/api/v1/devices", json=other_server)).status_code == 201
+
+
+async def test_patch_put_and_delete(client: httpx.AsyncClient, directory: DeviceDirectory) -> None:
+    await client.post("/api/v1/devices", json=BIN)
+    patched = await client.patch(
+        "/api/v1/devices/bin-001", json={"depth_mm": 1300, "zone": "pasar", "name": "Bin A"}
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["depth_mm"] == 1300 and body["zone"] == "pasar" and body["district"] == "Baamang"
+    assert body["updated_at"] is not None
+    info = directory.get("bin-001")
+    assert info is not None and info.depth_mm == 1300  # ingest sees the change at once
+    cleared = await client.patch("/api/v1/devices/bin-001", json={"zone": None, "name": None})
+    assert cleared.json()["zone"] is None and cleared.json()["name"] == "Bin A"
+    # Each change is validated against the whole device.
+    no_depth = await client.patch("/api/v1/devices/bin-001", json={"depth_mm": None})
+    assert no_depth.status_code == 422 and "depth_mm is required for a bin" in no_depth.text
+    bad_lat = await client.patch("/api/v1/devices/bin-001", json={"lat": -100})
+    assert bad_lat.status_code == 422 and "greater than or equal to -90" in bad_lat.text
+    kind = await client.patch("/api/v1/devices/bin-001", json={"kind": "fire"})
+    assert kind.status_code == 422 and "kind cannot change" in kind.text
+    assert (await client.patch("/api/v1/devices/bin-001", json={"id": "x"})).status_code == 422
+    assert (await client.patch("/api/v1/devices/nope", json={"zone": "a"})).status_code == 404
+
+    replaced = await client.put("/api/v1/devices/bin-001", json=BIN | {"name": "Bin B"})
+    assert replaced.status_code == 200 and replaced.json()["zone"] is None
+    assert replaced.json()["name"] == "Bin B"
+    other = await client.put("/api/v1/devices/bin-001", json=BIN | {"id": "bin-002"})
+    assert other.status_code == 422 and "differs" in other.text
+    assert (
+        await client.put("/api/v1/devices/bin-9", json=BIN | {"id": "bin-9"})
+    ).status_code == 404
+
+    retired = await client.delete("/api/v1/devices/bin-001")
+    assert retired.status_code == 200 and retired.json()["status"] == "retired"
+    info = directory.get("bin-001")
+    assert info is not None and info.retired
+    # Kept for history: still listed, still readable, and the id stays taken.
+    assert (await client.get("/api/v1/devices/bin-001")).json()["status"] == "retired"
+    listed = await client.get("/api/v1/devices", params={"status": "retired"})
+    assert [d["id"] for d in listed.json()] == ["bin-001"]
+    assert (await client.post("/api/v1/devices", json=BIN)).status_code == 409
+    assert (await client.delete("/api/v1/devices/bin-001")).status_code == 200  # idempotent
+    assert (await client.delete("/api/v1/devices/nope")).status_code == 404
+    back = await client.patch("/api/v1/devices/bin-001", json={"status": "active"})
+    assert back.json()["status"] == "active"
+
+
+async def test_first_contact_shows_last_reading_battery_and_rssi(
+    client: httpx.AsyncClient, services: ApiServices
+) -> None:
+    await client.post("/api/v1/devices", json=FIRE)
+    seen = datetime(2026, 11, 27, 3, 0, 5, tzinfo=UTC)
+    services.last_seen = {"fire-001": seen}.get
+    readings: Readings = services.readings  # type: ignore[assignment]
+    readings.rows = [
+        {"device_id": "fire-001", "ts": "2026-11-27T03:00:00Z", "temp_c": 30.5, "rssi_dbm": -97},
+        {"device_id": "fire-001", "ts": "2026-11-27T02:59:00Z", "temp_c": 30.4, "battery_v": 3.1},
+    ]
+    got = (await client.get("/api/v1/devices/fire-001")).json()
+    assert got["last_seen_at"] == "2026-11-27T03:00:05Z"
+    assert got["last_reading"]["temp_c"] == 30.5 and got["last_reading"]["ts"].endswith("03:00:00Z")
+    assert got["rssi_dbm"] == -97 and got["battery_v"] == 3.1 and got["battery_pct"] is None
+    readings.down = True
+    down = await client.get("/api/v1/devices/fire-001")
+    assert down.status_code == 200  # the registry answers without InfluxDB
+    assert down.json()["last_reading"] is None
+    assert "reading store unavailable" in down.json()["readings_error"]
+
+
+async def test_gateways(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/gateways", json=GATEWAY)).status_code == 201
+    assert (await client.post("/api/v1/gateways", json=GATEWAY)).status_code == 409
+    tts = {"id": "gw-tts", "kind": "tts", "lat": -2.5, "lon": 112.9}
+    assert (await client.post("/api/v1/gateways", json=tts)).status_code == 201
+    bad = await client.post("/api/v1/gateways", json=GATEWAY | {"id": "g2", "kind": "lora"})
+    assert bad.status_code == 422 and "'mqtt', 'tts' or 'chirpstack'" in bad.text
+    listed = await client.get("/api/v1/gateways", params={"kind": "tts"})
+    assert [g["id"] for g in listed.json()] == ["gw-tts"]
+    assert (await client.get("/api/v1/gateways/nope")).status_code == 404
+
+    # A device behind a registered gateway must fit it.
+    behind = FIRE | {"gateway_id": "gw-1"}
+    assert (await client.post("/api/v1/devices", json=behind)).status_code == 201
+    lora_on_mqtt = LORA | {"gateway_id": "gw-1"}
+    response = await client.post("/api/v1/devices", json=lora_on_mqtt)
+    assert response.status_code == 422 and "is an MQTT gateway" in response.text
+    response = await client.post("/api/v1/devices", json=LORA | {"gateway_id": "gw-tts"})
+    assert response.status_code == 422 and "is a tts LoRaWAN gateway" in response.text
+    devices = (await client.get("/api/v1/gateways/gw-1/devices")).json()
+    assert [d["id"] for d in devices] == ["fire-001"]
+
+    renamed = await client.patch("/api/v1/gateways/gw-1", json={"name": "Pasar Mentaya"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Pasar Mentaya"
+    assert renamed.json()["kind"] == "mqtt"
+    in_use = await client.delete("/api/v1/gateways/gw-1")
+    assert in_use.status_code == 409 and "fire-001" in in_use.json()["detail"]
+    to_tts = await client.patch("/api/v1/gateways/gw-1", json={"kind": "tts"})
+    assert to_tts.status_code == 409
+    await client.delete("/api/v1/devices/fire-001")
+    retired = await client.delete("/api/v1/gateways/gw-1")
+    assert retired.status_code == 200 and retired.json()["status"] == "retired"
+    late = await client.post("/api/v1/devices", json=FIRE | {"id": "f2", "gateway_id": "gw-1"})
+    assert late.status_code == 422 and "gateway 'gw-1' is retired" in late.text
