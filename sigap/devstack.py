@@ -2,6 +2,9 @@
 
 Both run from the repo's own config files (mosquitto.conf, influxdb.conf), with ports and
 data folders replaced where needed, so the tests exercise the configuration users run.
+`start_mosquitto(..., auth=BrokerAuth(...))` runs the broker with anonymous access off and
+mosquitto's dynamic security plugin, seeded with a provisioning admin and Sigap's service
+account (provisioning/README.md).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from sigap.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +123,97 @@ def start(
     return service
 
 
-def mosquitto_config(port: int, data_dir: Path, template: Path = REPO / "mosquitto.conf") -> str:
-    """The repo's mosquitto.conf with the listener port and persistence folder replaced."""
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+
+
+@dataclass(frozen=True)
+class BrokerAuth:
+    """Accounts for a mosquitto run with authentication (the dynamic security plugin)."""
+
+    admin_username: str
+    admin_password: str = field(repr=False)
+    service_username: str
+    service_password: str = field(repr=False)
+    plugin: Path | None = None  # None: found by dynsec_plugin_path()
+
+
+def broker_auth(mqtt: MqttSettings) -> BrokerAuth:
+    """BrokerAuth from SIGAP_MQTT_ADMIN_USERNAME/_PASSWORD and SIGAP_MQTT_USERNAME/_PASSWORD."""
+    admin, service = (mqtt.admin_username, mqtt.admin_password), (mqtt.username, mqtt.password)
+    if None in admin or None in service:
+        raise StackError(
+            "a broker with authentication needs SIGAP_MQTT_ADMIN_USERNAME, "
+            "SIGAP_MQTT_ADMIN_PASSWORD, SIGAP_MQTT_USERNAME and SIGAP_MQTT_PASSWORD"
+        )
+    return BrokerAuth(
+        str(mqtt.admin_username),
+        str(mqtt.admin_password),
+        str(mqtt.username),
+        str(mqtt.password),
+        plugin=mqtt.dynsec_plugin,
+    )
+
+
+def dynsec_plugin_path(override: Path | None = None) -> Path:
+    """Where mosquitto's dynamic security plugin is installed, or a StackError."""
+    if override is not None:
+        if not override.is_file():
+            raise StackError(f"dynamic security plugin {override} does not exist")
+        return override
+    # Debian/Ubuntu put it in the multiarch folder (/usr/lib/x86_64-linux-gnu/, or
+    # aarch64-linux-gnu/ on ARM); source builds and other distributions use plain lib dirs.
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    candidates = [
+        *([Path("/usr/lib") / multiarch / DYNSEC_PLUGIN] if multiarch else []),
+        *sorted(Path("/usr/lib").glob(f"*-linux-gnu*/{DYNSEC_PLUGIN}")),
+        *(Path(d) / DYNSEC_PLUGIN for d in ("/usr/lib", "/usr/lib64", "/usr/local/lib")),
+        *(Path(d) / "mosquitto" / DYNSEC_PLUGIN for d in ("/usr/lib", "/usr/local/lib")),
+        Path("/opt/homebrew/lib") / DYNSEC_PLUGIN,
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(sorted({str(c.parent) for c in candidates}))
+    raise StackError(
+        f"{DYNSEC_PLUGIN} not found (looked in {looked}); "
+        "install mosquitto 2.x or set SIGAP_MQTT_DYNSEC_PLUGIN to its path"
+    )
+
+
+def ensure_dynsec_config(path: Path, auth: BrokerAuth) -> bool:
+    """Write the initial dynamic-security.json unless one exists; True when written.
+
+    An existing file is kept: the plugin saves every provisioned account into it, and those
+    must survive a broker restart. Delete it to start over with `auth`'s accounts.
+    """
+    # Imported here so that the default (anonymous) stack does not need the package.
+    from provisioning.dynsec_config import write_initial_config
+
+    if path.exists():
+        return False
+    write_initial_config(
+        path,
+        admin_username=auth.admin_username,
+        admin_password=auth.admin_password,
+        service_username=auth.service_username,
+        service_password=auth.service_password,
+    )
+    return True
+
+
+def mosquitto_config(
+    port: int,
+    data_dir: Path,
+    template: Path = REPO / "mosquitto.conf",
+    *,
+    plugin: Path | None = None,
+    dynsec_file: Path | None = None,
+) -> str:
+    """The repo's mosquitto.conf with the listener port and persistence folder replaced.
+
+    With `plugin` and `dynsec_file`, also with anonymous access off and authentication and
+    ACLs through the dynamic security plugin (whatever the template says about them).
+    """
     text = template.read_text()
     text, listeners = re.subn(r"(?m)^listener\s+\d+", f"listener {port}", text)
     text, locations = re.subn(
@@ -126,6 +221,18 @@ def mosquitto_config(port: int, data_dir: Path, template: Path = REPO / "mosquit
     )
     if listeners != 1 or locations != 1:
         raise StackError(f"{template}: expected one listener and one persistence_location line")
+    if (plugin is None) != (dynsec_file is None):
+        raise StackError("mosquitto_config: give both plugin and dynsec_file, or neither")
+    if plugin is not None and dynsec_file is not None:
+        # Drop the template's own settings of these (the shipped file allows anonymous
+        # access; a later one may load the plugin from another path) and set ours.
+        text = re.sub(r"(?m)^(allow_anonymous|plugin|plugin_opt_config_file)\b.*\n?", "", text)
+        text += (
+            "\n# --- set by sigap.devstack: authentication and ACLs by dynamic security\n"
+            f"plugin {plugin}\n"
+            f"plugin_opt_config_file {dynsec_file}\n"
+            "allow_anonymous false\n"
+        )
     return text
 
 
@@ -144,13 +251,40 @@ def influxdb_config(
     return text
 
 
-def start_mosquitto(port: int, workdir: Path) -> Service:
-    """mosquitto on 127.0.0.1:port with its persistence under workdir."""
+def start_mosquitto(port: int, workdir: Path, auth: BrokerAuth | None = None) -> Service:
+    """mosquitto on 127.0.0.1:port with its persistence under workdir.
+
+    Without `auth`, as the repo's mosquitto.conf says (anonymous access on, today). With
+    `auth`, anonymous access is off and the dynamic security plugin decides, from
+    workdir/mosquitto/dynamic-security.json (created with auth's accounts if missing).
+    """
     binary = require("mosquitto")
-    (workdir / "mosquitto").mkdir(parents=True, exist_ok=True)
+    data = workdir / "mosquitto"
+    data.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
-    conf.write_text(mosquitto_config(port, workdir / "mosquitto"))
+    if auth is None:
+        conf.write_text(mosquitto_config(port, data))
+    else:
+        plugin = dynsec_plugin_path(auth.plugin)
+        dynsec_file = data / "dynamic-security.json"
+        ensure_dynsec_config(dynsec_file, auth)
+        conf.write_text(mosquitto_config(port, data, plugin=plugin, dynsec_file=dynsec_file))
+    _stay_root_if_root(conf)
     return start("mosquitto", [binary, "-c", str(conf)], port, workdir / "mosquitto.log")
+
+
+def _stay_root_if_root(conf: Path) -> None:
+    """Started as root, mosquitto drops to the `mosquitto` user, which cannot write into
+    a root-owned work folder (pytest's are 0700, and so is /root): it then cannot read its
+    dynamic security file nor save its persistence file, and a restart silently loses the
+    queued QoS 1 messages of persistent sessions. This local development broker stays
+    root instead; a production broker runs as its own user with its own folders.
+    """
+    if os.geteuid() == 0:
+        with conf.open("a") as out:
+            out.write(
+                "\n# devstack: started by root, keep root so it can write its data\nuser root\n"
+            )
 
 
 def start_influxd(port: int, workdir: Path, rpc_port: int | None = None) -> Service:

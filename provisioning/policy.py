@@ -1,0 +1,131 @@
+"""Who may publish and subscribe where: the ACLs behind every broker account Sigap manages.
+
+One place for the topic policy, so that the dynamic-security implementation, the in-memory
+one and the initial dynamic-security.json all enforce the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from paho.mqtt.client import topic_matches_sub
+
+# The dynamic security plugin's ACL types (mosquitto 2.0).
+PUBLISH_SEND = "publishClientSend"  # the client publishes to the broker
+PUBLISH_RECEIVE = "publishClientReceive"  # the broker delivers to the client
+SUBSCRIBE = "subscribePattern"  # the subscription filter must fall under the ACL topic
+
+SERVICE_ROLE = "sigap-service"
+ADMIN_ROLE = "sigap-admin"
+CONTROL_TOPICS = "$CONTROL/dynamic-security/#"
+
+# Same shape as the device registry's ids (devices/schemas.py): ids travel in topics, so no
+# wildcards, slashes or whitespace; a narrower check here would refuse registered devices.
+ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class AccountKind(StrEnum):
+    """What a broker account belongs to."""
+
+    device = "device"
+    gateway = "gateway"
+    other = "other"  # the service and admin accounts, or anything created by hand
+
+
+@dataclass(frozen=True, slots=True)
+class AclRule:
+    """One dynamic-security ACL entry."""
+
+    acltype: str
+    topic: str
+    allow: bool = True
+
+    def to_json(self) -> dict[str, str | bool]:
+        """The entry as the plugin's JSON (commands and config file alike)."""
+        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow}
+
+
+def check_id(account_id: str) -> str:
+    """The id unchanged, or ValueError when it cannot be a topic segment and username."""
+    if not ACCOUNT_ID_RE.match(account_id):
+        raise ValueError(f"not a valid device or gateway id: {account_id!r}")
+    return account_id
+
+
+def role_name(kind: AccountKind, account_id: str) -> str:
+    """The per-account role, e.g. `device:fire-001`."""
+    return f"{kind.value}:{account_id}"
+
+
+def kind_of(username: str, roles: tuple[str, ...]) -> AccountKind:
+    """A Sigap-managed account holds exactly its own role; anything else is `other`."""
+    for kind in (AccountKind.device, AccountKind.gateway):
+        if role_name(kind, username) in roles:
+            return kind
+    return AccountKind.other
+
+
+def publish_topics(kind: AccountKind, account_id: str) -> tuple[str, ...]:
+    """The topics a device or gateway may publish to (nothing else, and no subscriptions)."""
+    if kind is AccountKind.device:
+        return (f"sigap/devices/{account_id}/up", f"sigap/devices/{account_id}/status")
+    if kind is AccountKind.gateway:
+        return (f"sigap/gateways/{account_id}/up", f"sigap/gateways/{account_id}/status")
+    raise ValueError(f"no publish topics for {kind}")
+
+
+def account_acls(kind: AccountKind, account_id: str) -> tuple[AclRule, ...]:
+    """The ACLs of a device's or gateway's own role."""
+    return tuple(
+        AclRule(PUBLISH_SEND, topic) for topic in publish_topics(kind, check_id(account_id))
+    )
+
+
+# Sigap's own service account (ingest, alert publisher): reads all Sigap and LoRaWAN
+# network-server topics, writes only alerts. It may not publish device topics, so a leaked
+# service password cannot inject readings.
+SERVICE_READ_TOPICS = (
+    "sigap/#",
+    "v3/#",  # The Things Stack v3: v3/{app}@{tenant}/devices/{dev}/up
+    "application/#",  # ChirpStack v4: application/{app}/device/{eui}/event/up
+)
+SERVICE_ACLS: tuple[AclRule, ...] = (
+    *(AclRule(SUBSCRIBE, topic) for topic in SERVICE_READ_TOPICS),
+    *(AclRule(PUBLISH_RECEIVE, topic) for topic in SERVICE_READ_TOPICS),
+    AclRule(PUBLISH_SEND, "sigap/alerts/#"),
+)
+
+# The provisioning admin talks to the plugin and nothing else.
+ADMIN_ACLS: tuple[AclRule, ...] = (
+    AclRule(PUBLISH_SEND, CONTROL_TOPICS),
+    AclRule(PUBLISH_RECEIVE, CONTROL_TOPICS),
+    AclRule(SUBSCRIBE, CONTROL_TOPICS),
+)
+
+# What the plugin does when no ACL matches: deny publishing and subscribing, let the
+# broker deliver whatever a client was allowed to subscribe to.
+DEFAULT_ACL_ACCESS: dict[str, bool] = {
+    "publishClientSend": False,
+    "publishClientReceive": True,
+    "subscribe": False,
+    "unsubscribe": True,
+}
+
+
+def allowed(acls: tuple[AclRule, ...], acltype: str, topic: str) -> bool:
+    """The plugin's decision for one topic: the first matching ACL, else the default."""
+    default_key = "subscribe" if acltype.startswith("subscribe") else acltype
+    for rule in acls:
+        if rule.acltype != acltype:
+            continue
+        if acltype == SUBSCRIBE:
+            # A filter falls under the rule when every topic it matches does; for the
+            # rules above (literal prefixes ending in #) a prefix test decides that.
+            prefix = rule.topic.removesuffix("#")
+            if topic == rule.topic or (rule.topic.endswith("#") and topic.startswith(prefix)):
+                return rule.allow
+        elif topic_matches_sub(rule.topic, topic):
+            return rule.allow
+    return DEFAULT_ACL_ACCESS.get(default_key, False)
