@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,9 @@ import httpx
 
 from sigap import devstack
 from simulators import SimConfig, run_simulation
+
+# The admin bearer token of the `sigap up` this benchmark starts (it registers the fleet).
+BENCH_TOKEN = secrets.token_urlsafe(24)
 
 
 def _count(influx: str, db: str) -> int:
@@ -52,6 +56,7 @@ def main() -> None:
         "SIGAP_DATA_DIR": str(work / "sigap"),
         "SIGAP_API_PORT": str(api_port),
         "SIGAP_LOG_LEVEL": "WARNING",
+        "SIGAP_ADMIN_TOKEN": BENCH_TOKEN,
     }
     api = f"http://127.0.0.1:{api_port}"
     with (work / "sigap-up.log").open("wb") as log:
@@ -72,6 +77,7 @@ def main() -> None:
         config = SimConfig(
             mqtt_port=mqtt_port,
             api_url=api,
+            api_token=BENCH_TOKEN,
             devices=args.devices,
             interval_s=args.interval,
             duration_s=args.duration,

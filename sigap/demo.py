@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -37,11 +38,14 @@ def _wait_ready(
     raise devstack.StackError(f"sigap up not ready after {timeout:.0f} s: {last}")
 
 
-def _print_alerts(base: str, console: Console, stop: threading.Event) -> None:
+def _print_alerts(base: str, token: str, console: Console, stop: threading.Event) -> None:
     """Follow the SSE stream and print each alert change (what a console would see)."""
+    headers = {"Authorization": f"Bearer {token}"}
     while not stop.is_set():
         try:
-            with httpx.stream("GET", f"{base}/api/v1/alerts/stream", timeout=None) as response:
+            with httpx.stream(
+                "GET", f"{base}/api/v1/alerts/stream", headers=headers, timeout=None
+            ) as response:
                 event = ""
                 for line in response.iter_lines():
                     if stop.is_set():
@@ -102,10 +106,11 @@ DEMO_STATIONS = (
 )
 
 
-def _register_stations(api: str, console: Console) -> None:
+def _register_stations(api: str, token: str, console: Console) -> None:
     """Register the demo's stations (already there after a restart: fine)."""
+    headers = {"Authorization": f"Bearer {token}"}
     for station in DEMO_STATIONS:
-        response = httpx.post(f"{api}/api/v1/stations", json=station, timeout=10)
+        response = httpx.post(f"{api}/api/v1/stations", json=station, headers=headers, timeout=10)
         if response.status_code not in (201, 409):
             console.print(f"[yellow]station {station['id']}: {response.text}[/]")
 
@@ -124,6 +129,9 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
     sigap_up: subprocess.Popen[bytes] | None = None
     stop = threading.Event()
     api = f"http://{settings.api.host}:{settings.api.port}"
+    # The API needs a bearer token for everything; without SIGAP_ADMIN_TOKEN the demo
+    # makes one for this run and prints it.
+    token = settings.admin_token or secrets.token_urlsafe(24)
     try:
         for name, port, argv in (
             (
@@ -155,17 +163,19 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=repo,
-                env=os.environ | {"SIGAP_DATA_DIR": str(var)},
+                env=os.environ | {"SIGAP_DATA_DIR": str(var), "SIGAP_ADMIN_TOKEN": token},
                 start_new_session=True,
             )
         _wait_ready(api, sigap_up, up_log)
         console.print(f"sigap up: ready (log {up_log})")
-        _register_stations(api, console)
+        _register_stations(api, token, console)
         console.rule("Sigap demo")
         console.print(
+            f"Admin token   {token}  (SIGAP_ADMIN_TOKEN; send as Authorization: Bearer)\n"
             f"API docs      {api}/docs\n"
             f"Alerts        {api}/api/v1/alerts?active=true\n"
-            f"Live stream   curl -N {api}/api/v1/alerts/stream\n"
+            f"Live stream   curl -N -H 'Authorization: Bearer {token}' "
+            f"{api}/api/v1/alerts/stream\n"
             f"Devices       {api}/api/v1/devices\n"
             f"Bins          {api}/api/v1/bins?full_within_h=8\n"
             f"Incidents     {api}/api/v1/incidents\n"
@@ -177,16 +187,20 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
             "Alerts print below. Ctrl-C stops everything."
         )
         console.rule()
-        threading.Thread(target=_print_alerts, args=(api, console, stop), daemon=True).start()
+        threading.Thread(
+            target=_print_alerts, args=(api, token, console, stop), daemon=True
+        ).start()
+        # The shipped scenario file simulators/scenarios/demo.toml: the same timeline the
+        # integration tests check alert by alert.
         run_simulation(
-            SimConfig(
+            SimConfig.for_scenario(
+                "demo",
                 mqtt_host=settings.mqtt.host,
                 mqtt_port=settings.mqtt.port,
                 api_url=api,
-                api_token=settings.admin_token,
+                api_token=token,
                 devices=devices,
                 interval_s=interval,
-                scenario="demo",
             ),
             stop=stop,
             progress=True,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
 
-from simulators.scenario import SCENARIOS
+from simulators.envelopes import ENVELOPES, EnvelopeName
+from simulators.scenario_file import load_scenario_spec, scenario_path
 
 # Device ids must fit devices.schemas.DEVICE_ID_PATTERN once "-fire-0001" is appended.
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,40}$")
@@ -25,11 +28,19 @@ class SimConfig:
     fire_share: float = 0.6  # the rest are bins
     interval_s: float = 10.0  # each device reports this often (wall seconds)
     duration_s: float | None = None  # wall seconds; None: until stopped
-    scenario: str = "demo"  # "demo" or "quiet"
+    scenario: str = "demo"  # a shipped scenario (simulators/scenarios/NAME.toml) or a file
     seed: int = 7
     qos: int = 1
     id_prefix: str = "sim"  # device ids like sim-fire-0001, sim-bin-0001
     speed: float = 1.0  # model time runs this many times faster than the wall clock
+    fleet_file: str | None = None  # CSV/JSON in the registry's format instead of generating
+    gateways: int = 0  # generated fleets: gateways the devices report through (gw-1, ...)
+    envelope: EnvelopeName = "direct"  # direct, gateway (batches), tts or chirpstack
+    # "wall": ts is the wall clock. "model": ts follows model time, back-dated so the last
+    # reading is stamped about now (needs duration_s): accelerated runs keep event time.
+    event_time: Literal["wall", "model"] = "wall"
+    rate: float | None = None  # fixed total readings/s (sets the interval from the fleet size)
+    max_rate: bool = False  # as fast as possible, ignoring the schedule (bench/)
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -40,8 +51,17 @@ class SimConfig:
             raise ValueError("interval_s must be positive")
         if self.duration_s is not None and self.duration_s < 0:
             raise ValueError("duration_s must be >= 0 (or None to run until stopped)")
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
+        scenario_path(self.scenario)  # ValueError naming the shipped ones
+        if self.envelope not in ENVELOPES:
+            raise ValueError(f"envelope must be one of {', '.join(ENVELOPES)}")
+        if self.event_time not in ("wall", "model"):
+            raise ValueError("event_time must be wall or model")
+        if self.event_time == "model" and self.duration_s is None:
+            raise ValueError("event_time=model needs duration_s (readings are back-dated by it)")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be positive")
+        if self.gateways < 0:
+            raise ValueError("gateways must be >= 0")
         if self.qos not in (0, 1, 2):
             raise ValueError("qos must be 0, 1 or 2")
         if self.speed <= 0:
@@ -50,6 +70,38 @@ class SimConfig:
             raise ValueError(
                 "id_prefix must be 1..41 characters of letters, digits, '_', '.', ':' or '-'"
             )
+
+    @classmethod
+    def for_scenario(cls, scenario: str | Path, **overrides: Any) -> SimConfig:
+        """A config with the scenario file's [fleet] and [run] values, then `overrides`."""
+        spec = load_scenario_spec(scenario)
+        base: dict[str, Any] = {
+            "scenario": str(scenario),
+            "devices": spec.fleet.devices,
+            "fire_share": spec.fleet.fire_share,
+            "gateways": spec.fleet.gateways,
+            "interval_s": spec.run.interval_s,
+            "speed": spec.run.speed,
+            "event_time": spec.run.event_time,
+        }
+        if spec.seed is not None:
+            base["seed"] = spec.seed
+        if spec.fleet.file is not None and spec.path is not None:
+            base["fleet_file"] = str((spec.path.parent / spec.fleet.file).resolve())
+        if spec.run.until is not None and base["event_time"] == "model":
+            base["duration_s"] = spec.run.until / base["speed"]
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown SimConfig fields: {sorted(unknown)}")
+        # None means "the scenario's value" for what the scenario sets, and is kept as given
+        # for the rest (api_url=None: do not register).
+        merged = base | {k: v for k, v in overrides.items() if v is not None or k not in base}
+        if merged.get("event_time") == "model" and merged.get("duration_s") is None:
+            speed = float(merged["speed"])
+            if spec.run.until is not None:
+                merged["duration_s"] = spec.run.until / speed
+        return cls(**merged)
 
 
 @dataclass
@@ -66,6 +118,9 @@ class SimSummary:
     skipped: int = 0  # report slots dropped because the publisher fell an interval behind
     devices: int = 0
     scenario: str = ""
+    messages: int = 0  # MQTT messages acknowledged (a gateway batch carries many readings)
+    faults: dict[str, int] = field(default_factory=dict)  # readings each fault touched
+    envelope: str = "direct"
 
     def line(self) -> str:
         """One-line human summary."""
@@ -75,6 +130,10 @@ class SimSummary:
             f"published {self.published:,} readings ({self.rate:,.1f}/s; {kinds or 'none'}), "
             f"failed {self.failed:,}, registered {self.registered:,}"
         )
+        if self.envelope != "direct":
+            text += f", {self.messages:,} {self.envelope} messages"
+        if self.faults:
+            text += ", faults " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.faults.items()))
         if self.skipped:
             text += f", skipped {self.skipped:,} late slots"
         return text

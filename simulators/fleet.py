@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from simulators.models import BinParams, DetectorParams, random_bin_params, random_detector_params
@@ -56,6 +56,8 @@ class SimDevice:
     district: str
     zone: str | None = None
     depth_mm: float | None = None
+    gateway_id: str | None = None
+    interval_s: float | None = None  # None: the run's interval (SimConfig.interval_s)
     # Position inside the building (metres east/north of its centre); fire detectors only.
     x_m: float = 0.0
     y_m: float = 0.0
@@ -81,6 +83,10 @@ class SimDevice:
             body["zone"] = self.zone
         if self.depth_mm is not None:
             body["depth_mm"] = self.depth_mm
+        if self.gateway_id is not None:
+            body["gateway_id"] = self.gateway_id
+        if self.interval_s is not None:
+            body["reporting_interval_s"] = self.interval_s
         return body
 
 
@@ -101,10 +107,23 @@ class Fleet:
 
     devices: tuple[SimDevice, ...]
     buildings: tuple[Building, ...]
+    gateways: tuple[str, ...] = ()
+    id_prefix: str = "sim"  # scenario files may name "bldg-003" for "{prefix}-bldg-003"
     by_id: dict[str, SimDevice] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {d.id: d for d in self.devices})
+
+    def resolve(self, name: str) -> str:
+        """A device, zone or gateway id as a scenario names it: exact, or after the prefix."""
+        if name in self.by_id or name in self.zones or name in self.gateways:
+            return name
+        return f"{self.id_prefix}-{name}"
+
+    @property
+    def zones(self) -> dict[str, Building]:
+        """Buildings by zone id."""
+        return {b.zone: b for b in self.buildings}
 
     def registrations(self) -> list[dict[str, Any]]:
         """Registry bodies for every device."""
@@ -164,7 +183,11 @@ def _width(count: int) -> int:
 
 
 def generate_fleet(
-    devices: int, fire_share: float = 0.6, seed: int = 7, id_prefix: str = "sim"
+    devices: int,
+    fire_share: float = 0.6,
+    seed: int = 7,
+    id_prefix: str = "sim",
+    gateways: int = 0,
 ) -> Fleet:
     """Build a fleet deterministically from `seed`: ids, places, buildings and device traits."""
     if devices < 0:
@@ -226,4 +249,26 @@ def generate_fleet(
                 bin=random_bin_params(rng, depth),
             )
         )
-    return Fleet(tuple(fleet_devices), tuple(buildings))
+    if gateways <= 0:
+        return Fleet(tuple(fleet_devices), tuple(buildings), id_prefix=id_prefix)
+    placed, gateway_ids = assign_gateways(fleet_devices, gateways, seed, id_prefix)
+    return Fleet(tuple(placed), tuple(buildings), gateway_ids, id_prefix)
+
+
+def assign_gateways(
+    devices: list[SimDevice], count: int, seed: int, id_prefix: str
+) -> tuple[list[SimDevice], tuple[str, ...]]:
+    """Put `count` gateways around the districts and attach each device to the nearest one."""
+    # Its own random stream, so adding gateways does not move any device.
+    rng = random.Random(f"sigap-gateways:{seed}")
+    ranked = sorted(DISTRICTS, key=lambda d: -d.weight)
+    sites: list[tuple[str, float, float]] = []
+    for k in range(count):
+        district = ranked[k % len(ranked)]
+        lat, lon = _scatter(rng, district)
+        sites.append((f"{id_prefix}-gw-{k + 1}", lat, lon))
+    placed = []
+    for device in devices:
+        nearest = min(sites, key=lambda g: (g[1] - device.lat) ** 2 + (g[2] - device.lon) ** 2)
+        placed.append(replace(device, gateway_id=nearest[0]))
+    return placed, tuple(g[0] for g in sites)

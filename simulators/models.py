@@ -36,8 +36,15 @@ AMBIENT_MAX_HOUR = 14.0
 HUMIDITY_AT_MIN_PCT = 95.0
 HUMIDITY_AT_MAX_PCT = 60.0
 
-# Fire: NFPA 72 "medium" t-squared growth (reaches 1055 kW in 300 s).
+# Fire: NFPA 72 t-squared growth classes, by the time to reach 1055 kW (1000 BTU/s):
+# slow 600 s, medium 300 s, fast 150 s, ultrafast 75 s.
 FIRE_ALPHA_MEDIUM_KW_S2 = 0.0117
+FIRE_GROWTH_KW_S2: dict[str, float] = {
+    "slow": 0.00293,
+    "medium": FIRE_ALPHA_MEDIUM_KW_S2,
+    "fast": 0.0469,
+    "ultrafast": 0.1876,
+}
 # A room fire does not grow forever: ventilation limits it to a few megawatts.
 FIRE_MAX_HRR_KW = 3000.0
 CEILING_HEIGHT_M = 3.0
@@ -46,6 +53,15 @@ FIRE_TEMP_CEILING_C = 600.0
 # temperature rise; 0.01 OD/m per K is typical of flaming cellulosic fuels.
 SMOKE_OD_PER_M_PER_K = 0.01
 SMOKE_CEILING_PCT_M = 100.0
+
+# A fire inside a bin: the sensor housing sits on the lid, about this far above the fuel
+# and beside the plume; a bin fire is small (a few hundred kW at most).
+BIN_FIRE_HEIGHT_M = 1.0
+BIN_FIRE_RADIUS_M = 0.3
+BIN_FIRE_MAX_HRR_KW = 300.0
+# Tilt of a standing bin (ground slope, a wheel on the kerb) and of a knocked-over one.
+BIN_UPRIGHT_TILT_DEG = (0.0, 4.0)
+BIN_KNOCKED_TILT_DEG = (80.0, 95.0)
 
 # Bins: the demo's "market day" bins gain this much fill per model second.
 FAST_FILL_PCT_S = 2.0
@@ -162,6 +178,16 @@ def fire_temp_rise_c(
     return min(rise, FIRE_TEMP_CEILING_C)
 
 
+def bin_fire_rise_c(
+    seconds_since_ignition: float, alpha: float = FIRE_GROWTH_KW_S2["fast"]
+) -> float:
+    """Temperature rise at a bin's lid-mounted sensor from a fire inside the bin."""
+    effective_t = seconds_since_ignition - detector_lag_s(BIN_FIRE_RADIUS_M)
+    hrr = min(BIN_FIRE_MAX_HRR_KW, fire_hrr_kw(effective_t, alpha))
+    rise = ceiling_jet_rise_c(hrr, BIN_FIRE_RADIUS_M, BIN_FIRE_HEIGHT_M)
+    return min(rise, FIRE_TEMP_CEILING_C)
+
+
 def smoke_obscuration_pct_m(temp_rise_c: float) -> float:
     """Smoke obscuration (%/m) that accompanies a ceiling-jet temperature rise."""
     if temp_rise_c <= 0:
@@ -202,6 +228,7 @@ def detector_reading(
     epoch0: float,
     fire_rise_c: float,
     noise: Noise,
+    battery_limit: float | None = None,
 ) -> dict[str, float]:
     """One detector reading (no ts/seq) at model time `t`, with `fire_rise_c` from any fire."""
     ambient = ambient_temp_c(epoch0 + t) + params.temp_offset_c + noise.normal(0.2)
@@ -220,6 +247,8 @@ def detector_reading(
         # Same water content in hotter air: relative humidity halves about every 11 K.
         humidity *= 2.0 ** (-fire_rise_c / 11.0)
     battery = params.battery_v0 - params.battery_drain_v_day * t / SECONDS_PER_DAY
+    if battery_limit is not None:
+        battery = min(battery, battery_limit)
     return {
         "temp_c": round(_clip(temp, -40.0, 1200.0), 2),
         "smoke_obs_pct_m": round(_clip(smoke, 0.0, 100.0), 2),
@@ -265,6 +294,8 @@ class BinState:
     pickup_at: float | None = None  # model time a called crew arrives
     fast_fill_from: float | None = None  # scenario: model time the bin starts filling fast
     crews: bool = True  # False: nobody empties this bin (demo bins stay full)
+    fast_fill_pct_s: float = FAST_FILL_PCT_S  # scenario: how fast, and up to which level
+    fast_fill_to_pct: float = FAST_FILL_CAP_PCT
 
 
 def _activity_integral_h(h1: float, h2: float) -> float:
@@ -296,7 +327,8 @@ def step_bin(state: BinState, params: BinParams, t: float, epoch0: float, noise:
     fill += params.daily_fill_pct / 24.0 * hours * noise.uniform(0.5, 1.5)
     if state.fast_fill_from is not None and t > state.fast_fill_from:
         fast_seconds = t - max(state.t, state.fast_fill_from)
-        fill = max(fill, min(FAST_FILL_CAP_PCT, fill + FAST_FILL_PCT_S * fast_seconds))
+        rushed = min(state.fast_fill_to_pct, fill + state.fast_fill_pct_s * fast_seconds)
+        fill = max(fill, rushed)
     fill = min(fill, 100.0)  # overflowing: the sensor cannot see past the rim
     if state.crews:
         if pickup_at is None and fill >= CREW_CALL_PCT:
@@ -306,23 +338,43 @@ def step_bin(state: BinState, params: BinParams, t: float, epoch0: float, noise:
         if pickup_at is not None and t >= pickup_at:
             fill = noise.uniform(*EMPTIED_PCT)
             pickup_at = None
-    return BinState(t, fill, pickup_at, state.fast_fill_from, state.crews)
+    return BinState(
+        t,
+        fill,
+        pickup_at,
+        state.fast_fill_from,
+        state.crews,
+        state.fast_fill_pct_s,
+        state.fast_fill_to_pct,
+    )
 
 
 def bin_reading(
-    state: BinState, params: BinParams, epoch0: float, noise: Noise
+    state: BinState,
+    params: BinParams,
+    epoch0: float,
+    noise: Noise,
+    *,
+    fire_rise_c: float = 0.0,
+    knocked_over: bool = False,
+    battery_limit: float | None = None,
 ) -> dict[str, float]:
-    """One bin reading (no ts/seq) for the bin as it is at `state.t`."""
+    """One bin reading (no ts/seq) for the bin as it is at `state.t`; scenario effects optional."""
     epoch = epoch0 + state.t
     hour = local_hour(epoch)
     sun = max(0.0, math.sin(math.pi * (hour - 6.0) / 12.0)) if 6.0 <= hour <= 18.0 else 0.0
-    temp = ambient_temp_c(epoch) + params.sun_gain_c * sun + noise.normal(0.3)
-    # The ultrasonic sensor measures down to the garbage surface.
+    temp = ambient_temp_c(epoch) + params.sun_gain_c * sun + noise.normal(0.3) + fire_rise_c
+    # The ultrasonic sensor measures down to the garbage surface. A knocked-over bin keeps
+    # its last level here: what the sensor sees sideways is not worth modelling.
     distance = params.depth_mm * (1.0 - state.fill_pct / 100.0) + noise.normal(4.0)
     battery = params.battery_pct0 - params.battery_drain_pct_day * state.t / SECONDS_PER_DAY
+    if battery_limit is not None:
+        battery = min(battery, battery_limit)
+    tilt = noise.uniform(*(BIN_KNOCKED_TILT_DEG if knocked_over else BIN_UPRIGHT_TILT_DEG))
     return {
         "distance_mm": round(_clip(distance, 0.0, params.depth_mm)),
         "temp_c": round(_clip(temp, -40.0, 1200.0), 2),
+        "tilt_deg": round(tilt, 1),
         "battery_pct": round(_clip(battery, 0.0, 100.0), 1),
         "rssi_dbm": round(_clip(params.rssi_base_dbm + noise.normal(2.0), -140.0, 0.0)),
     }

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,15 +27,27 @@ from rich.live import Live
 from rich.text import Text
 
 from simulators.config import SimConfig, SimSummary
+from simulators.envelopes import (
+    LorawanApp,
+    chirpstack_uplink,
+    dev_eui,
+    gateway_messages,
+    tts_uplink,
+)
 from simulators.errors import BrokerUnavailableError
-from simulators.fleet import Fleet, generate_fleet
+from simulators.faults import FaultInjector, Outgoing
+from simulators.fleet import Fleet, SimDevice, generate_fleet
+from simulators.fleet_file import load_fleet_file
 from simulators.readings import CrossingWatch, ReadingSource
 from simulators.registry import register_fleet
+from simulators.replay import Trace, replay
 from simulators.scenario import Scenario, build_scenario
 
 log = logging.getLogger(__name__)
 
 KINDS = ("fire", "bin")
+# Per-kind reading counts of a message holding one reading of kind 0 or 1.
+_ONE = ((1, 0), (0, 1))
 # paho's own in-flight limit is switched off (0): with a limit, paho rescans every queued
 # message on each PUBACK (O(window) per acknowledgement), which caps a 1000 window at ~4k
 # readings/s. We keep the window ourselves instead (MAX_OUTSTANDING), which costs nothing
@@ -58,17 +71,26 @@ class Schedule:
     """When each device reports next: phases spread evenly over the interval, small jitter."""
 
     def __init__(
-        self, count: int, interval_s: float, seed: int = 7, jitter_frac: float = 0.02
+        self,
+        count: int,
+        interval_s: float,
+        seed: int = 7,
+        jitter_frac: float = 0.02,
+        intervals: list[float] | None = None,
     ) -> None:
         self.interval_s = interval_s
+        # Per-device intervals (a fleet file may give each device its own).
+        self._intervals = intervals if intervals is not None else [interval_s] * count
         self._rng = random.Random(f"sigap-schedule:{seed}")
-        self._jitter_s = jitter_frac * interval_s
+        self._jitter_frac = jitter_frac
         order = list(range(count))
         # Shuffled so fire detectors and bins interleave through each interval.
         self._rng.shuffle(order)
         self._phase = [0.0] * count
         for slot, index in enumerate(order):
-            self._phase[index] = (slot + self._rng.random()) * interval_s / max(count, 1)
+            self._phase[index] = (
+                (slot + self._rng.random()) * self._intervals[index] / max(count, 1)
+            )
         # (due time, device index, slot number); the slot keeps jitter from accumulating.
         self._heap: list[tuple[float, int, int]] = [
             (phase, index, 0) for index, phase in enumerate(self._phase)
@@ -83,10 +105,11 @@ class Schedule:
     def pop_due(self, until: float, now: float, limit: int = MAX_BATCH) -> list[int]:
         """Devices due at or before `until` (at most `limit`), rescheduling each one."""
         heap = self._heap
-        interval = self.interval_s
+        intervals = self._intervals
         due: list[int] = []
         while heap and heap[0][0] <= until and len(due) < limit:
             _, index, slot = heap[0]
+            interval = intervals[index]
             phase = self._phase[index]
             next_slot = slot + 1
             if phase + next_slot * interval < now - interval:
@@ -95,7 +118,8 @@ class Schedule:
                 caught_up = math.floor((now - phase) / interval) + 1
                 self.skipped += caught_up - next_slot
                 next_slot = caught_up
-            jitter = self._rng.uniform(-self._jitter_s, self._jitter_s)
+            jitter_s = self._jitter_frac * interval
+            jitter = self._rng.uniform(-jitter_s, jitter_s)
             heapq.heapreplace(heap, (phase + next_slot * interval + jitter, index, next_slot))
             due.append(index)
         return due
@@ -125,10 +149,11 @@ class _MqttLink:
         self._closing = False
         # mid -> kind of readings awaiting their acknowledgement; `_early` holds
         # acknowledgements that beat publish() back to us (the network thread is fast).
-        self._pending: dict[int, int] = {}
+        self._pending: dict[int, tuple[int, ...]] = {}
         self._early: dict[int, bool] = {}
-        self.sent = 0
+        self.sent = 0  # readings (a gateway batch counts each reading it carries)
         self.acked = [0] * len(KINDS)
+        self.messages = 0  # messages acknowledged
         self.rejected = 0
         self.send_errors = 0
 
@@ -189,11 +214,13 @@ class _MqttLink:
                 return
             self._account(kind, ok)
 
-    def _account(self, kind: int, ok: bool) -> None:
+    def _account(self, counts: tuple[int, ...], ok: bool) -> None:
         if ok:
-            self.acked[kind] += 1
+            for kind, n in enumerate(counts):
+                self.acked[kind] += n
+            self.messages += 1
         else:
-            self.rejected += 1
+            self.rejected += sum(counts)
 
     def connect(self, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         """Connect and wait for the broker's CONNACK, or raise BrokerUnavailableError."""
@@ -209,9 +236,10 @@ class _MqttLink:
             raise BrokerUnavailableError(host, port, reason)
         log.info("connected to MQTT broker %s:%d", host, port)
 
-    def publish(self, topic: str, payload: bytes, kind: int) -> None:
-        """Hand one reading to paho; its outcome arrives later in _on_publish."""
-        self.sent += 1
+    def publish(self, topic: str, payload: bytes, kind: int | tuple[int, ...]) -> None:
+        """Hand one message to paho (`kind`: one reading's kind index, or readings per kind)."""
+        counts = _ONE[kind] if isinstance(kind, int) else kind
+        self.sent += sum(counts)
         info = self.client.publish(topic, payload, qos=self.config.qos, retain=False)
         rc = info.rc
         # QoS>0 while disconnected: paho keeps the message and sends it after reconnecting.
@@ -221,11 +249,11 @@ class _MqttLink:
         with self._lock:
             early = self._early.pop(info.mid, None)
             if not accepted:
-                self.send_errors += 1
+                self.send_errors += sum(counts)
             elif early is None:
-                self._pending[info.mid] = kind
+                self._pending[info.mid] = counts
             else:
-                self._account(kind, early)
+                self._account(counts, early)
 
     def drain(self, timeout_s: float) -> int:
         """Wait until every reading handed to paho is settled; returns how many were not."""
@@ -245,12 +273,17 @@ class _MqttLink:
             self.client.loop_stop()
 
 
-def _progress_text(link: _MqttLink, elapsed: float, model_t: float, rate: float) -> Text:
+def _progress_text(
+    link: _MqttLink, injector: FaultInjector, elapsed: float, model_t: float, rate: float
+) -> Text:
     kinds = ", ".join(f"{k} {n:,}" for k, n in zip(KINDS, link.acked, strict=True))
     errors = link.rejected + link.send_errors
+    faults = sum(injector.counts.values())
     text = Text.from_markup(
         f"[bold]{elapsed:.0f}s[/] t={model_t:.0f}s  [cyan]{rate:,.0f}/s[/]  "
-        f"published {link.published:,} ({kinds})  in-flight {link.outstanding:,}  "
+        f"published {link.published:,} ({kinds}; {link.messages:,} msgs)  "
+        f"in-flight {link.outstanding:,}  "
+        + (f"[magenta]faults {faults:,}[/]  " if faults else "")
         + (f"[bold red]errors {errors:,}[/]" if errors else "errors 0")
         + ("" if link.connected else "  [bold red]DISCONNECTED[/]")
     )
@@ -271,6 +304,19 @@ def _live(console: Console, enabled: bool) -> Iterator[Live | None]:
         yield live
 
 
+def build_fleet(config: SimConfig) -> Fleet:
+    """The run's fleet: from the fleet file, or generated from the seed."""
+    if config.fleet_file is not None:
+        return load_fleet_file(config.fleet_file, config.seed)
+    gateways = config.gateways
+    if gateways == 0 and config.envelope == "gateway":
+        # A gateway batch needs gateways: about one per hundred devices, as in a town.
+        gateways = max(1, config.devices // 100)
+    return generate_fleet(
+        config.devices, config.fire_share, config.seed, config.id_prefix, gateways
+    )
+
+
 def run_simulation(
     config: SimConfig,
     stop: threading.Event | None = None,
@@ -281,20 +327,26 @@ def run_simulation(
     """Run a simulated fleet until `duration_s` passes or `stop` is set; returns the counts."""
     stop = stop if stop is not None else threading.Event()
     console = console if console is not None else _default_console()
-    fleet = generate_fleet(config.devices, config.fire_share, config.seed, config.id_prefix)
+    fleet = build_fleet(config)
     scenario = build_scenario(config.scenario, fleet, config.seed)
     n_fire = len(fleet.of_kind("fire"))
+    interval_s = config.interval_s
+    if config.rate is not None:
+        interval_s = len(fleet.devices) / config.rate
     log.info(
-        "fleet of %d devices (seed %d): %d fire detectors in %d buildings, %d bins; "
-        "every %.1fs, speed x%g, QoS %d",
+        "fleet of %d devices (seed %d): %d fire detectors in %d buildings, %d bins, "
+        "%d gateways; every %.3gs, speed x%g, QoS %d, %s messages, event time %s",
         len(fleet.devices),
         config.seed,
         n_fire,
         len(fleet.buildings),
         len(fleet.devices) - n_fire,
-        config.interval_s,
+        len(fleet.gateways),
+        interval_s,
         config.speed,
         config.qos,
+        config.envelope,
+        config.event_time,
     )
     for line in scenario.plan():
         log.info(line)
@@ -302,7 +354,9 @@ def run_simulation(
     registered = 0
     unsettled = 0
     duration = 0.0
-    schedule = Schedule(len(fleet.devices), config.interval_s, config.seed)
+    intervals = [d.interval_s or interval_s for d in fleet.devices]
+    schedule = Schedule(len(fleet.devices), interval_s, config.seed, intervals=intervals)
+    injector = FaultInjector(scenario)
     with _ctrl_c_sets(stop):
         link = _MqttLink(config)
         link.connect()
@@ -311,14 +365,14 @@ def run_simulation(
                 # The registry learns the reporting interval, so Sigap can tell when a
                 # simulated device has gone silent (device.offline).
                 bodies = [
-                    body | {"reporting_interval_s": config.interval_s}
-                    for body in fleet.registrations()
+                    {"reporting_interval_s": interval_s} | body for body in fleet.registrations()
                 ]
                 registered = register_fleet(
                     bodies, config.api_url, config.api_token, stop=stop
                 ).registered
             start = time.monotonic()
-            _publish_loop(config, fleet, scenario, schedule, link, stop, start, console, progress)
+            loop = _Loop(config, fleet, scenario, schedule, link, injector, stop, start)
+            loop.run(console, progress)
             duration = time.monotonic() - start
         finally:
             # Counted as failed: still unacknowledged after the bounded wait.
@@ -336,7 +390,10 @@ def run_simulation(
         sent=link.sent,
         skipped=schedule.skipped,
         devices=len(fleet.devices),
-        scenario=config.scenario,
+        scenario=scenario.name,
+        messages=link.messages,
+        faults=dict(injector.counts),
+        envelope=config.envelope,
     )
     console.print(summary.line(), highlight=False, soft_wrap=True)
     return summary
@@ -373,77 +430,207 @@ def _default_console() -> Console:
     return get_console()
 
 
-def _publish_loop(
-    config: SimConfig,
-    fleet: Fleet,
-    scenario: Scenario,
-    schedule: Schedule,
-    link: _MqttLink,
-    stop: threading.Event,
-    start: float,
-    console: Console,
-    progress: bool,
-) -> None:
-    """Send readings as they fall due until the duration passes or `stop` is set."""
-    # The model clock starts at the wall clock: readings carry real timestamps (`ts`) while
-    # the physics may run `speed` times faster.
-    epoch0 = time.time()
-    source = ReadingSource(fleet, scenario, config.seed, epoch0)
-    watch = CrossingWatch(fleet)
-    highlighted = scenario.highlighted
-    timeline = scenario.timeline(fleet)
-    next_event = 0
-    topics = [d.topic for d in fleet.devices]
-    kinds = [KINDS.index(d.kind) for d in fleet.devices]
-    ids = [d.id for d in fleet.devices]
-    deadline = start + config.duration_s if config.duration_s is not None else math.inf
-    speed = config.speed
-    dumps = orjson.dumps
-    headless = not console.is_terminal
-    next_tick = start + 1.0
-    next_headless_log = start + HEADLESS_PROGRESS_EVERY_S
-    last_published, last_tick = 0, start
-    rate = 0.0
-    warned_behind = False
+class _Loop:
+    """The publishing loop of one run: schedule, physics, faults, envelopes, progress."""
 
-    with _live(console, progress) as live:
-        while not stop.is_set():
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            elapsed = now - start
-            model_t = elapsed * speed
-            while next_event < len(timeline) and timeline[next_event][0] <= model_t:
-                log.info(timeline[next_event][1])
-                next_event += 1
-            if now >= next_tick:
-                published = link.published
-                rate = (published - last_published) / (now - last_tick)
-                last_published, last_tick = published, now
-                next_tick = now + 1.0
-                if live is not None:
-                    live.update(_progress_text(link, elapsed, model_t, rate), refresh=True)
-                if progress and headless and now >= next_headless_log:
-                    next_headless_log = now + HEADLESS_PROGRESS_EVERY_S
-                    log.info(_progress_text(link, elapsed, model_t, rate).plain)
-            if schedule.skipped and not warned_behind:
-                warned_behind = True
-                log.warning(
-                    "falling behind: cannot publish %.0f readings/s (broker, network or this "
-                    "client too slow); late report slots are skipped, see the summary",
-                    len(fleet.devices) / config.interval_s,
-                )
-            room = MAX_OUTSTANDING - link.outstanding
-            if room <= 0:
-                stop.wait(0.005)  # the broker is behind: let it catch up
-                continue
-            wait_s = schedule.next_due() - elapsed
-            if wait_s > BATCH_HORIZON_S:
-                stop.wait(min(wait_s, next_tick - now, deadline - now, 0.25))
-                continue
-            for index in schedule.pop_due(elapsed + BATCH_HORIZON_S, elapsed, min(room, MAX_BATCH)):
-                payload = source.payload(index, model_t, time.time_ns() // 1_000_000)
-                link.publish(topics[index], dumps(payload), kinds[index])
-                notes = watch.check(index, payload, model_t)
-                for note in notes:
-                    log.log(logging.INFO if ids[index] in highlighted else logging.DEBUG, note)
+    def __init__(
+        self,
+        config: SimConfig,
+        fleet: Fleet,
+        scenario: Scenario,
+        schedule: Schedule,
+        link: _MqttLink,
+        injector: FaultInjector,
+        stop: threading.Event,
+        start: float,
+    ) -> None:
+        self.config = config
+        self.fleet = fleet
+        self.scenario = scenario
+        self.schedule = schedule
+        self.link = link
+        self.injector = injector
+        self.stop = stop
+        self.start = start
+        self.speed = config.speed
+        self.deadline = start + config.duration_s if config.duration_s is not None else math.inf
+        # The model clock starts at the wall clock, or (event_time=model) far enough back
+        # that the last reading of the run is stamped about now: ingest refuses readings
+        # from the future.
+        self.epoch0 = time.time()
+        if config.event_time == "model" and config.duration_s is not None:
+            self.epoch0 -= config.duration_s * config.speed
+        self.source = ReadingSource(fleet, scenario, config.seed, self.epoch0)
+        self.watch = CrossingWatch(fleet)
+        self.highlighted = scenario.highlighted
+        self.devices = fleet.devices
+        self.kinds = [KINDS.index(d.kind) for d in fleet.devices]
+        self.fcnt = [0] * len(fleet.devices)
+        self.app = LorawanApp()
+
+    def _ts_ms(self, model_t: float) -> int:
+        if self.config.event_time == "model":
+            return int((self.epoch0 + model_t) * 1000)
+        return time.time_ns() // 1_000_000
+
+    def send(self, indices: list[int], model_t: float) -> None:
+        """Generate, fault and publish the readings of these devices at model time `model_t`."""
+        envelope = self.config.envelope
+        batches: dict[str, list[dict[str, Any]]] = {}
+        batch_counts: dict[str, list[int]] = {}
+        link, dumps = self.link, orjson.dumps
+        for index in indices:
+            device = self.devices[index]
+            payload = self.source.payload(index, model_t, self._ts_ms(model_t))
+            for note in self.watch.check(index, payload, model_t):
+                level = logging.INFO if device.id in self.highlighted else logging.DEBUG
+                log.log(level, note)
+            items: list[Outgoing] = (
+                self.injector.apply(device.id, payload, model_t)
+                if device.id in self.highlighted
+                else [payload]
+            )
+            kind = self.kinds[index]
+            for item in items:
+                if envelope == "direct":
+                    link.publish(
+                        device.topic, item if isinstance(item, bytes) else dumps(item), kind
+                    )
+                elif envelope == "gateway":
+                    gateway = device.gateway_id or f"{self.config.id_prefix}-gw-direct"
+                    if isinstance(item, bytes):
+                        # Broken bytes cannot sit inside a batch: the gateway forwards them.
+                        link.publish(f"sigap/gateways/{gateway}/up", item, kind)
+                        continue
+                    batches.setdefault(gateway, []).append({"device_id": device.id} | item)
+                    batch_counts.setdefault(gateway, []).append(kind)
+                else:
+                    self._lorawan(index, device, item, kind)
+        for gateway, items_ in batches.items():
+            kinds = batch_counts[gateway]
+            offset = 0
+            for topic, data, n in gateway_messages(gateway, items_):
+                part = kinds[offset : offset + n]
+                offset += n
+                link.publish(topic, data, (part.count(0), part.count(1)))
+
+    def _lorawan(self, index: int, device: SimDevice, item: Outgoing, kind: int) -> None:
+        eui = dev_eui(device.id)
+        if isinstance(item, bytes):
+            topic = (
+                f"v3/{self.app.application_id}@{self.app.tenant_id}/devices/{device.id}/up"
+                if self.config.envelope == "tts"
+                else f"application/{self.app.chirpstack_application_id}/device/{eui}/event/up"
+            )
+            self.link.publish(topic, item, kind)
+            return
+        self.fcnt[index] += 1
+        make = tts_uplink if self.config.envelope == "tts" else chirpstack_uplink
+        topic, data = make(device, item, self.fcnt[index], time.time_ns() // 1_000_000, self.app)
+        self.link.publish(topic, data, kind)
+
+    def run(self, console: Console, progress: bool) -> None:
+        """Send readings as they fall due until the duration passes or `stop` is set."""
+        link, schedule, stop = self.link, self.schedule, self.stop
+        start, deadline, speed = self.start, self.deadline, self.speed
+        timeline = self.scenario.timeline(self.fleet)
+        next_event = 0
+        headless = not console.is_terminal
+        next_tick = start + 1.0
+        next_headless_log = start + HEADLESS_PROGRESS_EVERY_S
+        last_published, last_tick = 0, start
+        rate = 0.0
+        warned_behind = False
+        count = len(self.devices)
+        cursor = 0  # max_rate: round robin over the fleet
+
+        with _live(console, progress) as live:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                elapsed = now - start
+                model_t = elapsed * speed
+                while next_event < len(timeline) and timeline[next_event][0] <= model_t:
+                    log.info(timeline[next_event][1])
+                    next_event += 1
+                if now >= next_tick:
+                    published = link.published
+                    rate = (published - last_published) / (now - last_tick)
+                    last_published, last_tick = published, now
+                    next_tick = now + 1.0
+                    text = _progress_text(link, self.injector, elapsed, model_t, rate)
+                    if live is not None:
+                        live.update(text, refresh=True)
+                    if progress and headless and now >= next_headless_log:
+                        next_headless_log = now + HEADLESS_PROGRESS_EVERY_S
+                        log.info(text.plain)
+                if schedule.skipped and not warned_behind:
+                    warned_behind = True
+                    log.warning(
+                        "falling behind: cannot publish %.0f readings/s (broker, network or "
+                        "this client too slow); late report slots are skipped, see the summary",
+                        count / schedule.interval_s,
+                    )
+                room = MAX_OUTSTANDING - link.outstanding
+                if room <= 0:
+                    stop.wait(0.005)  # the broker is behind: let it catch up
+                    continue
+                if self.config.max_rate:
+                    n = min(room, MAX_BATCH)
+                    due = [(cursor + k) % count for k in range(n)]
+                    cursor = (cursor + n) % count
+                    self.send(due, model_t)
+                    continue
+                wait_s = schedule.next_due() - elapsed
+                if wait_s > BATCH_HORIZON_S:
+                    stop.wait(min(wait_s, next_tick - now, deadline - now, 0.25))
+                    continue
+                due = schedule.pop_due(elapsed + BATCH_HORIZON_S, elapsed, min(room, MAX_BATCH))
+                self.send(due, model_t)
+
+
+def run_replay(
+    config: SimConfig,
+    trace: Trace,
+    device_id: str,
+    stop: threading.Event | None = None,
+) -> SimSummary:
+    """Publish a recorded trace as `device_id`'s readings (real time, or `config.speed` x)."""
+    stop = stop if stop is not None else threading.Event()
+    topic = f"sigap/devices/{device_id}/up"
+    log.info(
+        "replaying %d rows (%.0f s) of %s as %s at x%g",
+        len(trace.times_s),
+        trace.span_s,
+        trace.source,
+        device_id,
+        config.speed,
+    )
+    with _ctrl_c_sets(stop):
+        link = _MqttLink(config)
+        link.connect()
+        start = time.monotonic()
+        try:
+            replay(
+                trace,
+                lambda data: link.publish(topic, data, 0),
+                speed=config.speed,
+                sleep=stop.wait,
+                stop=stop.is_set,
+            )
+            duration = time.monotonic() - start
+        finally:
+            unsettled = link.close()
+    return SimSummary(
+        published=link.published,
+        failed=link.rejected + link.send_errors + unsettled,
+        duration_s=round(duration, 3),
+        rate=link.published / duration if duration > 0 else 0.0,
+        registered=0,
+        by_kind={"replay": link.published},
+        sent=link.sent,
+        devices=1,
+        scenario=f"replay {Path(trace.source).name}",
+        messages=link.messages,
+    )

@@ -8,6 +8,8 @@ from typing import Any
 from simulators.fleet import Fleet
 from simulators.models import (
     BIN_FULL_PCT,
+    FAST_FILL_CAP_PCT,
+    FAST_FILL_PCT_S,
     HEAT_ALARM_C,
     SMOKE_ALARM_PCT_M,
     BinState,
@@ -24,7 +26,9 @@ from simulators.scenario import Scenario
 FIRE_FIELDS = frozenset(
     {"ts", "seq", "temp_c", "smoke_obs_pct_m", "humidity_pct", "battery_v", "rssi_dbm"}
 )
-BIN_FIELDS = frozenset({"ts", "seq", "distance_mm", "temp_c", "battery_pct", "rssi_dbm"})
+BIN_FIELDS = frozenset(
+    {"ts", "seq", "distance_mm", "temp_c", "tilt_deg", "battery_pct", "rssi_dbm"}
+)
 
 
 class ReadingSource:
@@ -43,12 +47,15 @@ class ReadingSource:
                 self._bins.append(None)
                 continue
             start = initial_bin_state(init_rng)
+            rush = scenario.fast_fill(device.id)
             self._bins.append(
                 BinState(
                     t=start.t,
                     fill_pct=start.fill_pct,
-                    fast_fill_from=scenario.fast_fill_from(device.id),
+                    fast_fill_from=rush.t0 if rush is not None else None,
                     crews=scenario.crews_for(device.id),
+                    fast_fill_pct_s=rush.rate_pct_s if rush is not None else FAST_FILL_PCT_S,
+                    fast_fill_to_pct=rush.reach_pct if rush is not None else FAST_FILL_CAP_PCT,
                 )
             )
 
@@ -60,15 +67,29 @@ class ReadingSource:
         """The reading device `index` sends at model time `t`, stamped `ts_ms` (epoch ms)."""
         device = self.fleet.devices[index]
         values: dict[str, float]
+        scenario = self.scenario
+        touched = device.id in scenario.highlighted
         if device.detector is not None:
-            rise = self.scenario.fire_rise_c(device.id, t)
-            values = detector_reading(device.detector, t, self.epoch0, rise, self._noise)
+            rise = scenario.fire_rise_c(device.id, t)
+            battery = scenario.battery_limit(device.id, t, "fire") if touched else None
+            values = detector_reading(device.detector, t, self.epoch0, rise, self._noise, battery)
         else:
             state = self._bins[index]
             assert state is not None and device.bin is not None  # a bin always has both
             state = step_bin(state, device.bin, t, self.epoch0, self._noise)
             self._bins[index] = state
-            values = bin_reading(state, device.bin, self.epoch0, self._noise)
+            if touched:
+                values = bin_reading(
+                    state,
+                    device.bin,
+                    self.epoch0,
+                    self._noise,
+                    fire_rise_c=scenario.bin_fire_rise_c(device.id, t),
+                    knocked_over=any(w.what == "knock_over" for w in scenario.active(device.id, t)),
+                    battery_limit=scenario.battery_limit(device.id, t, "bin"),
+                )
+            else:
+                values = bin_reading(state, device.bin, self.epoch0, self._noise)
         seq = self._seq[index]
         self._seq[index] = seq + 1
         return {"ts": ts_ms, "seq": seq, **values}

@@ -1,19 +1,43 @@
-"""Scenarios: what happens to the fleet and when (in model seconds since the start)."""
+"""Scenarios: what happens to the fleet and when (in model seconds since the start).
+
+A scenario file (simulators/scenarios/*.toml, see scenario_file.py) is resolved against a
+fleet and a seed into a `Scenario`: concrete devices, times and per-device lookups the
+reading source and the publisher ask on every reading.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from simulators.fleet import Building, Fleet
-from simulators.models import FIRE_ALPHA_MEDIUM_KW_S2, fire_temp_rise_c
+from simulators.fleet import Building, Fleet, SimDevice
+from simulators.models import (
+    FAST_FILL_CAP_PCT,
+    FAST_FILL_PCT_S,
+    FIRE_ALPHA_MEDIUM_KW_S2,
+    FIRE_GROWTH_KW_S2,
+    bin_fire_rise_c,
+    fire_temp_rise_c,
+)
+from simulators.scenario_file import (
+    BatterySpec,
+    BinFireSpec,
+    BinsFillSpec,
+    FaultSpec,
+    FireSpec,
+    GatewayOfflineSpec,
+    KnockOverSpec,
+    ScenarioSpec,
+    Selection,
+    SilentSpec,
+    load_scenario_spec,
+    shipped_scenarios,
+)
 
-SCENARIOS = ("demo", "quiet")
+SCENARIOS = shipped_scenarios()
 
-DEMO_FIRE_AT_S = 30.0
-DEMO_FAST_FILL_AT_S = 30.0
-DEMO_FAST_FILL_BINS = 5
 # The fire starts this close (metres, horizontally) to one detector of the building.
 FIRE_ORIGIN_RADIUS_M = (0.5, 1.5)
 
@@ -28,6 +52,7 @@ class FireEvent:
     # Horizontal distance from the fire to each detector of the building, nearest first.
     distances_m: tuple[tuple[str, float], ...]
     alpha_kw_s2: float = FIRE_ALPHA_MEDIUM_KW_S2
+    growth: str = "medium"
 
     @property
     def nearest_id(self) -> str:
@@ -41,6 +66,29 @@ class FastFillEvent:
 
     t0: float
     bin_ids: tuple[str, ...]
+    reach_pct: float = FAST_FILL_CAP_PCT
+    rate_pct_s: float = FAST_FILL_PCT_S
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Model-time interval [t0, t1) during which something applies to some devices."""
+
+    t0: float
+    t1: float
+    device_ids: tuple[str, ...]
+    what: str  # "silent", "knock_over", "bin_fire", "battery", or a fault kind
+    growth: str = ""  # bin_fire
+    level_pct: float | None = None  # battery
+    level_v: float | None = None
+    over_s: float = 0.0
+    skew_s: float = 0.0  # clock_skew
+    size: int = 0  # burst
+    note: str = ""  # what the log line says
+
+    def covers(self, t: float) -> bool:
+        """True while the window applies at model time `t`."""
+        return self.t0 <= t < self.t1
 
 
 @dataclass(frozen=True)
@@ -50,11 +98,19 @@ class Scenario:
     name: str
     fires: tuple[FireEvent, ...] = ()
     fast_fills: tuple[FastFillEvent, ...] = ()
+    windows: tuple[Window, ...] = ()
+    # label -> devices the labelled event hit; expectations: devices -> alert kinds.
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    expected: dict[str, frozenset[str]] = field(default_factory=dict)
+    expected_rejections: dict[str, frozenset[str]] = field(default_factory=dict)
+    spec: ScenarioSpec | None = field(default=None, compare=False)
     # (t0, radius, alpha) of every fire each affected detector is exposed to.
     _exposure: dict[str, tuple[tuple[float, float, float], ...]] = field(
         init=False, repr=False, compare=False
     )
-    _fast_fill_from: dict[str, float] = field(init=False, repr=False, compare=False)
+    _fast_fill: dict[str, FastFillEvent] = field(init=False, repr=False, compare=False)
+    _windows: dict[str, tuple[Window, ...]] = field(init=False, repr=False, compare=False)
+    _highlighted: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         exposure: dict[str, list[tuple[float, float, float]]] = {}
@@ -62,11 +118,22 @@ class Scenario:
             for dev_id, radius in fire.distances_m:
                 exposure.setdefault(dev_id, []).append((fire.t0, radius, fire.alpha_kw_s2))
         object.__setattr__(self, "_exposure", {k: tuple(v) for k, v in exposure.items()})
-        fast: dict[str, float] = {}
+        fast: dict[str, FastFillEvent] = {}
         for event in self.fast_fills:
             for bin_id in event.bin_ids:
-                fast[bin_id] = min(event.t0, fast.get(bin_id, math.inf))
-        object.__setattr__(self, "_fast_fill_from", fast)
+                if bin_id not in fast or event.t0 < fast[bin_id].t0:
+                    fast[bin_id] = event
+        object.__setattr__(self, "_fast_fill", fast)
+        windows: dict[str, list[Window]] = {}
+        for window in self.windows:
+            for dev_id in window.device_ids:
+                windows.setdefault(dev_id, []).append(window)
+        object.__setattr__(self, "_windows", {k: tuple(v) for k, v in windows.items()})
+        # Asked once per reading: computed once here.
+        touched = set(self._exposure) | set(self._fast_fill) | set(self._windows)
+        object.__setattr__(self, "_highlighted", frozenset(touched))
+
+    # --- per-reading lookups (hot path: a dict miss for most devices) ---------------------
 
     def fire_rise_c(self, device_id: str, t: float) -> float:
         """Temperature rise at a detector from the scenario's fires at model time `t`."""
@@ -77,17 +144,62 @@ class Scenario:
 
     def fast_fill_from(self, device_id: str) -> float | None:
         """Model time a bin starts filling fast, if the scenario makes it."""
-        return self._fast_fill_from.get(device_id)
+        event = self._fast_fill.get(device_id)
+        return event.t0 if event is not None else None
+
+    def fast_fill(self, device_id: str) -> FastFillEvent | None:
+        """The rush a bin takes part in, if any."""
+        return self._fast_fill.get(device_id)
 
     def crews_for(self, device_id: str) -> bool:
         """Whether crews empty this bin (not for the scenario's rush bins: they stay full)."""
-        return device_id not in self._fast_fill_from
+        return device_id not in self._fast_fill
+
+    def windows_for(self, device_id: str) -> tuple[Window, ...]:
+        """Every timed effect on a device (silences, faults, bin fires...)."""
+        return self._windows.get(device_id, ())
+
+    def active(self, device_id: str, t: float) -> list[Window]:
+        """The timed effects applying to a device at model time `t`."""
+        windows = self._windows.get(device_id)
+        if not windows:
+            return []
+        return [w for w in windows if w.covers(t)]
+
+    def bin_fire_rise_c(self, device_id: str, t: float) -> float:
+        """Temperature rise at a bin's sensor from a fire inside it."""
+        rise = 0.0
+        for w in self.windows_for(device_id):
+            if w.what == "bin_fire" and t >= w.t0:
+                rise = max(rise, bin_fire_rise_c(t - w.t0, FIRE_GROWTH_KW_S2[w.growth]))
+        return rise
+
+    def battery_limit(self, device_id: str, t: float, kind: str) -> float | None:
+        """The most a drained battery shows at `t` (% for bins, V for detectors), if drained."""
+        limit: float | None = None
+        for w in self.windows_for(device_id):
+            if w.what != "battery" or t < w.t0:
+                continue
+            target = w.level_pct if kind == "bin" else w.level_v
+            if target is None:
+                continue
+            start = 100.0 if kind == "bin" else 9.5
+            frac = 1.0 if w.over_s <= 0 else min(1.0, (t - w.t0) / w.over_s)
+            value = start + (target - start) * frac
+            limit = value if limit is None else min(limit, value)
+        return limit
+
+    # --- descriptions ---------------------------------------------------------------------
 
     @property
     def highlighted(self) -> frozenset[str]:
         """Devices the scenario is about, whose threshold crossings deserve an INFO log."""
-        ids = set(self._exposure) | set(self._fast_fill_from)
-        return frozenset(ids)
+        return self._highlighted
+
+    @property
+    def is_quiet(self) -> bool:
+        """True when nothing happens but ambient behaviour."""
+        return not self.fires and not self.fast_fills and not self.windows
 
     def plan(self) -> list[str]:
         """Human-readable description of what will happen, for the start-up log."""
@@ -96,8 +208,8 @@ class Scenario:
         lines: list[str] = []
         for fire in self.fires:
             lines.append(
-                f"scenario {self.name}: at t={fire.t0:.0f}s a fire starts in building "
-                f"{fire.zone} ({fire.district}), nearest detector {fire.nearest_id} "
+                f"scenario {self.name}: at t={fire.t0:.0f}s a {fire.growth} fire starts in "
+                f"building {fire.zone} ({fire.district}), nearest detector {fire.nearest_id} "
                 f"({fire.distances_m[0][1]:.1f} m)"
             )
         for event in self.fast_fills:
@@ -105,12 +217,9 @@ class Scenario:
                 f"scenario {self.name}: at t={event.t0:.0f}s {len(event.bin_ids)} bins start "
                 f"filling fast: {', '.join(event.bin_ids)}"
             )
+        for w in self.windows:
+            lines.append(f"scenario {self.name}: at t={w.t0:.0f}s {w.note}")
         return lines
-
-    @property
-    def is_quiet(self) -> bool:
-        """True when nothing happens but ambient behaviour."""
-        return not self.fires and not self.fast_fills
 
     def timeline(self, fleet: Fleet) -> list[tuple[float, str]]:
         """(model time, message) for each event, sorted, to log as the run reaches them."""
@@ -135,13 +244,26 @@ class Scenario:
                     f"(no crew pickups): {bins}",
                 )
             )
+        for w in self.windows:
+            events.append((w.t0, f"t={w.t0:.0f}s {w.note}"))
+            if math.isfinite(w.t1):
+                events.append((w.t1, f"t={w.t1:.0f}s ended: {w.note}"))
         return sorted(events, key=lambda e: e[0])
 
 
-def _fire_in(building: Building, fleet: Fleet, t0: float, rng: random.Random) -> FireEvent:
-    """Ignite a fire next to one detector of `building`."""
-    first = fleet.by_id[rng.choice(building.detector_ids)]
-    radius = rng.uniform(*FIRE_ORIGIN_RADIUS_M)
+def _fire_in(
+    building: Building,
+    fleet: Fleet,
+    t0: float,
+    rng: random.Random,
+    *,
+    near: str | None = None,
+    distance_m: float | None = None,
+    growth: str = "medium",
+) -> FireEvent:
+    """Ignite a fire next to one detector of `building` (`near`, or a seeded pick)."""
+    first = fleet.by_id[near or rng.choice(building.detector_ids)]
+    radius = distance_m if distance_m is not None else rng.uniform(*FIRE_ORIGIN_RADIUS_M)
     angle = rng.uniform(0.0, 2.0 * math.pi)
     origin = (first.x_m + radius * math.cos(angle), first.y_m + radius * math.sin(angle))
     distances = []
@@ -150,26 +272,236 @@ def _fire_in(building: Building, fleet: Fleet, t0: float, rng: random.Random) ->
         distances.append((dev_id, round(math.dist(origin, (device.x_m, device.y_m)), 2)))
     distances.sort(key=lambda item: item[1])
     return FireEvent(
-        t0=t0, zone=building.zone, district=building.district, distances_m=tuple(distances)
+        t0=t0,
+        zone=building.zone,
+        district=building.district,
+        distances_m=tuple(distances),
+        alpha_kw_s2=FIRE_GROWTH_KW_S2[growth],
+        growth=growth,
     )
 
 
-def build_scenario(name: str, fleet: Fleet, seed: int = 7) -> Scenario:
-    """The named scenario for this fleet; deterministic for a seed."""
-    if name == "quiet":
-        return Scenario(name)
-    if name != "demo":
-        raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
-    rng = random.Random(f"sigap-scenario:{name}:{seed}")
+class ScenarioResolveError(ValueError):
+    """A scenario names something the fleet does not have."""
+
+
+def _select(
+    sel: Selection,
+    fleet: Fleet,
+    rng: random.Random,
+    kind: str | None,
+    where: str,
+    taken: set[str] | None = None,
+) -> tuple[str, ...]:
+    """Resolve an event's selection against the fleet (seeded when `count` picks a subset)."""
+    if sel.devices:
+        ids = []
+        for name in sel.devices:
+            dev_id = fleet.resolve(name)
+            device = fleet.by_id.get(dev_id)
+            if device is None:
+                raise ScenarioResolveError(f"{where}: no device {name!r} in the fleet")
+            if kind is not None and device.kind != kind:
+                raise ScenarioResolveError(f"{where}: {dev_id} is a {device.kind}, not a {kind}")
+            ids.append(dev_id)
+        return tuple(ids)
+    pool: list[SimDevice] = list(fleet.devices)
+    if kind is not None:
+        pool = [d for d in pool if d.kind == kind]
+    if sel.district is not None:
+        pool = [d for d in pool if d.district.lower() == sel.district.lower()]
+    if sel.building is not None:
+        zone = fleet.resolve(sel.building)
+        pool = [d for d in pool if d.zone == zone]
+    if taken:
+        # Prefer devices no earlier event picked, so one event's effect does not mask another's.
+        fresh = [d for d in pool if d.id not in taken]
+        pool = fresh or pool
+    if not pool:
+        raise ScenarioResolveError(f"{where}: no {kind or 'device'} matches {sel.model_dump()}")
+    if sel.count is not None and sel.count < len(pool):
+        pool = rng.sample(pool, sel.count)
+    return tuple(sorted(d.id for d in pool))
+
+
+def _until(t0: float, for_s: float | None) -> float:
+    return t0 + for_s if for_s is not None else math.inf
+
+
+def _fmt_for(for_s: float | None) -> str:
+    return f" for {for_s:.0f}s" if for_s is not None else ""
+
+
+def resolve_scenario(spec: ScenarioSpec, fleet: Fleet, seed: int = 7) -> Scenario:
+    """Turn a scenario file into concrete events on this fleet; deterministic for a seed."""
+    rng = random.Random(f"sigap-scenario:{spec.name}:{seed}")
     fires: list[FireEvent] = []
-    if fleet.buildings:
-        # Prefer a building with 3+ detectors so a second detector can confirm the fire.
-        roomy = [b for b in fleet.buildings if len(b.detector_ids) >= 3]
-        building = rng.choice(roomy or list(fleet.buildings))
-        fires.append(_fire_in(building, fleet, DEMO_FIRE_AT_S, rng))
     fast: list[FastFillEvent] = []
-    bins = [d.id for d in fleet.of_kind("bin")]
-    if bins:
-        chosen = sorted(rng.sample(bins, min(DEMO_FAST_FILL_BINS, len(bins))))
-        fast.append(FastFillEvent(DEMO_FAST_FILL_AT_S, tuple(chosen)))
-    return Scenario(name, tuple(fires), tuple(fast))
+    windows: list[Window] = []
+    labels: dict[str, tuple[str, ...]] = {}
+    taken: set[str] = set()
+    for number, event in enumerate(spec.event, start=1):
+        where = f"scenario {spec.name}, event {number} ({event.do})"
+        hit: tuple[str, ...]
+        if isinstance(event, FireSpec):
+            fire = _resolve_fire(event, fleet, rng, where, {f.zone for f in fires})
+            fires.append(fire)
+            hit = tuple(d for d, _ in fire.distances_m)
+        elif isinstance(event, BinsFillSpec):
+            hit = _select(event, fleet, rng, "bin", where, taken)
+            fast.append(FastFillEvent(event.at, hit, event.reach_pct, event.rate_pct_s))
+        elif isinstance(event, GatewayOfflineSpec):
+            gateway = fleet.resolve(event.gateway)
+            if gateway not in fleet.gateways:
+                raise ScenarioResolveError(
+                    f"{where}: no gateway {event.gateway!r} (the fleet has "
+                    f"{', '.join(fleet.gateways) or 'none; set [fleet] gateways'})"
+                )
+            hit = tuple(d.id for d in fleet.devices if d.gateway_id == gateway)
+            windows.append(
+                Window(
+                    event.at,
+                    _until(event.at, event.for_),
+                    hit,
+                    "silent",
+                    note=f"gateway {gateway} offline{_fmt_for(event.for_)}: "
+                    f"{len(hit)} devices silent",
+                )
+            )
+        else:
+            kind: str | None = None
+            if isinstance(event, BinFireSpec | KnockOverSpec):
+                kind = "bin"
+            elif isinstance(event, BatterySpec) and (event.to_pct is None) != (event.to_v is None):
+                # A level in % drains bins, one in volts drains 9 V detectors.
+                kind = "bin" if event.to_pct is not None else "fire"
+            hit = _select(event, fleet, rng, kind, where, taken)
+            windows.append(_window(event, hit))
+        taken.update(hit)
+        if event.label is not None:
+            labels[event.label] = hit
+    expected: dict[str, set[str]] = {}
+    rejections: dict[str, set[str]] = {}
+    for want in spec.expect:
+        ids = (
+            labels[want.label]
+            if want.label is not None
+            else tuple(fleet.resolve(d) for d in want.devices)
+        )
+        for dev_id in ids:
+            expected.setdefault(dev_id, set()).update(want.alerts)
+            if want.rejected:
+                rejections.setdefault(dev_id, set()).update(want.rejected)
+    return Scenario(
+        spec.name,
+        tuple(fires),
+        tuple(fast),
+        tuple(windows),
+        labels,
+        {k: frozenset(v) for k, v in expected.items() if v},
+        {k: frozenset(v) for k, v in rejections.items()},
+        spec,
+    )
+
+
+def _resolve_fire(
+    event: FireSpec, fleet: Fleet, rng: random.Random, where: str, burning: set[str]
+) -> FireEvent:
+    if event.devices:
+        dev_id = fleet.resolve(event.devices[0])
+        device = fleet.by_id.get(dev_id)
+        if device is None or device.kind != "fire" or device.zone is None:
+            raise ScenarioResolveError(f"{where}: {dev_id!r} is not a fire detector in a building")
+        building = fleet.zones[device.zone]
+        return _fire_in(
+            building,
+            fleet,
+            event.at,
+            rng,
+            near=dev_id,
+            distance_m=event.distance_m,
+            growth=event.growth,
+        )
+    assert event.building is not None  # the spec requires a building or a device
+    if event.building == "auto":
+        candidates = [b for b in fleet.buildings if b.zone not in burning]
+        if event.district is not None:
+            candidates = [b for b in candidates if b.district.lower() == event.district.lower()]
+        # Prefer a building with 3+ detectors so a second detector can confirm the fire.
+        roomy = [b for b in candidates if len(b.detector_ids) >= 3]
+        if not candidates:
+            raise ScenarioResolveError(f"{where}: the fleet has no building to set on fire")
+        building = rng.choice(roomy or candidates)
+    else:
+        zone = fleet.resolve(event.building)
+        if zone not in fleet.zones:
+            raise ScenarioResolveError(f"{where}: no building {event.building!r} in the fleet")
+        building = fleet.zones[zone]
+    return _fire_in(
+        building, fleet, event.at, rng, distance_m=event.distance_m, growth=event.growth
+    )
+
+
+def _window(
+    event: BinFireSpec | KnockOverSpec | BatterySpec | SilentSpec | FaultSpec,
+    hit: tuple[str, ...],
+) -> Window:
+    names = ", ".join(hit[:6]) + (f" (+{len(hit) - 6})" if len(hit) > 6 else "")
+    if isinstance(event, BinFireSpec):
+        return Window(
+            event.at,
+            math.inf,
+            hit,
+            "bin_fire",
+            growth=event.growth,
+            note=f"{event.growth} fire in bins {names}",
+        )
+    if isinstance(event, KnockOverSpec):
+        return Window(
+            event.at,
+            _until(event.at, event.for_),
+            hit,
+            "knock_over",
+            note=f"bins knocked over{_fmt_for(event.for_)}: {names}",
+        )
+    if isinstance(event, BatterySpec):
+        level = " / ".join(
+            x
+            for x in (
+                f"{event.to_pct:g} %" if event.to_pct is not None else "",
+                f"{event.to_v:g} V" if event.to_v is not None else "",
+            )
+            if x
+        )
+        return Window(
+            event.at,
+            math.inf,
+            hit,
+            "battery",
+            level_pct=event.to_pct,
+            level_v=event.to_v,
+            over_s=event.over,
+            note=f"batteries drain to {level} over {event.over:.0f}s: {names}",
+        )
+    if isinstance(event, SilentSpec):
+        return Window(
+            event.at,
+            _until(event.at, event.for_),
+            hit,
+            "silent",
+            note=f"devices silent{_fmt_for(event.for_)}: {names}",
+        )
+    return Window(
+        event.at,
+        _until(event.at, event.for_),
+        hit,
+        event.fault,
+        skew_s=event.skew_s,
+        size=event.size,
+        note=f"fault {event.fault}{_fmt_for(event.for_)}: {names}",
+    )
+
+
+def build_scenario(name: str | Path, fleet: Fleet, seed: int = 7) -> Scenario:
+    """The named shipped scenario (or a scenario file) for this fleet; deterministic for a seed."""
+    return resolve_scenario(load_scenario_spec(name), fleet, seed)
