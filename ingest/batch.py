@@ -44,6 +44,7 @@ class ReadingBatch:
     seq: I64  # device sequence number, -1 when absent
     values: F64  # shape (len(QUANTITIES), n); NaN = not reported
     device_ids: Sequence[str]  # index -> device id (shared, not copied)
+    arrived_ms: int = 0  # when the batch's first reading reached ingest (for latency metrics)
 
     def __len__(self) -> int:
         return int(self.device.shape[0])

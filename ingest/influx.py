@@ -18,6 +18,7 @@ from common.timeutil import from_ms, to_ms
 from ingest import metrics
 from ingest.batch import KIND_NAMES, QUANTITIES, ReadingBatch
 from ingest.lineprotocol import escape_key, tag_prefix
+from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +165,21 @@ class LineEncoder:
 class _Chunk:
     body: bytes
     readings: int
+    durable: asyncio.Future[None]  # done once the chunk is in InfluxDB or in the spool
 
 
 class InfluxWriter:
-    """Queues encoded batches and writes them in order, retrying with backoff until stored.
+    """Writes encoded batches in order, retrying with backoff; spools to disk while down.
 
-    A failed write is retried, never dropped, unless InfluxDB refuses it as malformed
-    (4xx), which no retry would fix; that is logged and counted. When too many readings
-    are waiting, `submit` blocks, which pushes back on the MQTT consumer (the broker then
-    holds messages in our persistent session) instead of growing memory.
+    `submit` returns a future that completes once the batch is durable: written to
+    InfluxDB, or, while InfluxDB does not answer, appended to the disk spool (when one is
+    configured). Ingest acknowledges the batch's MQTT messages only then. Spooled chunks
+    are written back oldest first when InfluxDB returns, and everything submitted meanwhile
+    goes through the spool too, so the order is kept. A chunk InfluxDB refuses as malformed
+    (4xx) is not retried, which no retry would fix; that is logged and counted. When too
+    many readings wait in memory (InfluxDB down and no spool, or the spool full or its disk
+    failing), `submit` blocks, which pushes back on the MQTT consumer: the broker then holds
+    the messages in our persistent session instead of our memory growing.
     """
 
     def __init__(
@@ -180,109 +187,208 @@ class InfluxWriter:
         client: InfluxClient,
         encoder: LineEncoder,
         *,
+        spool: Spool | None = None,
         max_pending: int = 2_000_000,
         max_body_bytes: int = 4 * 1024 * 1024,
         max_retry_delay_s: float = 30.0,
     ) -> None:
         self._client = client
         self._encoder = encoder
+        self.spool = spool
         self._queue: deque[_Chunk] = deque()
         self._max_pending = max_pending
         self._max_body = max_body_bytes
         self._max_retry_delay = max_retry_delay_s
-        self._pending = 0
+        self._in_memory = 0
         self._changed = asyncio.Condition()
+        self._down = False  # the last write failed: new chunks go to the spool
         self.written = 0
         self.last_error: str | None = None
+        self.spool_error: str | None = None
 
     @property
     def pending(self) -> int:
-        """Readings accepted but not yet written."""
-        return self._pending
+        """Readings accepted but not yet in InfluxDB (in memory or spooled)."""
+        return self._in_memory + (self.spool.readings if self.spool else 0)
 
-    async def submit(self, batch: ReadingBatch) -> None:
-        """Queue a batch for writing; waits while the queue is over its bound."""
+    def _publish(self) -> None:
+        metrics.INFLUX_PENDING.set(self.pending)
+
+    async def submit(self, batch: ReadingBatch) -> asyncio.Future[None]:
+        """Queue a batch; waits while memory is over its bound; the future says durable."""
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not len(batch):
-            return
-        chunk = _Chunk(self._encoder.encode(batch), len(batch))
+            durable.set_result(None)
+            return durable
+        chunk = _Chunk(self._encoder.encode(batch), len(batch), durable)
         async with self._changed:
-            await self._changed.wait_for(lambda: self._pending < self._max_pending)
+            await self._changed.wait_for(lambda: self._in_memory < self._max_pending)
             self._queue.append(chunk)
-            self._pending += chunk.readings
-            metrics.INFLUX_PENDING.set(self._pending)
+            self._in_memory += chunk.readings
+            self._publish()
             self._changed.notify_all()
+        return durable
 
     async def drain(self) -> None:
-        """Wait until every queued reading is written."""
+        """Wait until every reading is in InfluxDB (memory and spool empty)."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self._pending == 0)
+            await self._changed.wait_for(lambda: self.pending == 0)
 
-    def _take(self) -> tuple[bytes, int]:
-        # Coalesce queued chunks into one request, up to the body limit.
-        bodies: list[bytes] = []
-        readings = size = 0
-        while self._queue and (not bodies or size + len(self._queue[0].body) <= self._max_body):
-            chunk = self._queue.popleft()
-            bodies.append(chunk.body)
-            readings += chunk.readings
-            size += len(chunk.body)
-        return b"".join(bodies), readings
+    async def settle(self) -> None:
+        """Wait until every queued reading is durable (in InfluxDB or spooled)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._in_memory == 0)
+
+    @property
+    def _spooling(self) -> bool:
+        return self.spool is not None and (self._down or len(self.spool) > 0)
 
     async def run(self) -> None:
-        """Write forever (cancel to stop); the caller drains first for a clean shutdown."""
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(lambda: bool(self._queue))
-                body, readings = self._take()
-            await self._write_until_done(body, readings)
-            async with self._changed:
-                self._pending -= readings
-                metrics.INFLUX_PENDING.set(self._pending)
-                self._changed.notify_all()
-
-    async def _write_until_done(self, body: bytes, readings: int) -> None:
+        """Write forever (cancel to stop); the caller settles first for a clean shutdown."""
         delay = 0.2
+        retry_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                await self._client.write(body)
-            except InfluxError as exc:
-                metrics.INFLUX_WRITE_ERRORS.inc()
-                if exc.database_missing:
-                    # InfluxDB was down when we started, or the database was dropped.
-                    log.warning("InfluxDB database %r missing; creating it", self._client.db)
-                    with contextlib.suppress(InfluxError):
-                        await self._client.ensure_database()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._max_retry_delay)
-                    continue
-                if not exc.retryable:
-                    log.error("InfluxDB refused %d readings, not retrying: %s", readings, exc)
-                    metrics.INFLUX_REFUSED_READINGS.inc(readings)
-                    return
-                if self.last_error is None:
-                    log.warning("InfluxDB write failed, retrying with backoff: %s", exc)
-                self.last_error = str(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_retry_delay)
+            async with self._changed:
+                await self._changed.wait_for(
+                    lambda: bool(self._queue) or (self.spool is not None and len(self.spool) > 0)
+                )
+            if self._spooling:
+                await self._spill()
+            wait = retry_at - loop.time()
+            if wait > 0:
+                # Backing off: wake early only to spool newly submitted chunks.
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), wait)
                 continue
-            if self.last_error is not None:
-                log.info("InfluxDB writes succeed again")
-            self.last_error = None
-            self.written += readings
-            metrics.INFLUX_WRITTEN.inc(readings)
-            return
+            if await self._write_next():
+                delay, retry_at = 0.2, 0.0
+            else:
+                retry_at = loop.time() + delay
+                delay = min(delay * 2, self._max_retry_delay)
+
+    async def _spill(self) -> None:
+        """Move in-memory chunks to the spool, oldest first, until it refuses one."""
+        assert self.spool is not None
+        while self._queue:
+            chunk = self._queue[0]
+            try:
+                await asyncio.to_thread(self.spool.append, chunk.body, chunk.readings)
+            except OSError as exc:
+                metrics.SPOOL_ERRORS.inc()
+                if self.spool_error != str(exc):
+                    log.error(
+                        "cannot spool readings to %s: %s; %d readings wait in memory and "
+                        "ingest slows down until there is room",
+                        self.spool.directory,
+                        exc,
+                        self._in_memory,
+                    )
+                self.spool_error = str(exc)
+                return
+            if self.spool_error is not None:
+                log.info("spooling to %s works again", self.spool.directory)
+                self.spool_error = None
+            self._queue.popleft()
+            await self._settled(chunk.readings, [chunk])
+
+    async def _settled(self, readings: int, chunks: list[_Chunk]) -> None:
+        async with self._changed:
+            self._in_memory -= readings
+            self._publish()
+            self._changed.notify_all()
+        for chunk in chunks:
+            if not chunk.durable.done():
+                chunk.durable.set_result(None)
+
+    async def _write_next(self) -> bool:
+        """Write the oldest spooled or queued readings once; False when it should be retried."""
+        if self.spool is not None and len(self.spool) > 0:
+            segments = self.spool.oldest(self._max_body)
+            try:
+                body = await asyncio.to_thread(self.spool.read, segments)
+            except OSError as exc:
+                metrics.SPOOL_ERRORS.inc()
+                log.error("cannot read the spool in %s: %s", self.spool.directory, exc)
+                self.spool_error = str(exc)
+                return False
+            readings = sum(segment.readings for segment in segments)
+            if not await self._write(body, readings):
+                return False
+            self.spool.remove(segments)
+            if not len(self.spool):
+                log.info("spool drained: every spooled reading is in InfluxDB")
+            async with self._changed:
+                self._publish()
+                self._changed.notify_all()
+            return True
+        chunks = self._take()
+        readings = sum(chunk.readings for chunk in chunks)
+        try:
+            ok = await self._write(b"".join(chunk.body for chunk in chunks), readings)
+        except BaseException:
+            self._queue.extendleft(reversed(chunks))  # cancelled mid-write: keep them
+            raise
+        if not ok:
+            self._queue.extendleft(reversed(chunks))
+            return False
+        await self._settled(readings, chunks)
+        return True
+
+    def _take(self) -> list[_Chunk]:
+        # Coalesce queued chunks into one request, up to the body limit.
+        chunks: list[_Chunk] = []
+        size = 0
+        while self._queue and (not chunks or size + len(self._queue[0].body) <= self._max_body):
+            chunk = self._queue.popleft()
+            chunks.append(chunk)
+            size += len(chunk.body)
+        return chunks
+
+    async def _write(self, body: bytes, readings: int) -> bool:
+        """One attempt; True when the readings are written (or refused for good)."""
+        try:
+            await self._client.write(body)
+        except InfluxError as exc:
+            metrics.INFLUX_WRITE_ERRORS.inc()
+            if exc.database_missing:
+                # InfluxDB was down when we started, or the database was dropped.
+                log.warning("InfluxDB database %r missing; creating it", self._client.db)
+                with contextlib.suppress(InfluxError):
+                    await self._client.ensure_database()
+                return False
+            if not exc.retryable:
+                log.error("InfluxDB refused %d readings, not retrying: %s", readings, exc)
+                metrics.INFLUX_REFUSED_READINGS.inc(readings)
+                return True
+            if self.last_error is None:
+                where = "spooling to disk" if self.spool is not None else "holding in memory"
+                log.warning("InfluxDB write failed (%s), %s and retrying: %s", where, exc, exc)
+            self.last_error = str(exc)
+            self._down = True
+            return False
+        if self.last_error is not None:
+            log.info("InfluxDB writes succeed again")
+        self.last_error = None
+        self._down = False
+        self.written += readings
+        metrics.INFLUX_WRITTEN.inc(readings)
+        return True
 
 
 @asynccontextmanager
 async def running_writer(writer: InfluxWriter) -> AsyncIterator[InfluxWriter]:
-    """Run the writer in a task; on exit, drain what is queued, then stop."""
+    """Run the writer in a task; on exit, make what is queued durable, then stop."""
     task = asyncio.create_task(writer.run(), name="influx-writer")
     try:
         yield writer
     finally:
         try:
             if writer.pending:
-                await asyncio.wait_for(writer.drain(), timeout=30)
+                # With a spool, settling is quick (what InfluxDB does not take goes to
+                # disk for the next start); without one, it waits for InfluxDB.
+                await asyncio.wait_for(writer.settle(), timeout=30)
         except TimeoutError:
             log.error("shutdown: %d readings not written to InfluxDB", writer.pending)
         task.cancel()

@@ -19,3 +19,34 @@ INFLUX_REFUSED_READINGS = Counter(
     "sigap_influx_refused_readings_total", "Readings InfluxDB refused as malformed (not retried)"
 )
 MQTT_CONNECTED = Gauge("sigap_mqtt_connected", "1 while ingest is connected to the broker")
+UNACKED = Gauge(
+    "sigap_ingest_unacked_messages",
+    "QoS 1 messages received but not yet acknowledged (their readings are not durable yet)",
+)
+QUEUED = Gauge(
+    "sigap_ingest_queued_messages", "Messages received from the broker and not yet decoded"
+)
+QUEUE_OVERFLOW = Counter(
+    "sigap_ingest_queue_overflow_total",
+    "Messages the MQTT client dropped because ingest's incoming queue was full",
+    ["qos"],
+)
+STAGED = Gauge("sigap_ingest_staged_readings", "Decoded readings waiting for the next flush")
+LAG = Histogram(
+    "sigap_ingest_lag_seconds",
+    "Per flush: how long its oldest reading waited between arrival and the rules",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SPOOL_BYTES = Gauge("sigap_spool_bytes", "Bytes of readings spooled to disk for InfluxDB")
+SPOOL_READINGS = Gauge("sigap_spool_readings", "Readings spooled to disk for InfluxDB")
+SPOOLED = Counter("sigap_spooled_readings_total", "Readings ever written to the disk spool")
+SPOOL_ERRORS = Counter("sigap_spool_errors_total", "Failed writes to the disk spool")
+ALERT_LATENCY = Histogram(
+    "sigap_alert_latency_seconds",
+    "From a reading's arrival at ingest to its alert events being committed",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LORAWAN_DUPLICATES = Counter(
+    "sigap_ingest_lorawan_duplicates_total",
+    "LoRaWAN uplinks dropped because the same uplink was already taken (several gateways)",
+)

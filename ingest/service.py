@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -16,15 +17,21 @@ import orjson
 from common.timeutil import from_ms, now_ms
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.schemas import KIND_CODES, DeviceCreate
-from ingest import decode, metrics
+from ingest import decode, lorawan, metrics
+from ingest.acks import AckTracker, Receipt
 from ingest.batch import Q_INDEX, ReadingBatch
 from ingest.decode import DecodedReading, DecodeError, Limits, Reason
 from ingest.rejected import Rejected, RejectedStore
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[ReadingBatch], Awaitable[None]]
+# A batch handler returns None when the batch is durable on return, or a future that
+# completes once it is (evaluated, its alert events committed, its readings stored or
+# spooled); only then are the batch's QoS 1 messages acknowledged to the broker.
+BatchHandler = Callable[[ReadingBatch], Awaitable["asyncio.Future[None] | None"]]
 DeviceLoader = Callable[[Collection[str]], Awaitable[list[DeviceCreate]]]
+# (network server, its ids for the device, DevEUI first) -> the registered device, if any.
+LorawanLoader = Callable[[str, tuple[str, ...]], Awaitable[DeviceCreate | None]]
 
 _FILL = Q_INDEX["fill_pct"]
 _DISTANCE = Q_INDEX["distance_mm"]
@@ -39,8 +46,11 @@ _UNKNOWN_TTL_MS = 2000
 class _Staged:
     topic: str
     gateway_id: str | None
-    reading: DecodedReading
+    reading: DecodedReading  # for a LoRaWAN uplink, a placeholder until its device is known
     raw: bytes | Any  # the payload (device topic) or the reading object (gateway batch)
+    receipt: Receipt | None  # the QoS 1 message it came in, acknowledged once it is durable
+    arrived_ms: int
+    uplink: lorawan.Uplink | None = None  # a LoRaWAN uplink, mapped once its device is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +59,16 @@ class MqttEndpoint:
 
     host: str
     port: int
-    topics: tuple[str, ...] = ("sigap/devices/+/up", "sigap/gateways/+/up")
+    topics: tuple[str, ...] = ("sigap/devices/+/up", "sigap/gateways/+/up", *lorawan.DEFAULT_TOPICS)
     client_id: str = "sigap-ingest"
     username: str | None = None
     password: str | None = None
     qos: int = 1
+    # Messages received but not yet decoded. QoS 1 messages are bounded by the broker's
+    # in-flight window anyway (they wait for our acknowledgement); this bounds a QoS 0
+    # flood. Keep it well above the broker's max_inflight_messages: a QoS 1 message
+    # dropped here would hold an in-flight slot until the next reconnect.
+    max_queued_messages: int = 200_000
 
 
 class Ingestor:
@@ -75,6 +90,8 @@ class Ingestor:
         batch_size: int = 5000,
         window_ms: int = 100,
         clock: Callable[[], int] = now_ms,
+        load_lorawan: LorawanLoader | None = None,
+        lorawan_dedup_window_ms: int = 15 * 60_000,
     ) -> None:
         self.directory = directory
         self._load_devices = load_devices
@@ -85,9 +102,12 @@ class Ingestor:
         self.window_ms = window_ms
         self._clock = clock
         self._staged: list[_Staged] = []
-        self._rejects: list[Rejected] = []
+        self._rejects: list[tuple[Rejected, Receipt | None]] = []
         self._oldest_ms: int | None = None
         self._unknown_until: dict[str, int] = {}
+        self._load_lorawan = load_lorawan
+        # A LoRaWAN uplink heard by several gateways (or redelivered) is stored once.
+        self._uplinks_seen = lorawan.Deduplicator(lorawan_dedup_window_ms)
         self._flush_lock = asyncio.Lock()
         self.last_seen: dict[str, datetime] = {}  # device id -> arrival, not yet persisted
         self.connected = False
@@ -95,29 +115,44 @@ class Ingestor:
 
     # -- decoding (synchronous, per message) ------------------------------------------
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes, receipt: Receipt | None = None) -> None:
         """Decode one MQTT message into staged readings or rejections."""
+        try:
+            self._handle(topic, payload, receipt)
+        finally:
+            if receipt is not None:
+                receipt.seal()
+            metrics.STAGED.set(len(self._staged))
+
+    def _handle(self, topic: str, payload: bytes, receipt: Receipt | None) -> None:
         now = self._clock()
+        # LoRaWAN first: a TTS topic (v3/app@tenant/devices/dev/up) would otherwise pass
+        # for a Sigap device topic.
+        if lorawan.topic_network_server(topic) is not None:
+            self._handle_uplink(topic, payload, receipt, now)
+            return
         parts = topic.split("/")
         if len(parts) >= 3 and parts[-1] == "up" and parts[-3] in ("devices", "gateways"):
             source, ident = parts[-3], parts[-2]
         else:
             metrics.MESSAGES.labels("unknown").inc()
-            self._reject(topic, payload, now, DecodeError(Reason.BAD_TOPIC, "unexpected topic"))
+            self._reject(
+                topic, payload, now, DecodeError(Reason.BAD_TOPIC, "unexpected topic"), receipt
+            )
             return
         metrics.MESSAGES.labels(source).inc()
         if source == "devices":
             try:
                 reading = decode.device_payload(ident, payload, now, self.limits)
             except DecodeError as exc:
-                self._reject(topic, payload, now, exc, ident)
+                self._reject(topic, payload, now, exc, receipt, ident)
                 return
-            self._stage(_Staged(topic, None, reading, payload), now)
+            self._stage(_Staged(topic, None, reading, payload, receipt, now), now)
             return
         try:
             items = decode.gateway_items(payload, self.limits)
         except DecodeError as exc:
-            self._reject(topic, payload, now, exc)
+            self._reject(topic, payload, now, exc, receipt)
             return
         for item in items:
             try:
@@ -125,22 +160,55 @@ class Ingestor:
             except DecodeError as exc:
                 device = item.get("device_id") if isinstance(item, dict) else None
                 self._reject(
-                    topic, _dump(item), now, exc, device if isinstance(device, str) else None
+                    topic,
+                    _dump(item),
+                    now,
+                    exc,
+                    receipt,
+                    device if isinstance(device, str) else None,
                 )
                 continue
-            self._stage(_Staged(topic, ident, reading, item), now)
+            self._stage(_Staged(topic, ident, reading, item, receipt, now), now)
+
+    def _handle_uplink(self, topic: str, payload: bytes, receipt: Receipt | None, now: int) -> None:
+        metrics.MESSAGES.labels("lorawan").inc()
+        try:
+            uplink = lorawan.decode_uplink(topic, payload, now, self.limits)
+        except lorawan.UplinkError as exc:
+            known = (
+                self.directory.find_lorawan(exc.network_server, exc.device_keys)
+                if exc.network_server
+                else None
+            )
+            self._reject(topic, payload, now, exc, receipt, known.id if known else None)
+            return
+        if self._uplinks_seen.seen(uplink.dedup_key, now):
+            metrics.LORAWAN_DUPLICATES.inc()
+            return
+        placeholder = DecodedReading("", uplink.event_ms, -1, (), uplink.time_from_arrival)
+        self._stage(_Staged(topic, None, placeholder, payload, receipt, now, uplink), now)
 
     def _stage(self, staged: _Staged, now: int) -> None:
         if self._oldest_ms is None:
             self._oldest_ms = now
+        if staged.receipt is not None:
+            staged.receipt.add_part()
         self._staged.append(staged)
 
     def _reject(
-        self, topic: str, raw: bytes, now: int, error: DecodeError, device_id: str | None = None
+        self,
+        topic: str,
+        raw: bytes,
+        now: int,
+        error: DecodeError,
+        receipt: Receipt | None,
+        device_id: str | None = None,
     ) -> None:
         metrics.REJECTED.labels(error.reason).inc()
+        if receipt is not None:
+            receipt.add_part()
         self._rejects.append(
-            Rejected(from_ms(now), topic, error.reason, error.detail, raw, device_id)
+            (Rejected(from_ms(now), topic, error.reason, error.detail, raw, device_id), receipt)
         )
         if self._oldest_ms is None:
             self._oldest_ms = now
@@ -164,29 +232,39 @@ class Ingestor:
             staged, self._staged = self._staged, []
             rejects, self._rejects = self._rejects, []
             self._oldest_ms = None
+            if staged:
+                metrics.LAG.observe(max(0, self._clock() - staged[0].arrived_ms) / 1000)
             try:
-                batch = await self._build(staged, rejects) if staged else None
+                built = await self._build(staged, rejects) if staged else None
             except Exception:
                 # The registry could not be asked (SQL down): keep everything for next time.
                 self._staged[:0] = staged
                 self._rejects[:0] = rejects
                 self._oldest_ms = self._oldest_ms or self._clock()
                 raise
+            metrics.STAGED.set(len(self._staged))
             if rejects:
                 await self._store_rejects(rejects)
-            if batch is None:
+            if built is None:
                 return 0
+            batch, receipts = built
             metrics.READINGS.inc(len(batch))
             metrics.BATCH_SIZE.observe(len(batch))
-            await self._on_batch(batch)
+            durable = await self._on_batch(batch)
+            if durable is None:
+                _all_done(receipts)
+            else:
+                durable.add_done_callback(lambda _: _all_done(receipts))
             return len(batch)
 
-    async def _store_rejects(self, rejects: list[Rejected]) -> None:
+    async def _store_rejects(self, rejects: list[tuple[Rejected, Receipt | None]]) -> None:
         try:
-            await self._rejected_store.add_many(rejects)
+            await self._rejected_store.add_many([rejected for rejected, _ in rejects])
         except Exception as exc:  # the SQL store is down or locked: keep them for next time
             log.error("could not store %d rejected messages, will retry: %s", len(rejects), exc)
             self._rejects[:0] = rejects
+            return
+        _all_done([receipt for _, receipt in rejects])
 
     async def _resolve(self, ids: set[str]) -> None:
         now = self._clock()
@@ -201,8 +279,53 @@ class Ingestor:
         if len(self._unknown_until) > 100_000:  # do not let a flood of made-up ids grow this
             self._unknown_until = {k: v for k, v in self._unknown_until.items() if v > now}
 
-    async def _build(self, staged: list[_Staged], rejects: list[Rejected]) -> ReadingBatch | None:
+    async def _map_uplinks(
+        self, staged: list[_Staged], rejects: list[tuple[Rejected, Receipt | None]]
+    ) -> list[_Staged]:
+        """Find each uplink's device (directory, then registry) and map its payload."""
+        out: list[_Staged] = []
+        for item in staged:
+            uplink = item.uplink
+            if uplink is None:
+                out.append(item)
+                continue
+            keys = uplink.device_keys
+            info = self.directory.find_lorawan(uplink.network_server, keys)
+            if info is None and self._load_lorawan is not None:
+                device = await self._load_lorawan(uplink.network_server, keys)
+                info = self.directory.upsert(device) if device is not None else None
+            try:
+                if info is None:
+                    raise DecodeError(
+                        Reason.UNKNOWN_DEVICE,
+                        f"no device registered with {uplink.network_server} id "
+                        f"{' or '.join(repr(k) for k in keys)}",
+                    )
+                reading = lorawan.to_reading(
+                    uplink, info.id, info.field_map, self._clock(), self.limits
+                )
+            except DecodeError as exc:
+                metrics.REJECTED.labels(exc.reason).inc()
+                raw = item.raw if isinstance(item.raw, bytes) else _dump(item.raw)
+                rejected = Rejected(
+                    from_ms(self._clock()),
+                    item.topic,
+                    exc.reason,
+                    exc.detail,
+                    raw,
+                    info.id if info else None,
+                )
+                rejects.append((rejected, item.receipt))
+                continue
+            out.append(dataclasses.replace(item, reading=reading, uplink=None))
+        return out
+
+    async def _build(
+        self, staged: list[_Staged], rejects: list[tuple[Rejected, Receipt | None]]
+    ) -> tuple[ReadingBatch, list[Receipt | None]] | None:
         directory = self.directory
+        if any(s.uplink is not None for s in staged):
+            staged = await self._map_uplinks(staged, rejects)
         missing = {
             s.reading.device_id for s in staged if directory.get(s.reading.device_id) is None
         }
@@ -216,13 +339,16 @@ class Ingestor:
                 raw = item.raw if isinstance(item.raw, bytes) else _dump(item.raw)
                 metrics.REJECTED.labels(error.reason).inc()
                 rejects.append(
-                    Rejected(
-                        from_ms(self._clock()),
-                        item.topic,
-                        error.reason,
-                        error.detail,
-                        raw,
-                        item.reading.device_id,
+                    (
+                        Rejected(
+                            from_ms(self._clock()),
+                            item.topic,
+                            error.reason,
+                            error.detail,
+                            raw,
+                            item.reading.device_id,
+                        ),
+                        item.receipt,
                     )
                 )
                 continue
@@ -237,6 +363,7 @@ class Ingestor:
         ts_ms = np.fromiter((s.reading.ts_ms for s, _ in accepted), np.int64, n)
         seq = np.fromiter((s.reading.seq for s, _ in accepted), np.int64, n)
         values = np.array([s.reading.values for s, _ in accepted], np.float64).T.copy()
+        _apply_offsets(values, [info.sensor_offsets for _, info in accepted])
         depth = np.fromiter(
             (info.depth_mm if info.depth_mm else np.nan for _, info in accepted), np.float64, n
         )
@@ -245,7 +372,10 @@ class Ingestor:
         arrived = from_ms(self._clock())
         for _, info in accepted:
             self.last_seen[info.id] = arrived
-        return ReadingBatch(device, kind, ts_ms, seq, values, directory.ids)
+        batch = ReadingBatch(
+            device, kind, ts_ms, seq, values, directory.ids, arrived_ms=accepted[0][0].arrived_ms
+        )
+        return batch, [s.receipt for s, _ in accepted]
 
     # -- MQTT loop ----------------------------------------------------------------------
 
@@ -278,7 +408,7 @@ class Ingestor:
             ticker.cancel()
 
     async def _session(self, endpoint: MqttEndpoint) -> None:
-        async with aiomqtt.Client(
+        client = aiomqtt.Client(
             endpoint.host,
             endpoint.port,
             identifier=endpoint.client_id,
@@ -286,7 +416,25 @@ class Ingestor:
             password=endpoint.password,
             # A persistent session: the broker keeps QoS 1 readings while we are away.
             clean_session=False,
-        ) as client:
+            queue_type=_CountingQueue,
+            max_queued_incoming_messages=endpoint.max_queued_messages,
+        )
+        # Acknowledge QoS 1 messages ourselves, once their readings are durable (see
+        # ingest/acks.py). aiomqtt does not expose paho's manual acks yet (aiomqtt issue
+        # #345), so this reaches for its paho client; set before connecting, because the
+        # broker resends our session's pending messages straight after CONNACK.
+        paho = client._client
+        paho.manual_ack_set(True)
+        acks = AckTracker(paho.ack)
+        try:
+            await self._consume(client, endpoint, acks)
+        finally:
+            acks.close()
+
+    async def _consume(
+        self, client: aiomqtt.Client, endpoint: MqttEndpoint, acks: AckTracker
+    ) -> None:
+        async with client:
             for topic in endpoint.topics:
                 await client.subscribe(topic, qos=endpoint.qos)
             self.connected = True
@@ -299,7 +447,8 @@ class Ingestor:
                 endpoint.port,
             )
             async for message in client.messages:
-                self.handle(str(message.topic), _payload_bytes(message.payload))
+                receipt = acks.received(message.mid, message.qos)
+                self.handle(str(message.topic), _payload_bytes(message.payload), receipt)
                 if len(self._staged) >= self.batch_size:
                     await self.flush()
 
@@ -319,6 +468,11 @@ def _registry_error(item: _Staged, info: DeviceInfo | None) -> DecodeError | Non
     device_id = item.reading.device_id
     if info is None:
         return DecodeError(Reason.UNKNOWN_DEVICE, f"device {device_id!r:.80} is not registered")
+    if info.retired:
+        return DecodeError(
+            Reason.DEVICE_RETIRED,
+            f"device {device_id!r} is retired (PATCH its status to active to take it back)",
+        )
     if item.gateway_id is not None and info.gateway_id != item.gateway_id:
         registered = info.gateway_id or "no gateway (it reports directly)"
         return DecodeError(
@@ -329,6 +483,16 @@ def _registry_error(item: _Staged, info: DeviceInfo | None) -> DecodeError | Non
     return None
 
 
+def _apply_offsets(values: np.ndarray[Any, Any], offsets: list[dict[str, float] | None]) -> None:
+    """Add each device's registered calibration offsets to the quantities it reported."""
+    for row, device_offsets in enumerate(offsets):
+        if device_offsets:
+            for name, offset in device_offsets.items():
+                column = Q_INDEX.get(name)
+                if column is not None:
+                    values[column, row] += offset  # NaN (not reported) stays NaN
+
+
 def _fill_from_distance(
     values: np.ndarray[Any, Any], kind: np.ndarray[Any, Any], depth: np.ndarray[Any, Any]
 ) -> None:
@@ -337,6 +501,35 @@ def _fill_from_distance(
     need = (kind == _BIN) & np.isnan(fill) & ~np.isnan(distance) & ~np.isnan(depth)
     if need.any():
         fill[need] = np.clip((depth[need] - distance[need]) / depth[need] * 100.0, 0.0, 100.0)
+
+
+def _all_done(receipts: list[Receipt | None]) -> None:
+    for receipt in receipts:
+        if receipt is not None:
+            receipt.done()
+
+
+class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, with its depth and overflow in the metrics."""
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        try:
+            super().put_nowait(item)
+        except asyncio.QueueFull:
+            metrics.QUEUE_OVERFLOW.labels(str(item.qos)).inc()
+            log.error(
+                "ingest queue full (%d messages): the client drops a QoS %d message on %s",
+                self.maxsize,
+                item.qos,
+                item.topic,
+            )
+            raise
+        metrics.QUEUED.set(self.qsize())
+
+    def get_nowait(self) -> aiomqtt.Message:
+        item = super().get_nowait()
+        metrics.QUEUED.set(self.qsize())
+        return item
 
 
 def _payload_bytes(payload: Any) -> bytes:

@@ -161,12 +161,34 @@ async def test_registry_outage_keeps_readings(setup: Harness) -> None:
     assert await ingestor.flush() == 2
 
 
-async def test_rejected_store_is_bounded(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_rejected_store_is_bounded_by_count_even_between_prunes(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     from datetime import UTC, datetime
 
     from ingest.rejected import Rejected
 
-    store = RejectedStore(sessions, keep=100)
-    await store.add_many([Rejected(datetime.now(UTC), "t", "not_json", "x", b"x")] * 250)
-    assert await store.prune() == 150
-    assert await store.count() == 100
+    store = RejectedStore(sessions, keep=1000)
+    garbage = Rejected(datetime.now(UTC), "t", "not_json", "x", b"x")
+    await store.add_many([garbage] * 50)
+    assert await store.count() == 50  # under a tenth of keep: no prune yet
+    for _ in range(30):  # a flood, with no periodic prune in between
+        await store.add_many([garbage] * 100)
+    assert await store.count() == 1000  # pruned as it went, newest kept
+    assert [r.detail for r in await store.find(limit=1)] == ["x"]
+
+
+async def test_rejected_store_drops_entries_past_their_age(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ingest.rejected import Rejected
+
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    store = RejectedStore(sessions, keep=1000, max_age=timedelta(days=7))
+    old = Rejected(now - timedelta(days=8), "t", "not_json", "old", b"x")
+    new = Rejected(now - timedelta(days=1), "t", "not_json", "new", b"x")
+    await store.add_many([old, old, new])
+    assert await store.prune(now) == 2
+    assert [r.detail for r in await store.find()] == ["new"]
