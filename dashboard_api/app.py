@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
+from dashboard_api.auth import authenticated
 from dashboard_api.deps import ApiServices
 from dashboard_api.routers import (
     alerts,
     bins,
     cap,
     devices,
+    gateways,
     health,
     incidents,
     ingest,
     routes,
     stations,
+    tokens,
     webhooks,
 )
 
@@ -34,8 +37,11 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
     )
     if services is not None:
         app.state.services = services
-    api = APIRouter(prefix="/api/v1")
+    # Every /api/v1 endpoint needs a bearer token (any role may read); writes check
+    # their role on top. /healthz, /readyz and /metrics stay open for probes and scrapers.
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)])
     api.include_router(devices.router)
+    api.include_router(gateways.router)
     api.include_router(cap.router)  # before alerts: /alerts/cap is not an alert id
     api.include_router(alerts.router)
     api.include_router(incidents.router)
@@ -44,6 +50,7 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
     api.include_router(stations.router)
     api.include_router(routes.router)
     api.include_router(webhooks.router)
+    api.include_router(tokens.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

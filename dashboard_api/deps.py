@@ -9,6 +9,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
+from access import Authenticator
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
@@ -53,6 +54,7 @@ class ApiServices:
     cap_sender: str = "sigap@kotimkab.go.id"  # the CAP <sender> of every document
     stations: StationRegistry | None = None
     routes: RouteService | None = None
+    auth: Authenticator | None = None  # None: every /api/v1 endpoint answers 503
 
     def dispatch(self) -> AlertService:
         """The alert service that records people's actions and notifies every channel."""

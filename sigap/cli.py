@@ -57,51 +57,98 @@ def up() -> None:
 
 @app.command()
 def simulate(
-    devices: Annotated[int, typer.Option(help="Fleet size (fire detectors and bins).")] = 300,
-    interval: Annotated[float, typer.Option(help="Seconds between readings per device.")] = 10.0,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     scenario: Annotated[
-        str, typer.Option(help="demo (a fire at 30 s, bins filling) or quiet.")
+        str,
+        typer.Option(
+            help="Shipped scenario (demo, quiet, bins-baamang, faults, stuck-sensor) or a "
+            ".toml file; it sets the fleet and run defaults below."
+        ),
     ] = "demo",
-    fire_share: Annotated[float, typer.Option(help="Share of fire detectors.")] = 0.6,
+    devices: Annotated[
+        int | None, typer.Option(help="Fleet size (fire detectors and bins).")
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="Wall seconds between readings per device.")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    fire_share: Annotated[float | None, typer.Option(help="Share of fire detectors.")] = None,
+    fleet_file: Annotated[
+        str | None, typer.Option(help="CSV/JSON fleet in the registry's device format.")
+    ] = None,
+    gateways: Annotated[int | None, typer.Option(help="Gateways of a generated fleet.")] = None,
+    envelope: Annotated[
+        str, typer.Option(help="direct, gateway (batches), tts (The Things Stack v3), chirpstack.")
+    ] = "direct",
     seed: Annotated[int, typer.Option(help="Fleet and model seed.")] = 7,
     qos: Annotated[int, typer.Option(min=0, max=2)] = 1,
-    speed: Annotated[float, typer.Option(help="Model-time acceleration.")] = 1.0,
+    speed: Annotated[float | None, typer.Option(help="Model-time acceleration.")] = None,
+    event_time: Annotated[
+        str | None, typer.Option(help="wall (ts = now) or model (ts follows model time).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Fixed total readings/s (sets the interval).")
+    ] = None,
+    max_rate: Annotated[bool, typer.Option(help="Publish as fast as possible.")] = False,
     id_prefix: Annotated[str, typer.Option(help="Device id prefix.")] = "sim",
     register: Annotated[bool, typer.Option(help="Register the fleet through the API.")] = True,
     api_url: Annotated[
         str | None, typer.Option(help="API base URL (default from settings).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a live progress line.")] = True,
+    replay: Annotated[
+        str | None, typer.Option(help="Replay this CSV trace as one device instead.")
+    ] = None,
+    replay_device: Annotated[str, typer.Option(help="Device id the trace plays as.")] = "replay-1",
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="quantity=CSV column for --replay (repeat), e.g. temp_c=T1."),
+    ] = None,
+    time_column: Annotated[str, typer.Option(help="Seconds column of the trace.")] = "Time",
+    every: Annotated[float, typer.Option(help="Replay one row per this many seconds.")] = 0.0,
 ) -> None:
-    """Publish a simulated fleet's readings over MQTT (SIGAP_MQTT_URL)."""
-    from simulators import SimConfig, run_simulation
+    """Publish a simulated fleet's readings (or a recorded trace) over MQTT (SIGAP_MQTT_URL)."""
+    from simulators import SimConfig, SimulatorError, run_simulation
+    from simulators.publisher import run_replay
+    from simulators.replay import load_trace, parse_columns
 
     settings = Settings()
     _logging(settings.log_level)
-    config = SimConfig(
-        mqtt_host=settings.mqtt.host,
-        mqtt_port=settings.mqtt.port,
-        mqtt_username=settings.mqtt.username,
-        mqtt_password=settings.mqtt.password,
-        api_url=(api_url or f"http://{settings.api.host}:{settings.api.port}")
-        if register
-        else None,
-        api_token=settings.admin_token,
-        devices=devices,
-        fire_share=fire_share,
-        interval_s=interval,
-        duration_s=duration,
-        scenario=scenario,
-        seed=seed,
-        qos=qos,
-        id_prefix=id_prefix,
-        speed=speed,
-    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        config = SimConfig.for_scenario(
+            scenario,
+            mqtt_host=settings.mqtt.host,
+            mqtt_port=settings.mqtt.port,
+            mqtt_username=settings.mqtt.username,
+            mqtt_password=settings.mqtt.password,
+            api_url=(api_url or f"http://{settings.api.host}:{settings.api.port}")
+            if register and replay is None
+            else None,
+            api_token=settings.admin_token,
+            devices=devices,
+            fire_share=fire_share,
+            interval_s=interval,
+            duration_s=duration,
+            seed=seed,
+            qos=qos,
+            id_prefix=id_prefix,
+            speed=speed,
+            fleet_file=fleet_file,
+            gateways=gateways,
+            envelope=envelope,
+            event_time=event_time,
+            rate=rate,
+            max_rate=max_rate,
+        )
+        if replay is not None:
+            trace = load_trace(replay, parse_columns(column or []), time_column).every(every)
+            console.print(run_replay(config, trace, replay_device, stop=stop).line())
+            return
         run_simulation(config, stop=stop, progress=progress)
+    except (SimulatorError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         stop.set()
 
@@ -117,6 +164,122 @@ def demo(
     settings = Settings()
     _logging(settings.log_level)
     sys.exit(run_demo(settings, devices=devices, interval=interval, console=console))
+
+
+devices_app = typer.Typer(no_args_is_help=True, help="The device registry.")
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("import")
+def devices_import(
+    file: Annotated[
+        str, typer.Argument(help="CSV file: a header of device fields, a device a row.")
+    ],
+    api: Annotated[
+        str | None, typer.Option(help="API base URL (default from SIGAP_API_HOST/PORT).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token (default SIGAP_ADMIN_TOKEN).")
+    ] = None,
+) -> None:
+    """Register every device in a CSV file, or none: prints the error of each bad row."""
+    import httpx
+    from rich.table import Table
+
+    out = Console()
+    try:
+        with open(file, "rb") as handle:
+            body = handle.read()
+    except OSError as exc:
+        console.print(f"[red]cannot read {file}: {exc.strerror or exc}[/red]")
+        raise typer.Exit(2) from None
+    settings = Settings()
+    base = (api or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
+    token = token or settings.admin_token
+    headers = {"Content-Type": "text/csv"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = httpx.post(
+            f"{base}/api/v1/devices/import", content=body, headers=headers, timeout=120
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach the API at {base}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    detail = response.json() if "json" in response.headers.get("content-type", "") else {}
+    if response.status_code == 201:
+        out.print(f"[green]imported {detail['created']} devices from {file}[/green]")
+        return
+    report = detail.get("detail") if isinstance(detail, dict) else None
+    if response.status_code != 422 or not isinstance(report, dict):
+        console.print(f"[red]the API answered {response.status_code}: {response.text[:500]}[/red]")
+        raise typer.Exit(2)
+    table = Table("row", "field", "problem", title=f"{file}: nothing imported")
+    for error in report["errors"]:
+        table.add_row(str(error["row"]), error["field"] or "", error["message"])
+    out.print(table)
+    out.print(f"[red]{len(report['errors'])} problem(s) in {report['rows']} rows[/red]")
+    raise typer.Exit(1)
+
+
+db = typer.Typer(
+    no_args_is_help=True, help="The SQL schema (SIGAP_DATABASE_URL): Alembic migrations."
+)
+app.add_typer(db, name="db")
+
+
+def _database_url() -> str:
+    settings = Settings()
+    _logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # where the default SQLite file goes
+    return settings.sql_url
+
+
+@db.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database to the newest schema (`sigap up` also does this at start)."""
+    import asyncio
+
+    import migrations
+
+    url = _database_url()
+    try:
+        asyncio.run(migrations.upgrade_url(url, revision))
+        current = asyncio.run(migrations.current_url(url))
+    except migrations.SchemaError as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{migrations.redact(url)}: at {', '.join(current) or 'no revision'}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the database's revision and the newest one."""
+    import asyncio
+
+    import migrations
+
+    url = _database_url()
+    current = asyncio.run(migrations.current_url(url))
+    head = migrations.head()
+    at = ", ".join(current) or "none (not migrated yet)"
+    typer.echo(f"database: {migrations.redact(url)}\ncurrent:  {at}\nhead:     {head}")
+    if head not in current:
+        typer.echo("run `sigap db upgrade` (or start `sigap up`) to migrate it")
+
+
+@db.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the change does.")],
+) -> None:
+    """Write a migration for what the table modules have and the migrations lack."""
+    import migrations
+
+    _logging(Settings().log_level)
+    path = migrations.revision(message)
+    console.print(f"wrote {path}: review it before committing")
 
 
 def main() -> None:

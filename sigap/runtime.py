@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,21 +18,20 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+import migrations
+from access import Authenticator, TokenStore
 from common.timeutil import now_ms
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
-from devices import tables as device_tables
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate, DevicePublic
-from dispatch import tables as dispatch_tables
-from dispatch import webhooks as webhook_tables
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.mqtt_out import MqttAlertPublisher
 from dispatch.service import AlertService
 from dispatch.store import AlertStore
 from dispatch.webhooks import WebhookOutbox
-from ingest import rejected as rejected_tables
+from ingest import metrics
 from ingest.batch import ReadingBatch
 from ingest.decode import Limits
 from ingest.influx import (
@@ -44,7 +44,7 @@ from ingest.influx import (
 )
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, MqttEndpoint
-from routes import tables as route_tables
+from ingest.spool import Spool
 from routes.geo import haversine_m
 from routes.schedule import RouteScheduler
 from routes.service import RouteConfig, RouteService
@@ -53,20 +53,10 @@ from rules.engine import BinStatus, RuleEngine
 from rules.events import AlertEvent
 from rules.params import DeviceSpec, RulesConfig, RulesConfigError, load_rules
 from sigap.settings import RoutesSettings, Settings
-from stations import tables as station_tables
 from stations.registry import StationRegistry
 from stations.schemas import StationKind, StationPublic
 
 log = logging.getLogger(__name__)
-
-METADATAS = (
-    device_tables.Base.metadata,
-    dispatch_tables.Base.metadata,
-    rejected_tables.Base.metadata,
-    webhook_tables.Base.metadata,
-    station_tables.Base.metadata,
-    route_tables.Base.metadata,
-)
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -86,28 +76,44 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (migrations arrive with the registry issue)."""
-    async with engine.begin() as conn:
-        for metadata in METADATAS:
-            await conn.run_sync(metadata.create_all)
+    """Bring the SQL schema to the newest migration (alembic upgrade head)."""
+    await migrations.upgrade_engine(engine)
 
 
 class Pipeline:
     """What happens to each batch: rules and alerts first (a fire must not wait for
-    InfluxDB), then the batch is queued for InfluxDB."""
+    InfluxDB), then the batch is queued for InfluxDB.
+
+    Each call returns a future that completes once the batch is durable: its alert events
+    committed and its readings in InfluxDB or the disk spool. Ingest acknowledges the
+    batch's MQTT messages only then, so a crash before that loses nothing: the broker
+    sends them again.
+    """
 
     def __init__(self, engine: RuleEngine, alerts: AlertService, writer: InfluxWriter) -> None:
         self.engine = engine
         self.alerts = alerts
         self.writer = writer
         self._unapplied: list[AlertEvent] = []
+        self.last_error: str | None = None  # why alert events could not be committed
+        # Completes when the events kept after an SQL failure are finally committed.
+        self._committed: asyncio.Future[None] | None = None
 
-    async def __call__(self, batch: ReadingBatch) -> None:
-        """Evaluate, alert and store one batch."""
+    async def __call__(self, batch: ReadingBatch) -> asyncio.Future[None]:
+        """Evaluate, alert and store one batch; the future says when it is durable."""
         try:
-            await self.apply(self.engine.evaluate(batch, now_ms()))
-        finally:
-            await self.writer.submit(batch)
+            events = self.engine.evaluate(batch, now_ms())
+        except Exception:
+            # A rule bug must not stop readings being stored; the batch is not evaluated.
+            log.exception("rule evaluation failed for a batch of %d readings", len(batch))
+            events = []
+        await self.apply(events)
+        if events and batch.arrived_ms and self._committed is None:
+            metrics.ALERT_LATENCY.observe(max(0, now_ms() - batch.arrived_ms) / 1000)
+        stored = await self.writer.submit(batch)
+        if self._committed is None:
+            return stored
+        return asyncio.ensure_future(_all_of(stored, self._committed))
 
     async def apply(self, events: list[AlertEvent]) -> None:
         """Hand events to dispatch; on failure keep them, in order, for the next call."""
@@ -121,6 +127,16 @@ class Pipeline:
             # SQL trouble must not lose alerts or stop readings being stored.
             log.exception("could not store %d alert events; will retry", len(events))
             self._unapplied = events
+            self.last_error = f"{len(events)} alert events wait: {sys.exc_info()[1]}"
+            if self._committed is None:
+                self._committed = asyncio.get_running_loop().create_future()
+            return
+        if self.last_error is not None:
+            log.info("alert events are committed again")
+            self.last_error = None
+        if self._committed is not None:
+            self._committed.set_result(None)
+            self._committed = None
 
     async def check_offline(self) -> None:
         """The periodic device.offline check."""
@@ -129,6 +145,10 @@ class Pipeline:
     async def release(self) -> None:
         """Evaluate readings the reorder window has held long enough."""
         await self.apply(self.engine.release(now_ms()))
+
+
+async def _all_of(first: asyncio.Future[None], second: asyncio.Future[None]) -> None:
+    await asyncio.gather(first, second)
 
 
 @dataclass
@@ -149,6 +169,8 @@ class Runtime:
     stations: StationRegistry | None = None
     routes: RouteService | None = None
     webhooks: WebhookOutbox | None = None
+    pipeline: Pipeline | None = None
+    auth: Authenticator | None = None
 
     async def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else what is wrong."""
@@ -158,12 +180,16 @@ class Runtime:
             else (self.ingestor.last_error or "not connected yet"),
             "sql": None,
             "influxdb": None,
+            "spool": self.writer.spool_error,
         }
         try:
             async with self.sql.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
             checks["sql"] = f"{type(exc).__name__}: {exc}"[:300]
+        # Reads may work while writes fail (a locked SQLite file, a full disk).
+        if checks["sql"] is None and self.pipeline is not None:
+            checks["sql"] = self.pipeline.last_error and self.pipeline.last_error[:300]
         try:
             await self.influx.ping()
         except InfluxError as exc:
@@ -192,6 +218,7 @@ class Runtime:
             webhooks=self.webhooks,
             alert_service=self.alerts,
             cap_sender=self.settings.dispatch.cap_sender,
+            auth=self.auth,
         )
 
     def emptied_pct(self, device_id: str) -> float:
@@ -278,7 +305,11 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
         if info is not None and alert.cleared_at is None:
             engine.seed(alert.slot, info.index, alert.kind)  # no second alert after a restart
 
-    rejected = RejectedStore(sessions, keep=settings.ingest.rejected_keep)
+    rejected = RejectedStore(
+        sessions,
+        keep=settings.ingest.rejected_keep,
+        max_age=timedelta(days=settings.ingest.rejected_keep_days),
+    )
     influx_settings = settings.influx
     async with (
         httpx.AsyncClient(timeout=10.0) as webhook_http,
@@ -296,6 +327,7 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
         writer = InfluxWriter(
             influx,
             LineEncoder(influx_settings.measurement),
+            spool=Spool(settings.data_dir / "spool", settings.ingest.spool_max_bytes),
             max_pending=influx_settings.max_pending_readings,
             max_retry_delay_s=influx_settings.max_retry_delay_s,
         )
@@ -319,6 +351,8 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 ),
                 batch_size=ing.batch_size,
                 window_ms=ing.batch_window_ms,
+                load_lorawan=registry.find_by_ns,
+                lorawan_dedup_window_ms=int(ing.lorawan_dedup_window_s * 1000),
             )
             runtime = Runtime(
                 settings,
@@ -335,6 +369,13 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
             )
 
             planner = ProcessSolver()
+            runtime.pipeline = pipeline
+            runtime.auth = Authenticator(TokenStore(sessions), settings.admin_token)
+            if settings.admin_token is None:
+                log.warning(
+                    "SIGAP_ADMIN_TOKEN is not set: the API accepts only tokens issued before "
+                    "(set it to issue the first ones)"
+                )
             runtime.stations = stations
             runtime.routes = RouteService(
                 sessions,
@@ -412,7 +453,7 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
             endpoint = MqttEndpoint(
                 host=settings.mqtt.host,
                 port=settings.mqtt.port,
-                topics=(ing.device_topics, ing.gateway_topics),
+                topics=(ing.device_topics, ing.gateway_topics, *ing.lorawan_topic_list),
                 client_id=settings.mqtt.client_id,
                 username=settings.mqtt.username,
                 password=settings.mqtt.password,

@@ -10,13 +10,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class MqttSettings(BaseSettings):
-    """Broker connection for ingest (SIGAP_MQTT_*)."""
+    """Broker connection for ingest, and the accounts that provision devices (SIGAP_MQTT_*)."""
 
     model_config = SettingsConfigDict(env_prefix="SIGAP_MQTT_", extra="ignore")
 
     url: str = "mqtt://127.0.0.1:18830"
+    # Sigap's service account (SIGAP_MQTT_USERNAME / SIGAP_MQTT_PASSWORD): ingest and the
+    # alert publisher log in with it; on a broker with authentication it holds the
+    # sigap-service role (reads sigap/# and LoRaWAN topics, writes sigap/alerts/#).
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    # The dynamic security plugin's admin (SIGAP_MQTT_ADMIN_USERNAME / _PASSWORD): the API
+    # issues, re-keys and revokes device and gateway accounts with it (provisioning/).
+    # Unset: no broker accounts are managed (a broker with anonymous access).
+    admin_username: str | None = None
+    admin_password: str | None = Field(default=None, repr=False)
+    # mosquitto_dynamic_security.so, for brokers that sigap.devstack starts with
+    # authentication (SIGAP_MQTT_DYNSEC_PLUGIN); unset: found in the usual lib folders.
+    dynsec_plugin: Path | None = None
     client_id: str = "sigap-ingest"
     # QoS 1 with a persistent session: the broker keeps readings for us while we restart.
     qos: int = 1
@@ -79,8 +90,22 @@ class IngestSettings(BaseSettings):
     max_future_s: float = 300.0
     max_age_s: float = 7 * 24 * 3600.0
     rejected_keep: int = Field(default=10_000, ge=100)
+    rejected_keep_days: float = Field(default=7.0, gt=0)  # and none older than this
+    # Readings that InfluxDB cannot take yet go to a spool in the data dir, up to this many
+    # bytes; past it, ingest stops acknowledging and the broker holds the rest.
+    spool_max_bytes: int = Field(default=1024**3, ge=1024 * 1024)
     device_topics: str = "sigap/devices/+/up"
     gateway_topics: str = "sigap/gateways/+/up"
+    # LoRaWAN network servers' uplink topics (The Things Stack v3, ChirpStack v4), comma
+    # separated; empty to subscribe to none. An uplink heard by several gateways or
+    # delivered twice within the dedup window is stored once.
+    lorawan_topics: str = "v3/+/devices/+/up,application/+/device/+/event/up"
+    lorawan_dedup_window_s: float = Field(default=900.0, gt=0)
+
+    @property
+    def lorawan_topic_list(self) -> tuple[str, ...]:
+        """The LoRaWAN topics to subscribe to."""
+        return tuple(t.strip() for t in self.lorawan_topics.split(",") if t.strip())
 
 
 class RulesSettings(BaseSettings):

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from access import Principal
+from dashboard_api.auth import DISPATCHER, Caller
 from dashboard_api.deps import ApiServices, Services
 from dispatch.model import OUTCOMES, AlertActionPublic, AlertChange, AlertPublic, AlertStatus
 from dispatch.store import AlertNotFoundError, TransitionError
@@ -95,7 +97,8 @@ class AlertAck(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: Person
+    # Who acts at the console; by default the name of the token used.
+    by: Person | None = None
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -112,10 +115,16 @@ class AlertResolve(AlertAck):
 
 
 async def _act(
-    services: ApiServices, alert_id: int, action: str, body: AlertAck, **extra: Any
+    services: ApiServices,
+    caller: Principal,
+    alert_id: int,
+    action: str,
+    body: AlertAck,
+    **extra: Any,
 ) -> AlertPublic:
+    by = body.by or caller.name
     try:
-        change = await services.dispatch().act(alert_id, action, body.by, note=body.note, **extra)
+        change = await services.dispatch().act(alert_id, action, by, note=body.note, **extra)
     except AlertNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except TransitionError as exc:
@@ -127,24 +136,30 @@ async def _act(
     return change.alert
 
 
-@router.post("/{alert_id}/ack")
-async def acknowledge(alert_id: int, body: AlertAck, services: Services) -> AlertPublic:
+@router.post("/{alert_id}/ack", dependencies=DISPATCHER)
+async def acknowledge(
+    alert_id: int, body: AlertAck, services: Services, caller: Caller
+) -> AlertPublic:
     """Acknowledge an open alert (409 with the current status otherwise)."""
-    return await _act(services, alert_id, "ack", body)
+    return await _act(services, caller, alert_id, "ack", body)
 
 
-@router.post("/{alert_id}/dispatch")
-async def dispatch_station(alert_id: int, body: AlertDispatch, services: Services) -> AlertPublic:
+@router.post("/{alert_id}/dispatch", dependencies=DISPATCHER)
+async def dispatch_station(
+    alert_id: int, body: AlertDispatch, services: Services, caller: Caller
+) -> AlertPublic:
     """Send a station to an open or acknowledged alert."""
-    return await _act(services, alert_id, "dispatch", body, station_id=body.station_id)
+    return await _act(services, caller, alert_id, "dispatch", body, station_id=body.station_id)
 
 
-@router.post("/{alert_id}/resolve")
-async def resolve(alert_id: int, body: AlertResolve, services: Services) -> AlertPublic:
+@router.post("/{alert_id}/resolve", dependencies=DISPATCHER)
+async def resolve(
+    alert_id: int, body: AlertResolve, services: Services, caller: Caller
+) -> AlertPublic:
     """Close an active alert: resolved, cancelled or false_alarm."""
     if body.outcome not in OUTCOMES:
         raise HTTPException(422, f"outcome must be one of {sorted(o.value for o in OUTCOMES)}")
-    return await _act(services, alert_id, "resolve", body, outcome=body.outcome)
+    return await _act(services, caller, alert_id, "resolve", body, outcome=body.outcome)
 
 
 @router.get("/{alert_id}/actions")

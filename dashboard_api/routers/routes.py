@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
+from dashboard_api.auth import CREW
 from dashboard_api.deps import Routes
 from routes.schemas import (
     PlanPublic,
@@ -37,7 +38,7 @@ def _errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-@router.post("/plan", status_code=status.HTTP_201_CREATED)
+@router.post("/plan", status_code=status.HTTP_201_CREATED, dependencies=CREW)
 async def plan_routes(request: RoutePlanCreate, routes: Routes) -> PlanPublic:
     """Plan a depot's routes for its next shift (or from `start`): bins full now or
     predicted full before the collection window ends, within each truck's capacity (L)
@@ -95,7 +96,7 @@ async def route_events(route_id: int, routes: Routes) -> list[StopEventPublic]:
     return await routes.events(route_id)
 
 
-@router.post("/{route_id}/stops/{bin_id}/done")
+@router.post("/{route_id}/stops/{bin_id}/done", dependencies=CREW)
 async def stop_done(
     route_id: int,
     bin_id: str,
@@ -107,8 +108,12 @@ async def stop_done(
         return await routes.mark_done(route_id, bin_id, done or StopDone())
 
 
-@router.post("/{route_id}/stops/{bin_id}/skip")
-@router.post("/{route_id}/stops/{bin_id}/skipped", include_in_schema=False)
+@router.post("/{route_id}/stops/{bin_id}/skip", dependencies=CREW)
+@router.post(
+    "/{route_id}/stops/{bin_id}/skipped",
+    include_in_schema=False,
+    dependencies=CREW,
+)
 async def stop_skipped(route_id: int, bin_id: str, skip: StopSkip, routes: Routes) -> StopPublic:
     """The crew could not empty the bin; `reason` says why."""
     with _errors():

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from dashboard_api.auth import DISPATCHER
 from dashboard_api.deps import Stations
 from stations.registry import StationExistsError
 from stations.schemas import StationCreate, StationKind, StationPublic
@@ -13,7 +14,7 @@ from stations.schemas import StationCreate, StationKind, StationPublic
 router = APIRouter(prefix="/stations", tags=["stations"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=DISPATCHER)
 async def create_station(station: StationCreate, stations: Stations) -> StationPublic:
     """Register a fire station or a waste depot (depots: trucks, capacity, shift in WIB)."""
     try:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
+from dashboard_api.auth import ADMIN
 from dashboard_api.deps import Services
 from dispatch.webhooks import (
     DeliveryState,
@@ -35,7 +36,7 @@ async def _found(webhooks: WebhookOutbox, webhook_id: int) -> WebhookPublic:
     return found
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=ADMIN)
 async def create_webhook(create: WebhookCreate, webhooks: Webhooks) -> WebhookPublic:
     """Subscribe a URL to alert changes (filters optional); the secret is never shown again."""
     return await webhooks.subscribe(create)
@@ -53,7 +54,7 @@ async def get_webhook(webhook_id: int, webhooks: Webhooks) -> WebhookPublic:
     return await _found(webhooks, webhook_id)
 
 
-@router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMIN)
 async def delete_webhook(webhook_id: int, webhooks: Webhooks) -> Response:
     """Unsubscribe; messages not yet delivered are dropped with it."""
     if not await webhooks.delete(webhook_id):
@@ -73,7 +74,7 @@ async def list_deliveries(
     return await webhooks.deliveries(webhook_id, state=state, limit=limit)
 
 
-@router.post("/{webhook_id}/redeliver")
+@router.post("/{webhook_id}/redeliver", dependencies=ADMIN)
 async def redeliver(webhook_id: int, webhooks: Webhooks) -> dict[str, int]:
     """Give the subscriber's dead messages a fresh set of attempts."""
     await _found(webhooks, webhook_id)

@@ -66,6 +66,12 @@ class SigapProcess:
         return self.log_path.read_text(errors="replace")
 
 
+# Every /api/v1 call needs a bearer token: the tests act as admin through `http`.
+TEST_ADMIN_TOKEN = "integration-admin-token"
+AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+http = httpx.Client(headers=AUTH, timeout=10.0)
+
+
 def start_sigap(
     mosquitto: devstack.Service,
     influxd: devstack.Service,
@@ -87,6 +93,7 @@ def start_sigap(
             "SIGAP_DATA_DIR": str(data_dir),
             "SIGAP_API_PORT": str(api_port),
             "SIGAP_INGEST_BATCH_WINDOW_MS": "50",
+            "SIGAP_ADMIN_TOKEN": TEST_ADMIN_TOKEN,
         }
         | env
     )
@@ -159,3 +166,31 @@ def publisher(mosquitto: devstack.Service) -> Iterator[mqtt.Client]:
 def mosquitto_pub() -> str | None:
     """Path of the mosquitto_pub client, if installed."""
     return shutil.which("mosquitto_pub")
+
+
+@dataclass
+class AuthBroker:
+    """A mosquitto with anonymous access off and the dynamic security plugin."""
+
+    service: devstack.Service
+    auth: devstack.BrokerAuth
+    dynsec_file: Path
+    pid: int  # at start: the tests assert that nothing restarted it
+
+
+@pytest.fixture(scope="session")
+def mosquitto_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthBroker]:
+    """A broker as production runs it (provisioning/README.md), on a free port."""
+    _need("mosquitto")
+    workdir = tmp_path_factory.mktemp("mosquitto-auth")
+    auth = devstack.BrokerAuth(
+        admin_username="sigap-admin",
+        admin_password=uuid.uuid4().hex,
+        service_username="sigap",
+        service_password=uuid.uuid4().hex,
+    )
+    service = devstack.start_mosquitto(devstack.free_port(), workdir, auth=auth)
+    yield AuthBroker(
+        service, auth, workdir / "mosquitto" / "dynamic-security.json", service.process.pid
+    )
+    service.stop()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
 from sigap import devstack
-from tests.integration.conftest import start_sigap, stop_sigap
+from tests.integration.conftest import http, start_sigap, stop_sigap
 from tests.integration.test_end_to_end import eventually, publish, register
 
 pytestmark = pytest.mark.integration
@@ -31,7 +30,7 @@ def test_silent_device_goes_offline_and_comes_back(
         publish(publisher, topic, {"temp_c": 30.0, "battery_v": 3.1})
 
         def alerts() -> list[dict[str, object]]:
-            found: list[dict[str, object]] = httpx.get(
+            found: list[dict[str, object]] = http.get(
                 f"{proc.api}/api/v1/alerts", params={"device_id": device}
             ).json()
             return found

@@ -4,16 +4,15 @@ nothing and duplicates nothing."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from dispatch.webhooks import verify
 from sigap import devstack
 from tests.conftest import shared_data
-from tests.integration.conftest import SigapProcess, start_sigap, stop_sigap
+from tests.integration.conftest import SigapProcess, http, start_sigap, stop_sigap
 from tests.integration.test_end_to_end import eventually, publish, register
 
 pytestmark = pytest.mark.integration
@@ -37,7 +36,7 @@ class Receiver:
         self.calls: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
         calls = self.calls
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 calls.put(({k.lower(): v for k, v in self.headers.items()}, body))
@@ -47,7 +46,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/sigap"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -73,7 +72,7 @@ def sse_after(
     """Connect with Last-Event-ID and read `want` events (event name, id, alert)."""
     out: list[tuple[str, int, dict[str, Any]]] = []
     event, ident = "", 0
-    with httpx.stream(
+    with http.stream(
         "GET",
         f"{api}/api/v1/alerts/stream",
         timeout=timeout,
@@ -111,8 +110,8 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
             "lon": 112.955,
             "district": "Baamang",
         }
-        assert httpx.post(f"{api}/api/v1/stations", json=station).status_code == 201
-        hook = httpx.post(
+        assert http.post(f"{api}/api/v1/stations", json=station).status_code == 201
+        hook = http.post(
             f"{api}/api/v1/webhooks",
             json={"url": receiver.url, "secret": SECRET, "categories": ["fire"]},
         )
@@ -151,11 +150,11 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         import xmlschema
 
         schema = xmlschema.XMLSchema(str(shared_data("cap-1.2", "CAP-v1.2.xsd")))
-        cap = httpx.get(f"{api}/api/v1/alerts/{alert_id}/cap")
+        cap = http.get(f"{api}/api/v1/alerts/{alert_id}/cap")
         assert cap.status_code == 200 and cap.headers["content-type"] == "application/cap+xml"
         schema.validate(cap.text)
         assert "<msgType>Update</msgType>" in cap.text and "<references>" in cap.text
-        feed = httpx.get(f"{api}/api/v1/alerts/cap")
+        feed = http.get(f"{api}/api/v1/alerts/cap")
         assert feed.status_code == 200 and f"sigap-alert-{alert_id}-" in feed.text
 
         # Everything so far, as an SSE console resuming from the start sees it.
@@ -175,15 +174,15 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         # Still hot after the restart: the same alert, not a second one.
         publish(publisher, topic, {"ts": ts + 20_000, "seq": 3, "temp_c": 74.0})
         eventually(
-            lambda: httpx.get(f"{api}/api/v1/devices/{device}").json()["last_seen_at"],
+            lambda: http.get(f"{api}/api/v1/devices/{device}").json()["last_seen_at"],
             what="the reading after the restart",
         )
-        fire_alerts = httpx.get(f"{api}/api/v1/alerts", params={"device_id": device}).json()
+        fire_alerts = http.get(f"{api}/api/v1/alerts", params={"device_id": device}).json()
         assert [a["id"] for a in fire_alerts] == [alert_id]
 
-        ack = httpx.post(f"{api}/api/v1/alerts/{alert_id}/ack", json={"by": "operator Sri"})
+        ack = http.post(f"{api}/api/v1/alerts/{alert_id}/ack", json={"by": "operator Sri"})
         assert ack.status_code == 200 and ack.json()["status"] == "acknowledged"
-        sent = httpx.post(f"{api}/api/v1/alerts/{alert_id}/dispatch", json={"by": "operator Sri"})
+        sent = http.post(f"{api}/api/v1/alerts/{alert_id}/dispatch", json={"by": "operator Sri"})
         assert sent.json()["station_id"] == "damkar-baamang"
 
         # A console that was connected before the restart resumes and misses nothing.
@@ -196,7 +195,7 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         assert [json.loads(body)["type"] for _, body in later] == ["acknowledged", "dispatched"]
         keys = [headers["idempotency-key"] for headers, _ in (raised, verified, *later)]
         assert len(set(keys)) == 4
-        trail = httpx.get(f"{api}/api/v1/alerts/{alert_id}/actions").json()
+        trail = http.get(f"{api}/api/v1/alerts/{alert_id}/actions").json()
         assert [(a["action"], a["by"]) for a in trail] == [
             ("ack", "operator Sri"),
             ("dispatch", "operator Sri"),
@@ -224,26 +223,26 @@ def test_unacknowledged_fire_escalates_to_the_next_station(
         api = proc.api
         for station_id, lat in (("damkar-near", -2.507), ("damkar-far", -2.53)):
             body = {"id": station_id, "kind": "fire_station", "lat": lat, "lon": 112.956}
-            assert httpx.post(f"{api}/api/v1/stations", json=body).status_code == 201
+            assert http.post(f"{api}/api/v1/stations", json=body).status_code == 201
         device = register(api, lat=-2.506, lon=112.956)
         publish(
             publisher, f"sigap/devices/{device}/up", {"temp_c": 90.0, "smoke_obs_pct_m": 20.0}
         )  # heat and smoke: confirmed
         alert = eventually(
-            lambda: httpx.get(f"{api}/api/v1/alerts", params={"device_id": device}).json(),
+            lambda: http.get(f"{api}/api/v1/alerts", params={"device_id": device}).json(),
             what="the fire alert",
         )[0]
         assert alert["proposed_stations"] == ["damkar-near", "damkar-far"]
         trail = eventually(
             lambda: [
                 a
-                for a in httpx.get(f"{api}/api/v1/alerts/{alert['id']}/actions").json()
+                for a in http.get(f"{api}/api/v1/alerts/{alert['id']}/actions").json()
                 if a["action"] == "escalate"
             ],
             what="an escalation of the unacknowledged alert",
         )
         assert trail[0]["by"] == "sigap" and trail[0]["details"]["to"] == "damkar-far"
-        escalated = httpx.get(f"{api}/api/v1/alerts/{alert['id']}").json()
+        escalated = http.get(f"{api}/api/v1/alerts/{alert['id']}").json()
         assert escalated["escalation_level"] >= 1 and escalated["status"] == "open"
     finally:
         stop_sigap(proc)

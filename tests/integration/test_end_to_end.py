@@ -15,7 +15,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.integration.conftest import SigapProcess, mosquitto_pub
+from tests.integration.conftest import AUTH, SigapProcess, http, mosquitto_pub
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def register(api: str, kind: str = "fire", **extra: Any) -> str:
     } | extra
     if kind == "bin":
         body.setdefault("depth_mm", 1000.0)
-    response = httpx.post(f"{api}/api/v1/devices", json=body)
+    response = http.post(f"{api}/api/v1/devices", json=body)
     assert response.status_code == 201, response.text
     return device_id
 
@@ -58,7 +58,7 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "con
 
 def readings(api: str, device_id: str) -> list[dict[str, Any]]:
     """The device's stored readings (from InfluxDB, through the API)."""
-    response = httpx.get(f"{api}/api/v1/devices/{device_id}/readings")
+    response = http.get(f"{api}/api/v1/devices/{device_id}/readings")
     assert response.status_code == 200, response.text
     result: list[dict[str, Any]] = response.json()
     return result
@@ -75,7 +75,7 @@ async def test_fire_reading_raises_alert_on_api_and_sse(
         # Last-Event-ID 0 replays the change log before going live, so nothing published
         # after this point can be missed, however the connection races the publish.
         async with (
-            httpx.AsyncClient(timeout=None) as client,
+            httpx.AsyncClient(timeout=None, headers=AUTH) as client,
             client.stream(
                 "GET", f"{sigap.api}/api/v1/alerts/stream", headers={"Last-Event-ID": "0"}
             ) as response,
@@ -123,7 +123,7 @@ async def test_fire_reading_raises_alert_on_api_and_sse(
     finally:
         follower.cancel()
 
-    async with httpx.AsyncClient(base_url=sigap.api) as client:
+    async with httpx.AsyncClient(base_url=sigap.api, headers=AUTH) as client:
         listed = (await client.get("/api/v1/alerts", params={"device_id": device})).json()
         assert [a["kind"] for a in listed] == ["fire.alarm"]  # one alert, escalated
         one = (await client.get(f"/api/v1/alerts/{listed[0]['id']}")).json()
@@ -152,7 +152,7 @@ def test_duplicate_delivery_opens_one_alert(sigap: SigapProcess, publisher: mqtt
         lambda: any(r.get("seq") == 8 for r in readings(sigap.api, device)),
         what="the third reading",
     )
-    alerts = httpx.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json()
+    alerts = http.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json()
     assert len(alerts) == 1, alerts
     # InfluxDB keeps one point per (series, time): the duplicate is stored once.
     assert sorted(r["seq"] for r in readings(sigap.api, device)) == [7, 8]
@@ -165,7 +165,7 @@ def test_bin_full_raises_and_emptying_clears(sigap: SigapProcess, publisher: mqt
     publish(publisher, topic, {"ts": ts, "seq": 1, "distance_mm": 50.0})  # 95 % full
     publish(publisher, topic, {"ts": ts + 500, "seq": 2, "distance_mm": 52.0})  # confirmed
     alert = eventually(
-        lambda: httpx.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json(),
+        lambda: http.get(f"{sigap.api}/api/v1/alerts", params={"device_id": device}).json(),
         what="bin.full",
     )[0]
     assert alert["kind"] == "bin.full" and alert["status"] == "open"
@@ -175,7 +175,7 @@ def test_bin_full_raises_and_emptying_clears(sigap: SigapProcess, publisher: mqt
     cleared = eventually(
         lambda: [
             a
-            for a in httpx.get(f"{sigap.api}/api/v1/alerts/{alert['id']}").json().items()
+            for a in http.get(f"{sigap.api}/api/v1/alerts/{alert['id']}").json().items()
             if a == ("status", "resolved")
         ],
         what="bin.full resolved after emptying",
@@ -208,7 +208,7 @@ def test_bad_input_is_kept_with_reason_and_ingest_keeps_going(
         lambda: any(r.get("seq") == 99 for r in readings(sigap.api, device)),
         what="the good reading after the bad ones",
     )
-    rejected = httpx.get(
+    rejected = http.get(
         f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": device, "limit": 100}
     ).json()
     reasons = sorted(r["reason"] for r in rejected)
@@ -220,13 +220,11 @@ def test_bad_input_is_kept_with_reason_and_ingest_keeps_going(
     assert oversized["size"] > 1_000_000 and oversized["truncated"]
     assert len(oversized["raw"]) <= 4096
 
-    unknown = httpx.get(
-        f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": stranger}
-    ).json()
+    unknown = http.get(f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": stranger}).json()
     assert [r["reason"] for r in unknown] == ["unknown_device"]
     assert orjson.loads(unknown[0]["raw"]) == {"temp_c": 30.0}
 
-    metrics = httpx.get(f"{sigap.api}/metrics").text
+    metrics = http.get(f"{sigap.api}/metrics").text
     assert 'sigap_ingest_rejected_total{reason="unknown_device"}' in metrics
 
 
@@ -248,9 +246,9 @@ def test_gateway_batch_only_for_its_own_devices(
         },
     )
     eventually(lambda: readings(sigap.api, mine), what="the gateway's own device reading")
-    wrong = httpx.get(f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": other}).json()
+    wrong = http.get(f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": other}).json()
     assert [r["reason"] for r in wrong] == ["wrong_gateway"]
-    bad = httpx.get(f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": mine}).json()
+    bad = http.get(f"{sigap.api}/api/v1/ingest/rejected", params={"device_id": mine}).json()
     assert [r["reason"] for r in bad] == ["bad_type"]
     assert readings(sigap.api, other) == []
 

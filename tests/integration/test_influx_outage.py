@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
 from sigap import devstack
-from tests.integration.conftest import start_sigap, stop_sigap
+from tests.integration.conftest import http, start_sigap, stop_sigap
 from tests.integration.test_end_to_end import eventually, publish, readings, register
 
 pytestmark = pytest.mark.integration
@@ -34,7 +33,7 @@ def test_readings_wait_for_influxdb_and_alerts_do_not(
     )
     late_influx: devstack.Service | None = None
     try:
-        status = httpx.get(f"{proc.api}/readyz").json()
+        status = http.get(f"{proc.api}/readyz").json()
         assert status["status"] == "not ready"
         assert "unreachable" in status["checks"]["influxdb"]
 
@@ -43,11 +42,11 @@ def test_readings_wait_for_influxdb_and_alerts_do_not(
         publish(publisher, f"sigap/devices/{device}/up", {"ts": ts, "seq": 1, "temp_c": 88.0})
         # The alert does not wait for InfluxDB.
         alerts = eventually(
-            lambda: httpx.get(f"{proc.api}/api/v1/alerts", params={"device_id": device}).json(),
+            lambda: http.get(f"{proc.api}/api/v1/alerts", params={"device_id": device}).json(),
             what="the fire alert while InfluxDB is down",
         )
         assert alerts[0]["kind"] == "fire.pre_alarm"
-        metrics = httpx.get(f"{proc.api}/metrics").text
+        metrics = http.get(f"{proc.api}/metrics").text
         assert "sigap_influx_pending_readings 1.0" in metrics
 
         late_influx = devstack.start_influxd(later.port, tmp_path_factory.mktemp("influx-late"))
@@ -58,7 +57,7 @@ def test_readings_wait_for_influxdb_and_alerts_do_not(
         )
         assert [r["seq"] for r in stored] == [1]
         eventually(
-            lambda: httpx.get(f"{proc.api}/readyz").status_code == 200, what="/readyz ready again"
+            lambda: http.get(f"{proc.api}/readyz").status_code == 200, what="/readyz ready again"
         )
     finally:
         stop_sigap(proc)

@@ -1,10 +1,9 @@
-"""Fast-tier fixtures: a real SQLite database in a temp folder, and batch builders."""
+"""Fast-tier fixtures: a fresh database per test (SQLite, or PostgreSQL), batch builders."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from access import Authenticator, TokenStore
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
 from devices.registry import DeviceRegistry
@@ -20,7 +20,7 @@ from dispatch.broadcast import AlertBroadcaster
 from dispatch.store import AlertStore
 from ingest.batch import Q_INDEX, QUANTITIES, ReadingBatch
 from ingest.rejected import RejectedStore
-from sigap.runtime import create_schema, make_engine
+from sigap.runtime import make_engine
 
 # A waste depot as the routes and stations tests register it.
 DEPOT: dict[str, Any] = {
@@ -38,10 +38,9 @@ DEPOT: dict[str, Any] = {
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on a fresh SQLite file with every table created."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}")
-    await create_schema(engine)
+async def sessions(sql_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a fresh database at the newest migration (SQLite unless parametrised)."""
+    engine = make_engine(sql_url)
     yield async_sessionmaker(engine, expire_on_commit=False)
     await engine.dispose()
 
@@ -84,13 +83,27 @@ def api_services(sessions: async_sessionmaker[AsyncSession], **overrides: Any) -
         "rejected": RejectedStore(sessions),
         "readiness": ready,
         "last_seen": lambda _id: None,
+        "auth": auth_for_tests(sessions),
     }
     return ApiServices(**(base | overrides))
+
+
+# Every /api/v1 request needs a bearer token; the unit tests act as admin unless a test
+# is about roles.
+TEST_ADMIN_TOKEN = "test-admin-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+
+
+def auth_for_tests(sessions: async_sessionmaker[AsyncSession]) -> Authenticator:
+    """The authenticator the unit tests' apps use: TEST_ADMIN_TOKEN is admin."""
+    return Authenticator(TokenStore(sessions), TEST_ADMIN_TOKEN)
 
 
 @asynccontextmanager
 async def api_client(services: ApiServices) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process."""
     transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
+    ) as client:
         yield client

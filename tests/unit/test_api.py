@@ -1,4 +1,4 @@
-"""The HTTP API in-process on SQLite: registry, validation errors, alerts, rejected, health."""
+"""The HTTP API in-process on SQLite and PostgreSQL: registry, validation, alerts, health."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ from dispatch.broadcast import AlertBroadcaster
 from dispatch.store import AlertStore
 from ingest.rejected import Rejected, RejectedStore
 from rules.events import Action, AlertEvent, Severity
+from tests.postgres import both_backends
+from tests.unit.conftest import ADMIN_HEADERS, auth_for_tests
+
+# The registry and alert store run on SQLite and PostgreSQL alike.
+pytestmark = both_backends
 
 
 class FakeReadings:
@@ -47,6 +52,7 @@ async def services(sessions: async_sessionmaker[AsyncSession]) -> ApiServices:
         rejected=RejectedStore(sessions),
         readiness=readiness,
         last_seen=lambda _id: None,
+        auth=auth_for_tests(sessions),
     )
     services.health = health  # type: ignore[attr-defined]
     return services
@@ -56,7 +62,9 @@ async def services(sessions: async_sessionmaker[AsyncSession]) -> ApiServices:
 async def client(services: ApiServices) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(services=services)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
+    ) as client:
         yield client
 
 

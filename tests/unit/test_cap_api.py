@@ -18,7 +18,7 @@ from dispatch.model import AlertStatus
 from dispatch.store import AlertStore
 from rules.events import Action, AlertEvent, Severity
 from tests.conftest import shared_data
-from tests.unit.conftest import api_services
+from tests.unit.conftest import ADMIN_HEADERS, api_services
 
 NS = {"cap": CAP_NS, "atom": ATOM_NS}
 MS = 1_795_000_000_000
@@ -69,7 +69,7 @@ async def setup(
     services = api_services(sessions, devices=registry, alerts=store)
     app = create_app(services=services)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=ADMIN_HEADERS
     ) as client:
         yield client, store
 

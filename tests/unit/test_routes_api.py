@@ -31,7 +31,7 @@ from rules.engine import BinStatus
 from rules.events import Action, AlertEvent, Severity
 from stations.registry import StationRegistry
 from stations.schemas import WIB, StationCreate
-from tests.unit.conftest import DEPOT
+from tests.unit.conftest import ADMIN_HEADERS, DEPOT, auth_for_tests
 
 # 05:00 WIB on 2026-11-27; the depot's 06:00-14:00 WIB shift is 23:00Z to 07:00Z.
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
@@ -124,6 +124,7 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Wor
         last_seen=lambda _id: None,
         stations=stations,
         routes=routes,
+        auth=auth_for_tests(sessions),
     )
     await stations.create(StationCreate.model_validate(DEPOT))
     for bin_id, (lat, lon) in BINS.items():
@@ -131,7 +132,9 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Wor
             DeviceCreate(id=bin_id, kind="bin", lat=lat, lon=lon, depth_mm=1100)  # type: ignore[arg-type]
         )
     transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
+    ) as client:
         w = World(client, services, routes, statuses, now)
         await w.burn("bin-05")
         yield w

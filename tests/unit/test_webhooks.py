@@ -39,6 +39,7 @@ from dispatch.webhooks import (
 )
 from ingest.rejected import RejectedStore
 from rules.events import Action, AlertEvent, Severity
+from tests.unit.conftest import ADMIN_HEADERS, auth_for_tests
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 MS = int(T0.timestamp() * 1000)
@@ -604,13 +605,16 @@ async def api(
         rejected=RejectedStore(sessions),
         readiness=readiness,
         last_seen=lambda _id: None,
+        auth=auth_for_tests(sessions),
     )
     services.webhooks = outbox  # type: ignore[attr-defined,unused-ignore]
     app = FastAPI()
     app.state.services = services
     app.include_router(webhooks_router.router, prefix="/api/v1")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
+    ) as http:
         yield http
 
 
@@ -653,11 +657,14 @@ async def test_api_without_webhooks_answers_503(
         rejected=RejectedStore(sessions),
         readiness=readiness,
         last_seen=lambda _id: None,
+        auth=auth_for_tests(sessions),
     )
     services.webhooks = None  # type: ignore[attr-defined,unused-ignore]
     app = FastAPI()
     app.state.services = services
     app.include_router(webhooks_router.router, prefix="/api/v1")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
+    ) as http:
         assert (await http.get("/api/v1/webhooks")).status_code == 503
