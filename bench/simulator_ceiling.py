@@ -25,9 +25,13 @@ from sigap import devstack
 from simulators import SimConfig, run_simulation
 
 
-def _case(port: int, args: argparse.Namespace, qos: int, envelope: str) -> dict[str, Any]:
+def _case(
+    port: int, account: tuple[str, str], args: argparse.Namespace, qos: int, envelope: str
+) -> dict[str, Any]:
     config = SimConfig(
         mqtt_port=port,
+        mqtt_username=account[0],
+        mqtt_password=account[1],
         api_url=None,
         devices=args.devices,
         duration_s=args.duration,
@@ -62,12 +66,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     work = Path(tempfile.mkdtemp(prefix="sigap-simbench-"))
-    broker = devstack.start_mosquitto(devstack.free_port(), work)
+    accounts = devstack.dev_accounts(work / "accounts.json")
+    assert accounts.developer is not None
+    broker = devstack.start_mosquitto(devstack.free_port(), work, accounts)
     cases: list[dict[str, Any]] = []
     try:
         for envelope in ("direct", "gateway"):
             for qos in (0, 1):
-                result = _case(broker.port, args, qos, envelope)
+                result = _case(broker.port, accounts.developer, args, qos, envelope)
                 print(json.dumps(result), flush=True)
                 cases.append(result)
     finally:

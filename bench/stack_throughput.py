@@ -47,7 +47,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="sigap-bench-"))
     mqtt_port, influx_port, api_port = (devstack.free_port() for _ in range(3))
-    broker = devstack.start_mosquitto(mqtt_port, work)
+    accounts = devstack.dev_accounts(work / "accounts.json")
+    broker = devstack.start_mosquitto(mqtt_port, work, accounts)
     influxd = devstack.start_influxd(influx_port, work)
     influx = f"http://127.0.0.1:{influx_port}"
     env = os.environ | {
@@ -57,6 +58,8 @@ def main() -> None:
         "SIGAP_API_PORT": str(api_port),
         "SIGAP_LOG_LEVEL": "WARNING",
         "SIGAP_ADMIN_TOKEN": BENCH_TOKEN,
+        "SIGAP_MQTT_USERNAME": accounts.service_username,
+        "SIGAP_MQTT_PASSWORD": accounts.service_password,
     }
     api = f"http://127.0.0.1:{api_port}"
     with (work / "sigap-up.log").open("wb") as log:
@@ -76,6 +79,8 @@ def main() -> None:
             time.sleep(0.2)
         config = SimConfig(
             mqtt_port=mqtt_port,
+            mqtt_username=accounts.developer_username,
+            mqtt_password=accounts.developer_password,
             api_url=api,
             api_token=BENCH_TOKEN,
             devices=args.devices,

@@ -13,6 +13,7 @@ from dashboard_api.routers import (
     alerts,
     bins,
     cap,
+    credentials,
     devices,
     gateways,
     health,
@@ -42,6 +43,7 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)])
     api.include_router(devices.router)
     api.include_router(gateways.router)
+    api.include_router(credentials.router)
     api.include_router(cap.router)  # before alerts: /alerts/cap is not an alert id
     api.include_router(alerts.router)
     api.include_router(incidents.router)

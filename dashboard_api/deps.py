@@ -17,6 +17,7 @@ from dispatch.service import AlertService
 from dispatch.store import AlertStore
 from dispatch.webhooks import WebhookOutbox
 from ingest.rejected import RejectedStore
+from provisioning import BrokerAccounts
 from routes.service import RouteService
 from rules.engine import BinStatus
 from stations.registry import StationRegistry
@@ -55,6 +56,7 @@ class ApiServices:
     stations: StationRegistry | None = None
     routes: RouteService | None = None
     auth: Authenticator | None = None  # None: every /api/v1 endpoint answers 503
+    accounts: BrokerAccounts | None = None  # device MQTT logins; None: not managed here
 
     def dispatch(self) -> AlertService:
         """The alert service that records people's actions and notifies every channel."""

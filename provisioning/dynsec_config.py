@@ -19,6 +19,8 @@ from provisioning.policy import (
     ADMIN_ACLS,
     ADMIN_ROLE,
     DEFAULT_ACL_ACCESS,
+    DEVELOPER_ACLS,
+    DEVELOPER_ROLE,
     SERVICE_ACLS,
     SERVICE_ROLE,
     AclRule,
@@ -65,10 +67,23 @@ def initial_config(
     admin_password: str,
     service_username: str,
     service_password: str,
+    developer: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A dynamic-security.json with the provisioning admin and Sigap's service account."""
-    if admin_username == service_username:
-        raise ValueError("the admin and service accounts need different usernames")
+    """A dynamic-security.json with the provisioning admin and Sigap's service account
+    (and, for development and tests only, a developer account: see DEVELOPER_ROLE)."""
+    names = [admin_username, service_username] + ([developer[0]] if developer else [])
+    if len(set(names)) != len(names):
+        raise ValueError("the admin, service and developer accounts need different usernames")
+    extra = []
+    if developer is not None:
+        extra.append(
+            {
+                "username": developer[0],
+                "textname": "Development and tests: publishes as any device",
+                **hash_password(developer[1]),
+                "roles": [{"rolename": DEVELOPER_ROLE}],
+            }
+        )
     return {
         "clients": [
             {
@@ -83,9 +98,14 @@ def initial_config(
                 **hash_password(service_password),
                 "roles": [{"rolename": SERVICE_ROLE}],
             },
+            *extra,
         ],
         "groups": [],
-        "roles": [_role(ADMIN_ROLE, ADMIN_ACLS), _role(SERVICE_ROLE, SERVICE_ACLS)],
+        "roles": [
+            _role(ADMIN_ROLE, ADMIN_ACLS),
+            _role(SERVICE_ROLE, SERVICE_ACLS),
+            *([_role(DEVELOPER_ROLE, DEVELOPER_ACLS)] if developer else []),
+        ],
         "defaultACLAccess": dict(DEFAULT_ACL_ACCESS),
     }
 
@@ -97,6 +117,7 @@ def write_initial_config(
     admin_password: str,
     service_username: str,
     service_password: str,
+    developer: tuple[str, str] | None = None,
 ) -> None:
     """Write initial_config() to path, readable by its owner only (it holds password hashes)."""
     config = initial_config(
@@ -104,6 +125,7 @@ def write_initial_config(
         admin_password=admin_password,
         service_username=service_username,
         service_password=service_password,
+        developer=developer,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -97,6 +97,24 @@ SERVICE_ACLS: tuple[AclRule, ...] = (
     AclRule(PUBLISH_SEND, "sigap/alerts/#"),
 )
 
+# Development and test only (the simulator, the demo, the test suite): publishes as any
+# device, gateway or network server, and reads alerts. A production broker has no such
+# account: there each device and gateway publishes with its own.
+DEVELOPER_ROLE = "sigap-developer"
+DEVELOPER_PUBLISH_TOPICS = (
+    "sigap/devices/+/up",
+    "sigap/devices/+/status",
+    "sigap/gateways/+/up",
+    "sigap/gateways/+/status",
+    "v3/+/devices/+/up",
+    "application/+/device/+/event/up",
+)
+DEVELOPER_ACLS: tuple[AclRule, ...] = (
+    *(AclRule(PUBLISH_SEND, topic) for topic in DEVELOPER_PUBLISH_TOPICS),
+    AclRule(SUBSCRIBE, "sigap/alerts/#"),
+    AclRule(PUBLISH_RECEIVE, "sigap/alerts/#"),
+)
+
 # The provisioning admin talks to the plugin and nothing else.
 ADMIN_ACLS: tuple[AclRule, ...] = (
     AclRule(PUBLISH_SEND, CONTROL_TOPICS),

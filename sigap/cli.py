@@ -6,7 +6,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -120,8 +120,10 @@ def simulate(
             scenario,
             mqtt_host=settings.mqtt.host,
             mqtt_port=settings.mqtt.port,
-            mqtt_username=settings.mqtt.username,
-            mqtt_password=settings.mqtt.password,
+            # The simulator speaks for many devices at once: the developer account
+            # (a production broker has none; there each device has its own).
+            mqtt_username=settings.mqtt.developer_username,
+            mqtt_password=settings.mqtt.developer_password,
             api_url=(api_url or f"http://{settings.api.host}:{settings.api.port}")
             if register and replay is None
             else None,
@@ -220,6 +222,90 @@ def devices_import(
     out.print(table)
     out.print(f"[red]{len(report['errors'])} problem(s) in {report['rows']} rows[/red]")
     raise typer.Exit(1)
+
+
+@devices_app.command("watch")
+def devices_watch(
+    device_id: Annotated[str, typer.Argument(help="The device to follow.")],
+    api: Annotated[
+        str | None, typer.Option(help="API base URL (default from SIGAP_API_HOST/PORT).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token (default SIGAP_ADMIN_TOKEN).")
+    ] = None,
+    every: Annotated[float, typer.Option(help="Seconds between looks.", min=0.2)] = 2.0,
+    count: Annotated[
+        int | None, typer.Option(help="Stop after this many new readings (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """Follow a device's readings and rejected messages as they arrive (first contact)."""
+    import time
+
+    import httpx
+
+    settings = Settings()
+    base = (api or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
+    token = token or settings.admin_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    out = Console()
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        try:
+            found = client.get(f"/api/v1/devices/{device_id}")
+        except httpx.HTTPError as exc:
+            console.print(f"[red]cannot reach the API at {base}: {exc}[/red]")
+            raise typer.Exit(2) from None
+        if found.status_code != 200:
+            console.print(f"[red]{device_id}: the API answered {found.status_code}: {found.text}")
+            raise typer.Exit(2)
+        device = found.json()
+        out.print(
+            f"[bold]{device['id']}[/bold] {device['kind']} ({device.get('status', 'active')}), "
+            f"last seen {device.get('last_seen') or 'never'}, battery "
+            f"{device.get('battery_v') or device.get('battery_pct') or '?'}, "
+            f"RSSI {device.get('rssi_dbm') or '?'}; waiting for readings (Ctrl-C stops)"
+        )
+
+        def latest_readings() -> list[dict[str, Any]]:
+            return _get_list(client, f"/api/v1/devices/{device_id}/readings", {"limit": 50})
+
+        def latest_rejects() -> list[dict[str, Any]]:
+            params = {"device_id": device_id, "limit": 50}
+            return _get_list(client, "/api/v1/ingest/rejected", params)
+
+        seen_ts = {r["ts"] for r in latest_readings()}
+        seen_rejects = {r["id"] for r in latest_rejects()}
+        new_readings = 0
+        try:
+            while count is None or new_readings < count:
+                for reading in reversed(latest_readings()):  # oldest new one first
+                    if reading["ts"] in seen_ts:
+                        continue
+                    seen_ts.add(reading["ts"])
+                    new_readings += 1
+                    values = ", ".join(
+                        f"{k}={v}" for k, v in reading.items() if k not in ("ts", "device_id")
+                    )
+                    out.print(f"[green]{reading['ts']}[/green] {values}")
+                for reject in reversed(latest_rejects()):
+                    if reject["id"] not in seen_rejects:
+                        seen_rejects.add(reject["id"])
+                        out.print(f"[red]rejected[/red] {reject['reason']}: {reject['detail']}")
+                if count is None or new_readings < count:
+                    time.sleep(every)  # polling the API at the pace the technician chose
+        except KeyboardInterrupt:
+            return
+
+
+def _get_list(client: Any, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """GET a JSON list; [] when the API does not answer (the next look tries again)."""
+    import httpx
+
+    try:
+        response = client.get(path, params=params)
+    except httpx.HTTPError:
+        return []
+    body = response.json() if response.status_code == 200 else []
+    return body if isinstance(body, list) else []
 
 
 db = typer.Typer(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -129,16 +128,35 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
     sigap_up: subprocess.Popen[bytes] | None = None
     stop = threading.Event()
     api = f"http://{settings.api.host}:{settings.api.port}"
-    # The API needs a bearer token for everything; without SIGAP_ADMIN_TOKEN the demo
-    # makes one for this run and prints it.
-    token = settings.admin_token or secrets.token_urlsafe(24)
+    # The broker runs with authentication, as in production: Sigap's service account, the
+    # provisioning admin and a developer account for the simulator, with passwords made
+    # up on the first run and kept in var/dev-credentials.json. The API needs a bearer
+    # token: SIGAP_ADMIN_TOKEN, or the one kept in the same file.
+    credentials = var / "dev-credentials.json"
+    auth = devstack.dev_accounts(credentials)
+    token = settings.admin_token or devstack.dev_api_token(credentials)
+    mqtt = settings.mqtt
+    sigap_account = (
+        mqtt.username or auth.service_username,
+        mqtt.password or auth.service_password,
+    )
+    developer = (
+        mqtt.developer_username or auth.developer_username,
+        mqtt.developer_password or auth.developer_password,
+    )
     try:
+        if devstack.port_open(settings.mqtt.port):
+            console.print(
+                f"mosquitto: something already listens on {settings.mqtt.port}; using it "
+                f"(it must know the accounts in {credentials})"
+            )
+        else:
+            services.append(devstack.start_mosquitto(settings.mqtt.port, var, auth=auth))
+            console.print(
+                f"mosquitto: started on 127.0.0.1:{settings.mqtt.port} with authentication "
+                f"(log {var / 'mosquitto.log'}, accounts {credentials})"
+            )
         for name, port, argv in (
-            (
-                "mosquitto",
-                settings.mqtt.port,
-                [devstack.require("mosquitto"), "-c", str(repo / "mosquitto.conf")],
-            ),
             (
                 "influxd",
                 int(settings.influx.url.rsplit(":", 1)[1].rstrip("/")),
@@ -163,7 +181,15 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=repo,
-                env=os.environ | {"SIGAP_DATA_DIR": str(var), "SIGAP_ADMIN_TOKEN": token},
+                env=os.environ
+                | {
+                    "SIGAP_DATA_DIR": str(var),
+                    "SIGAP_ADMIN_TOKEN": token,
+                    "SIGAP_MQTT_USERNAME": sigap_account[0],
+                    "SIGAP_MQTT_PASSWORD": sigap_account[1],
+                    "SIGAP_MQTT_ADMIN_USERNAME": mqtt.admin_username or auth.admin_username,
+                    "SIGAP_MQTT_ADMIN_PASSWORD": mqtt.admin_password or auth.admin_password,
+                },
                 start_new_session=True,
             )
         _wait_ready(api, sigap_up, up_log)
@@ -182,7 +208,8 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
             f"Fire (CAP)    {api}/api/v1/alerts/cap\n"
             f"Rejected      {api}/api/v1/ingest/rejected\n"
             f"Metrics       {api}/metrics\n"
-            f"MQTT          mosquitto_sub -p {settings.mqtt.port} -t 'sigap/#' -v\n"
+            f"MQTT alerts   mosquitto_sub -p {settings.mqtt.port} -u {developer[0]} "
+            f"-P {developer[1]} -t 'sigap/alerts/#' -v\n"
             "A fire starts in one building about 30 s in, and five bins fill up. "
             "Alerts print below. Ctrl-C stops everything."
         )
@@ -197,6 +224,8 @@ def run_demo(settings: Settings, *, devices: int, interval: float, console: Cons
                 "demo",
                 mqtt_host=settings.mqtt.host,
                 mqtt_port=settings.mqtt.port,
+                mqtt_username=developer[0],
+                mqtt_password=developer[1],
                 api_url=api,
                 api_token=token,
                 devices=devices,

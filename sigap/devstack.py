@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -135,6 +136,52 @@ class BrokerAuth:
     service_username: str
     service_password: str = field(repr=False)
     plugin: Path | None = None  # None: found by dynsec_plugin_path()
+    # Development and tests only: one account that publishes as any device (simulators).
+    developer_username: str | None = None
+    developer_password: str | None = field(default=None, repr=False)
+
+    @property
+    def developer(self) -> tuple[str, str] | None:
+        """(username, password) of the developer account, if there is one."""
+        if self.developer_username and self.developer_password:
+            return self.developer_username, self.developer_password
+        return None
+
+
+def dev_accounts(path: Path) -> BrokerAuth:
+    """The local stack's broker accounts: read from path, or made up once and saved there.
+
+    For `make demo` and benchmarks on one machine: random passwords kept in a file only
+    its owner may read, so that a restart finds the broker's accounts unchanged.
+    """
+    import json  # local: only the development stack needs it
+
+    if path.exists():
+        saved = json.loads(path.read_text())
+    else:
+        saved = {
+            "admin_username": "sigap-admin",
+            "admin_password": secrets.token_urlsafe(18),
+            "service_username": "sigap",
+            "service_password": secrets.token_urlsafe(18),
+            "developer_username": "sigap-dev",
+            "developer_password": secrets.token_urlsafe(18),
+            "api_token": secrets.token_urlsafe(24),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(saved, out, indent=2)
+    saved.pop("api_token", None)
+    return BrokerAuth(**saved)
+
+
+def dev_api_token(path: Path) -> str:
+    """The local stack's admin API token, saved next to its broker accounts."""
+    import json
+
+    dev_accounts(path)
+    return str(json.loads(path.read_text())["api_token"])
 
 
 def broker_auth(mqtt: MqttSettings) -> BrokerAuth:
@@ -197,6 +244,7 @@ def ensure_dynsec_config(path: Path, auth: BrokerAuth) -> bool:
         admin_password=auth.admin_password,
         service_username=auth.service_username,
         service_password=auth.service_password,
+        developer=auth.developer,
     )
     return True
 
@@ -251,24 +299,20 @@ def influxdb_config(
     return text
 
 
-def start_mosquitto(port: int, workdir: Path, auth: BrokerAuth | None = None) -> Service:
-    """mosquitto on 127.0.0.1:port with its persistence under workdir.
+def start_mosquitto(port: int, workdir: Path, auth: BrokerAuth) -> Service:
+    """mosquitto on 127.0.0.1:port as the repo's mosquitto.conf says, its data under workdir.
 
-    Without `auth`, as the repo's mosquitto.conf says (anonymous access on, today). With
-    `auth`, anonymous access is off and the dynamic security plugin decides, from
+    Anonymous access is off; the dynamic security plugin decides, from
     workdir/mosquitto/dynamic-security.json (created with auth's accounts if missing).
     """
     binary = require("mosquitto")
     data = workdir / "mosquitto"
     data.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
-    if auth is None:
-        conf.write_text(mosquitto_config(port, data))
-    else:
-        plugin = dynsec_plugin_path(auth.plugin)
-        dynsec_file = data / "dynamic-security.json"
-        ensure_dynsec_config(dynsec_file, auth)
-        conf.write_text(mosquitto_config(port, data, plugin=plugin, dynsec_file=dynsec_file))
+    plugin = dynsec_plugin_path(auth.plugin)
+    dynsec_file = data / "dynamic-security.json"
+    ensure_dynsec_config(dynsec_file, auth)
+    conf.write_text(mosquitto_config(port, data, plugin=plugin, dynsec_file=dynsec_file))
     _stay_root_if_root(conf)
     return start("mosquitto", [binary, "-c", str(conf)], port, workdir / "mosquitto.log")
 

@@ -45,6 +45,7 @@ from ingest.influx import (
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, MqttEndpoint
 from ingest.spool import Spool
+from provisioning import BrokerAccounts, DynsecAccounts
 from routes.geo import haversine_m
 from routes.schedule import RouteScheduler
 from routes.service import RouteConfig, RouteService
@@ -171,6 +172,7 @@ class Runtime:
     webhooks: WebhookOutbox | None = None
     pipeline: Pipeline | None = None
     auth: Authenticator | None = None
+    accounts: BrokerAccounts | None = None
 
     async def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else what is wrong."""
@@ -219,6 +221,7 @@ class Runtime:
             alert_service=self.alerts,
             cap_sender=self.settings.dispatch.cap_sender,
             auth=self.auth,
+            accounts=self.accounts,
         )
 
     def emptied_pct(self, device_id: str) -> float:
@@ -371,6 +374,7 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
             planner = ProcessSolver()
             runtime.pipeline = pipeline
             runtime.auth = Authenticator(TokenStore(sessions), settings.admin_token)
+            runtime.accounts = broker_accounts(settings)
             if settings.admin_token is None:
                 log.warning(
                     "SIGAP_ADMIN_TOKEN is not set: the API accepts only tokens issued before "
@@ -475,6 +479,8 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                     await route_jobs.stop()  # before the SQL engine goes
                 planner.close()
                 alerts.broadcaster.close_all()
+                if runtime.accounts is not None:
+                    await runtime.accounts.aclose()
                 try:
                     await ingestor.flush()  # readings already received go out before we stop
                 except Exception:
@@ -553,6 +559,25 @@ async def _prune_rejected(runtime: Runtime) -> None:
         return
     if dropped:
         log.info("rejected store: dropped the %d oldest entries", dropped)
+
+
+def broker_accounts(settings: Settings) -> DynsecAccounts | None:
+    """The broker's device and gateway logins, when Sigap holds the dynsec admin account.
+
+    It connects on first use (and again after a drop), so a broker that is down at start
+    costs the credentials endpoints a 503, not the service its start.
+    """
+    mqtt = settings.mqtt
+    if not (mqtt.admin_username and mqtt.admin_password):
+        log.info("no SIGAP_MQTT_ADMIN_USERNAME: device MQTT credentials are not managed here")
+        return None
+    return DynsecAccounts(
+        mqtt.host,
+        mqtt.port,
+        mqtt.admin_username,
+        mqtt.admin_password,
+        service_username=mqtt.username,
+    )
 
 
 def build_app(settings: Settings) -> FastAPI:

@@ -25,6 +25,10 @@ class MqttSettings(BaseSettings):
     # Unset: no broker accounts are managed (a broker with anonymous access).
     admin_username: str | None = None
     admin_password: str | None = Field(default=None, repr=False)
+    # Development and tests only (SIGAP_MQTT_DEVELOPER_USERNAME / _PASSWORD): the account
+    # `sigap simulate` publishes with, as any device; a production broker has none.
+    developer_username: str | None = None
+    developer_password: str | None = Field(default=None, repr=False)
     # mosquitto_dynamic_security.so, for brokers that sigap.devstack starts with
     # authentication (SIGAP_MQTT_DYNSEC_PLUGIN); unset: found in the usual lib folders.
     dynsec_plugin: Path | None = None

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from dashboard_api.auth import TECHNICIAN
 from dashboard_api.deps import Services
+from dashboard_api.routers.credentials import revoke_on_retire
 from devices.importer import import_csv
 from devices.registry import DeviceExistsError, NotFoundError, NsDeviceTakenError, RegistryError
 from devices.schemas import (
@@ -189,9 +190,11 @@ async def update_device(device_id: str, changes: DeviceUpdate, services: Service
 async def retire_device(device_id: str, services: Services) -> DevicePublic:
     """Retire a device: kept for its alerts and history, its readings refused from now on."""
     try:
-        return _with_last_seen(services, await services.devices.retire(device_id))
+        retired = await services.devices.retire(device_id)
     except NotFoundError:
         raise _not_found(device_id) from None
+    await revoke_on_retire(services, device_id)
+    return _with_last_seen(services, retired)
 
 
 @router.get("/{device_id}/readings")

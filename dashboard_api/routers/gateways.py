@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from dashboard_api.auth import TECHNICIAN
 from dashboard_api.deps import Services
+from dashboard_api.routers.credentials import revoke_on_retire
 from devices.registry import GatewayExistsError, GatewayInUseError, GatewayRegistry, NotFoundError
 from devices.schemas import (
     DevicePublic,
@@ -90,11 +91,13 @@ async def update_gateway(
 
 
 @router.delete("/{gateway_id}", dependencies=TECHNICIAN)
-async def retire_gateway(gateway_id: str, gateways: Gateways) -> GatewayPublic:
+async def retire_gateway(gateway_id: str, gateways: Gateways, services: Services) -> GatewayPublic:
     """Retire a gateway (kept for history); 409 while devices not retired report through it."""
     try:
-        return await gateways.retire(gateway_id)
+        retired = await gateways.retire(gateway_id)
     except NotFoundError:
         raise _not_found(gateway_id) from None
     except GatewayInUseError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    await revoke_on_retire(services, gateway_id)
+    return retired

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -31,11 +32,36 @@ def _need(binary: str) -> None:
         pytest.skip(str(exc))
 
 
+# The brokers the tests start run as production does: no anonymous access, accounts in
+# the dynamic security plugin. Sigap logs in as the service account; test publishers as
+# the developer account, which may publish as any device (there is none in production).
+BROKER = devstack.BrokerAuth(
+    admin_username="sigap-admin",
+    admin_password=uuid.uuid4().hex,
+    service_username="sigap",
+    service_password=uuid.uuid4().hex,
+    developer_username="sigap-dev",
+    developer_password=uuid.uuid4().hex,
+)
+DEVELOPER = (str(BROKER.developer_username), str(BROKER.developer_password))
+
+
+def developer_client(port: int, client_id: str | None = None, **options: Any) -> mqtt.Client:
+    """A paho client with the developer account's credentials (not connected yet)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id or f"dev-{uuid.uuid4().hex[:8]}", **options
+    )
+    client.username_pw_set(*DEVELOPER)
+    return client
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Service]:
     """A mosquitto broker from the repo's mosquitto.conf, on a free port."""
     _need("mosquitto")
-    service = devstack.start_mosquitto(devstack.free_port(), tmp_path_factory.mktemp("mosquitto"))
+    service = devstack.start_mosquitto(
+        devstack.free_port(), tmp_path_factory.mktemp("mosquitto"), BROKER
+    )
     yield service
     service.stop()
 
@@ -94,6 +120,10 @@ def start_sigap(
             "SIGAP_API_PORT": str(api_port),
             "SIGAP_INGEST_BATCH_WINDOW_MS": "50",
             "SIGAP_ADMIN_TOKEN": TEST_ADMIN_TOKEN,
+            "SIGAP_MQTT_USERNAME": BROKER.service_username,
+            "SIGAP_MQTT_PASSWORD": BROKER.service_password,
+            "SIGAP_MQTT_ADMIN_USERNAME": BROKER.admin_username,
+            "SIGAP_MQTT_ADMIN_PASSWORD": BROKER.admin_password,
         }
         | env
     )
@@ -155,7 +185,7 @@ def sigap(
 @pytest.fixture
 def publisher(mosquitto: devstack.Service) -> Iterator[mqtt.Client]:
     """A connected paho client; publish with .publish(...).wait_for_publish()."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client = developer_client(mosquitto.port, f"pub-{uuid.uuid4().hex[:8]}")
     client.connect("127.0.0.1", mosquitto.port)
     client.loop_start()
     yield client

@@ -8,7 +8,6 @@ import json
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,12 +15,11 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from dispatch.webhooks import verify
 from sigap import devstack
 from tests.conftest import shared_data
-from tests.integration.conftest import SigapProcess, http, start_sigap, stop_sigap
+from tests.integration.conftest import SigapProcess, developer_client, http, start_sigap, stop_sigap
 from tests.integration.test_end_to_end import eventually, publish, register
 
 pytestmark = pytest.mark.integration
@@ -118,7 +116,7 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         assert hook.status_code == 201, hook.text
 
         alerts_seen: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex)
+        watcher = developer_client(mosquitto.port)
         watcher.on_message = lambda _c, _u, message: alerts_seen.put(message)
         watcher.connect("127.0.0.1", mosquitto.port)
         watcher.subscribe("sigap/alerts/fire/#", qos=1)

@@ -15,7 +15,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.integration.conftest import AUTH, SigapProcess, http, mosquitto_pub
+from tests.integration.conftest import AUTH, DEVELOPER, SigapProcess, http, mosquitto_pub
 
 pytestmark = pytest.mark.integration
 
@@ -263,6 +263,10 @@ def test_mosquitto_pub_reading_with_rfc3339_ts_is_stored(sigap: SigapProcess) ->
             mosquitto_pub() or "",
             "-p",
             str(sigap.mqtt_port),
+            "-u",
+            DEVELOPER[0],
+            "-P",
+            DEVELOPER[1],
             "-q",
             "1",
             "-t",

@@ -26,12 +26,18 @@ import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest import decode
 from ingest.decode import DecodeError, Limits
 from sigap import devstack
-from tests.integration.conftest import SigapProcess, http, start_sigap, stop_sigap
+from tests.integration.conftest import (
+    BROKER,
+    SigapProcess,
+    developer_client,
+    http,
+    start_sigap,
+    stop_sigap,
+)
 from tests.integration.test_end_to_end import eventually, publish, readings, register
 from tests.unit import test_fuzz_ingest as fuzz
 
@@ -62,10 +68,8 @@ class Load:
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"load-{uuid.uuid4().hex[:8]}",
-            clean_session=False,
+        self.client = developer_client(
+            self.port, f"load-{uuid.uuid4().hex[:8]}", clean_session=False
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)  # queue while the broker is away
@@ -179,7 +183,9 @@ def own_influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.S
 @pytest.fixture
 def own_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Service]:
     """A broker this test may restart (same port and persistence)."""
-    service = devstack.start_mosquitto(devstack.free_port(), tmp_path_factory.mktemp("mosq"))
+    service = devstack.start_mosquitto(
+        devstack.free_port(), tmp_path_factory.mktemp("mosq"), BROKER
+    )
     yield service
     service.stop()
 
@@ -244,7 +250,7 @@ def test_mosquitto_restart_under_load_loses_no_qos1_reading(
         load = Load(broker.port, devices(proc.api, 20), rate=300).start()
         load.wait_sent(600)
         broker.stop()  # SIGTERM: mosquitto saves its persistence file on the way out
-        broker = devstack.start_mosquitto(broker.port, workdir)
+        broker = devstack.start_mosquitto(broker.port, workdir, BROKER)
         load.wait_sent(load.sent + 600)
         published = load.finish()
         stored_all(proc, published)

@@ -23,7 +23,14 @@ from simulators import SimConfig, SimSummary, run_simulation
 from simulators.publisher import build_fleet
 from simulators.scenario import Scenario, build_scenario
 from simulators.scenario_file import load_scenario_spec, shipped_scenarios
-from tests.integration.conftest import TEST_ADMIN_TOKEN, SigapProcess, http, start_sigap, stop_sigap
+from tests.integration.conftest import (
+    DEVELOPER,
+    TEST_ADMIN_TOKEN,
+    SigapProcess,
+    http,
+    start_sigap,
+    stop_sigap,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +77,8 @@ def _config(name: str, proc: SigapProcess) -> SimConfig:
     return SimConfig.for_scenario(
         name,
         mqtt_port=proc.mqtt_port,
+        mqtt_username=DEVELOPER[0],
+        mqtt_password=DEVELOPER[1],
         api_url=proc.api,
         api_token=TEST_ADMIN_TOKEN,
         devices=min(spec.fleet.devices, MAX_DEVICES),

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from access.tables import ApiTokenRow
 from dispatch.store import AlertStore
+from provisioning import InMemoryAccounts
 from tests.unit.conftest import ADMIN_HEADERS, api_client, api_services
 from tests.unit.test_alert_lifecycle import fire_event
 
@@ -123,3 +124,33 @@ async def test_admin_does_everything_and_a_revoked_token_stops_working(
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     assert (await client.get("/api/v1/devices", headers=tech)).status_code == 401
     assert (await client.delete("/api/v1/tokens/999", headers=ADMIN_HEADERS)).status_code == 404
+
+
+async def test_credentials_issue_revoke_and_retire_with_the_technician_role(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    accounts = InMemoryAccounts()
+    async with api_client(api_services(sessions, accounts=accounts)) as client:
+        tech = await issue(client, "technician")
+        crew = await issue(client, "crew")
+        assert (await client.post("/api/v1/devices", json=DEVICE, headers=tech)).status_code == 201
+        path = f"/api/v1/devices/{DEVICE['id']}/credentials"
+        assert (await client.post(path, headers=crew)).status_code == 403
+        issued = await client.post(path, headers=tech)
+        assert issued.status_code == 201
+        assert issued.json()["username"] == DEVICE["id"] and issued.json()["password"]
+        assert await accounts.get(str(DEVICE["id"])) is not None
+        missing = await client.post("/api/v1/devices/nobody/credentials", headers=tech)
+        assert missing.status_code == 404
+        retired = await client.delete(f"/api/v1/devices/{DEVICE['id']}", headers=tech)
+        assert retired.status_code == 200
+        assert await accounts.get(str(DEVICE["id"])) is None  # retiring revoked the login
+        assert (await client.post(path, headers=tech)).status_code == 409
+
+
+async def test_credentials_need_a_managed_broker(client: httpx.AsyncClient) -> None:
+    await client.post("/api/v1/devices", json=DEVICE, headers=ADMIN_HEADERS)
+    response = await client.post(
+        f"/api/v1/devices/{DEVICE['id']}/credentials", headers=ADMIN_HEADERS
+    )
+    assert response.status_code == 503 and "SIGAP_MQTT_ADMIN_USERNAME" in response.text

@@ -26,9 +26,11 @@ from provisioning import (
 )
 from provisioning.dynsec_config import verify_password, write_initial_config
 from provisioning.policy import (
+    DEVELOPER_ROLE,
     PUBLISH_SEND,
     SERVICE_ACLS,
     SUBSCRIBE,
+    AclRule,
     allowed,
     check_id,
     kind_of,
@@ -374,10 +376,32 @@ def test_mosquitto_config_with_auth_turns_anonymous_off(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert "allow_anonymous false" in lines and "allow_anonymous true" not in lines
     assert f"plugin {plugin}" in lines and f"plugin_opt_config_file {dynsec}" in lines
-    # Without auth: the repo's file as it is today (anonymous access on).
-    default = devstack.mosquitto_config(1234, tmp_path)
-    assert "allow_anonymous true" in default.splitlines()
-    assert not any(line.startswith("plugin") for line in default.splitlines())
+    # The template's own plugin lines (Debian x86-64 paths) are replaced, not repeated.
+    assert [line for line in lines if line.startswith("plugin ")] == [f"plugin {plugin}"]
+    # The repo's file itself allows no anonymous access.
+    repo = (devstack.REPO / "mosquitto.conf").read_text().splitlines()
+    assert "allow_anonymous false" in repo and "allow_anonymous true" not in repo
+
+
+def test_the_developer_account_publishes_as_any_device_and_reads_only_alerts() -> None:
+    config = initial_config(
+        admin_username="a",
+        admin_password="pa",
+        service_username="s",
+        service_password="ps",
+        developer=("d", "pd"),
+    )
+    roles = {r["rolename"]: r for r in config["roles"]}
+    acls = tuple(AclRule(**rule) for rule in roles[DEVELOPER_ROLE]["acls"])
+    assert allowed(acls, PUBLISH_SEND, "sigap/devices/fire-9/up")
+    assert allowed(acls, PUBLISH_SEND, "v3/app@t/devices/dev1/up")
+    assert not allowed(acls, PUBLISH_SEND, "sigap/alerts/fire/fire-9")
+    assert allowed(acls, SUBSCRIBE, "sigap/alerts/#")
+    assert not allowed(acls, SUBSCRIBE, "sigap/devices/+/up")
+    without = initial_config(
+        admin_username="a", admin_password="pa", service_username="s", service_password="ps"
+    )
+    assert DEVELOPER_ROLE not in {r["rolename"] for r in without["roles"]}
 
 
 def test_dynsec_plugin_path(tmp_path: Path) -> None:

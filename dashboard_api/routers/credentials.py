@@ -1,0 +1,133 @@
+"""MQTT credentials of devices and gateways: issued once, revoked on the running broker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel
+
+from dashboard_api.auth import TECHNICIAN
+from dashboard_api.deps import ApiServices, Services
+from provisioning import (
+    AccountConflictError,
+    AccountNotFoundError,
+    BrokerAccounts,
+    BrokerCommandError,
+    BrokerUnavailableError,
+    Credentials,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["credentials"])
+T = TypeVar("T")
+
+
+class CredentialsPublic(BaseModel):
+    """A device's or gateway's MQTT login: shown in this answer only, stored hashed."""
+
+    username: str
+    password: str
+    publish_topics: list[str]
+
+
+def _accounts(services: ApiServices) -> BrokerAccounts:
+    if services.accounts is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "broker accounts are not managed here: set SIGAP_MQTT_ADMIN_USERNAME and "
+            "SIGAP_MQTT_ADMIN_PASSWORD (the dynamic security admin)",
+        )
+    return services.accounts
+
+
+async def _broker(call: Awaitable[T]) -> T:
+    """Run a broker call, turning its failures into clear HTTP answers."""
+    try:
+        return await call
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except AccountNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except AccountConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except BrokerUnavailableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    except BrokerCommandError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+
+
+def _public(credentials: Credentials) -> CredentialsPublic:
+    return CredentialsPublic(
+        username=credentials.username,
+        password=credentials.password,
+        publish_topics=list(credentials.publish_topics),
+    )
+
+
+@router.post(
+    "/devices/{device_id}/credentials",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=TECHNICIAN,
+)
+async def issue_device_credentials(device_id: str, services: Services) -> CredentialsPublic:
+    """Issue (or re-issue: the old password stops working) a device's MQTT login."""
+    device = await services.devices.get(device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not registered")
+    if device.status == "retired":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"device {device_id!r} is retired; PATCH its status to active first",
+        )
+    accounts = _accounts(services)
+    return _public(await _broker(accounts.provision_device(device_id)))
+
+
+@router.post(
+    "/gateways/{gateway_id}/credentials",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=TECHNICIAN,
+)
+async def issue_gateway_credentials(gateway_id: str, services: Services) -> CredentialsPublic:
+    """Issue (or re-issue) a gateway's MQTT login."""
+    gateway = await services.devices.gateways.get(gateway_id)
+    if gateway is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"gateway {gateway_id!r} is not registered")
+    if gateway.status == "retired":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"gateway {gateway_id!r} is retired")
+    accounts = _accounts(services)
+    return _public(await _broker(accounts.provision_gateway(gateway_id)))
+
+
+@router.delete(
+    "/devices/{device_id}/credentials",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=TECHNICIAN,
+)
+@router.delete(
+    "/gateways/{device_id}/credentials",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=TECHNICIAN,
+)
+async def revoke_credentials(device_id: str, services: Services) -> Response:
+    """Revoke a login at once: a connected session is closed, the next login refused."""
+    if not await _broker(_accounts(services).revoke(device_id)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{device_id!r} has no MQTT login")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def revoke_on_retire(services: ApiServices, account_id: str) -> None:
+    """Retiring also revokes the broker login, when Sigap manages the broker's accounts.
+
+    If the broker cannot be reached the retirement still stands (ingest refuses a retired
+    device's readings anyway); the error is logged so the login can be revoked later.
+    """
+    if services.accounts is None:
+        return
+    try:
+        await services.accounts.revoke(account_id)
+    except (BrokerUnavailableError, BrokerCommandError) as exc:
+        log.error("retired %s, but could not revoke its MQTT login: %s", account_id, exc)
