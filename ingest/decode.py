@@ -228,6 +228,9 @@ def gateway_items(payload: bytes, limits: Limits) -> list[Any]:
             Reason.NOT_OBJECT, 'a gateway batch must be {"readings": [{"device_id": ...}, ...]}'
         )
     items: list[Any] = obj["readings"]
+    if not items:
+        # Nothing to store, but a gateway sending empty batches is worth seeing.
+        raise DecodeError(Reason.NO_QUANTITY, "the gateway batch has no readings")
     if len(items) > limits.max_gateway_readings:
         raise DecodeError(
             Reason.OVERSIZED, f"{len(items)} readings, limit {limits.max_gateway_readings}"

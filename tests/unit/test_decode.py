@@ -142,3 +142,9 @@ def test_gateway_batch_size_limit() -> None:
     with pytest.raises(DecodeError) as info:
         gateway_items(orjson.dumps({"readings": items}), LIMITS)
     assert info.value.reason == Reason.OVERSIZED
+
+
+def test_an_empty_gateway_batch_is_rejected_not_dropped() -> None:
+    with pytest.raises(DecodeError) as caught:
+        gateway_items(b'{"readings": []}', LIMITS)
+    assert caught.value.reason == Reason.NO_QUANTITY and "no readings" in caught.value.detail
