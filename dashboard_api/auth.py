@@ -44,6 +44,19 @@ async def authenticated(
 Caller = Annotated[Principal, Depends(authenticated)]
 
 
+async def maybe_authenticated(
+    services: Services,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """The caller if a valid token came with the request, else None (never an error)."""
+    if services.auth is None or credentials is None:
+        return None
+    return await services.auth.principal(credentials.credentials)
+
+
+MaybeCaller = Annotated[Principal | None, Depends(maybe_authenticated)]
+
+
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through the given roles (and admin); 403 for the others."""
     allowed = ", ".join(sorted({Role.admin.value, *(r.value for r in roles)}))

@@ -177,6 +177,16 @@ def chirpstack_uplink(
     return topic, orjson.dumps(message)
 
 
+def lorawan_registration(body: dict[str, Any], network_server: str) -> dict[str, Any]:
+    """A device's registry body as a LoRaWAN device of that network server.
+
+    Registered by DevEUI (the key both servers put in their uplinks); no gateway id, since
+    the network server, not a Sigap gateway, relays its readings.
+    """
+    registered = {k: v for k, v in body.items() if k != "gateway_id"}
+    return registered | {"network_server": network_server, "ns_device_id": dev_eui(body["id"])}
+
+
 def direct_message(device: SimDevice, reading: dict[str, Any]) -> tuple[str, bytes]:
     """(topic, JSON) for a directly connected device."""
     return device.topic, orjson.dumps(reading)

@@ -32,6 +32,7 @@ from simulators.envelopes import (
     chirpstack_uplink,
     dev_eui,
     gateway_messages,
+    lorawan_registration,
     tts_uplink,
 )
 from simulators.errors import BrokerUnavailableError
@@ -367,6 +368,8 @@ def run_simulation(
                 bodies = [
                     {"reporting_interval_s": interval_s} | body for body in fleet.registrations()
                 ]
+                if config.envelope in ("tts", "chirpstack"):
+                    bodies = [lorawan_registration(body, config.envelope) for body in bodies]
                 registered = register_fleet(
                     bodies, config.api_url, config.api_token, stop=stop
                 ).registered

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from dashboard_api.auth import MaybeCaller, authenticated
 from dashboard_api.deps import Services
 
 router = APIRouter(tags=["health"])
@@ -18,18 +19,24 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(services: Services) -> JSONResponse:
-    """Readiness: 200 when the broker, InfluxDB and SQL all answer, else 503 with the reasons."""
+async def readyz(services: Services, caller: MaybeCaller) -> JSONResponse:
+    """Readiness: 200 when every dependency works, else 503 naming the failing ones.
+
+    Open to probes; the error texts (which may name hosts and files) only with a token.
+    """
     checks = await services.readiness()
     ready = all(error is None for error in checks.values())
     body = {
         "status": "ready" if ready else "not ready",
-        "checks": {name: error or "ok" for name, error in checks.items()},
+        "checks": {
+            name: "ok" if error is None else (error if caller else "failing")
+            for name, error in checks.items()
+        },
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(authenticated)])
 async def metrics() -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics (any token; Prometheus sends one with `authorization:`)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

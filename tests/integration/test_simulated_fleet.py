@@ -69,7 +69,13 @@ def stack(
     stop_sigap(proc)
 
 
-def _config(name: str, proc: SigapProcess) -> SimConfig:
+# The demo once more as each LoRaWAN network server would publish it, so that the TTS v3
+# and ChirpStack v4 paths are exercised end to end (devices registered by DevEUI).
+LORAWAN_RUNS = {"demo@tts": ("demo", "tts"), "demo@chirpstack": ("demo", "chirpstack")}
+RUNS = {name: (name, "direct") for name in shipped_scenarios()} | LORAWAN_RUNS
+
+
+def _config(name: str, proc: SigapProcess, envelope: str = "direct") -> SimConfig:
     spec = load_scenario_spec(name)
     assert spec.run.until is not None, f"{name}: shipped scenarios say how long they run"
     model_interval = spec.run.interval_s * spec.run.speed
@@ -87,24 +93,25 @@ def _config(name: str, proc: SigapProcess) -> SimConfig:
         duration_s=spec.run.until / speed,
         id_prefix="s" + uuid.uuid4().hex[:6],
         qos=1,
+        envelope=envelope,
     )
 
 
-def _run(name: str, proc: SigapProcess) -> ScenarioRun:
-    config = _config(name, proc)
+def _run(key: str, proc: SigapProcess) -> ScenarioRun:
+    name, envelope = RUNS[key]
+    config = _config(name, proc, envelope)
     scenario = build_scenario(config.scenario, build_fleet(config), config.seed)
     started = time.time()
     summary = run_simulation(config, progress=False)
     ended = started + summary.duration_s + END_MARGIN_S
-    return ScenarioRun(name, config, scenario, summary, started, ended)
+    return ScenarioRun(key, config, scenario, summary, started, ended)
 
 
 @pytest.fixture(scope="module")
 def runs(stack: SigapProcess) -> dict[str, ScenarioRun]:
-    """Every shipped scenario, run concurrently against the stack."""
-    names = shipped_scenarios()
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        results = list(pool.map(lambda n: _run(n, stack), names))
+    """Every shipped scenario (and the demo through both network servers), concurrently."""
+    with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
+        results = list(pool.map(lambda key: _run(key, stack), RUNS))
     return {r.name: r for r in results}
 
 
@@ -131,7 +138,7 @@ def _rejections(proc: SigapProcess, run: ScenarioRun) -> dict[str, set[str]]:
     return reasons
 
 
-@pytest.mark.parametrize("name", shipped_scenarios())
+@pytest.mark.parametrize("name", list(RUNS))
 def test_shipped_scenario_raises_exactly_the_expected_alerts(
     name: str, stack: SigapProcess, runs: dict[str, ScenarioRun]
 ) -> None:
@@ -189,7 +196,7 @@ def influx_count(proc: SigapProcess, prefix: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-@pytest.mark.parametrize("name", ["demo", "quiet"])
+@pytest.mark.parametrize("name", ["demo", "quiet", *LORAWAN_RUNS])
 def test_fault_free_runs_are_stored_without_loss(
     name: str, stack: SigapProcess, runs: dict[str, ScenarioRun]
 ) -> None:

@@ -45,8 +45,24 @@ async def test_no_token_no_api_but_probes_stay_open(client: httpx.AsyncClient) -
     wrong = await client.get("/api/v1/devices", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "not valid" in wrong.json()["detail"]
     assert (await client.post("/api/v1/devices", json=DEVICE)).status_code == 401
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz"):
         assert (await client.get(path)).status_code == 200, path
+    assert (await client.get("/metrics")).status_code == 401
+    assert (await client.get("/metrics", headers=ADMIN_HEADERS)).status_code == 200
+
+
+async def test_readyz_names_failing_checks_to_anyone_and_says_why_only_with_a_token(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async def failing() -> dict[str, str | None]:
+        return {"sql": None, "influxdb": "InfluxDB at http://10.0.0.5:8086 unreachable"}
+
+    async with api_client(api_services(sessions, readiness=failing)) as client:
+        anonymous = await client.get("/readyz", headers={"Authorization": ""})
+        assert anonymous.status_code == 503
+        assert anonymous.json()["checks"] == {"sql": "ok", "influxdb": "failing"}
+        detailed = (await client.get("/readyz")).json()  # the client's admin token
+        assert "10.0.0.5" in detailed["checks"]["influxdb"]
 
 
 async def test_tokens_are_shown_once_and_stored_hashed(
