@@ -15,7 +15,7 @@ Publishers are raw-socket MQTT clients in separate processes writing pre-encoded
 (developer account), so that they are never the bottleneck; their own rate is reported.
 Rates are the 10 %..90 % slope of the consumer's count (the bare subscriber's own count, or
 Sigap's `sigap_influx_written_readings_total`), so start-up and tail do not weigh in.
-Usage: .venv/bin/python -m bench.ingest_ceiling [--messages 300000] [--profile var/prof]
+Usage: .venv/bin/python -m bench.ingest_ceiling [--messages 150000] [--profile var/prof]
 The last output line is one JSON object.
 """
 
@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import queue
@@ -516,10 +518,13 @@ class Stack:
 def follow(stack: Stack, base: float, expected: int, stall_s: float = 10.0) -> dict[str, Any]:
     """Sample Sigap's written-readings counter until `expected` more than `base` are written
     (or it stalls); times when 10 %, 90 % and 100 % were reached."""
-    samples: list[tuple[float, float]] = [(time.monotonic(), 0.0)]
+    samples: list[tuple[float, float]] = [(time.monotonic(), stack.written() - base)]
     changed = samples[0][0]
     while samples[-1][1] < expected and time.monotonic() - changed < stall_s:
-        time.sleep(0.1)
+        # Each /metrics request costs `sigap up` about 10 ms of its event loop: polled ten
+        # times a second it took a tenth of the loop, twice a second it takes 2 %. The
+        # 10 %/90 % times are interpolated between samples.
+        time.sleep(0.5)
         value = stack.written() - base
         now = time.monotonic()
         if value != samples[-1][1]:
@@ -535,6 +540,8 @@ def follow(stack: Stack, base: float, expected: int, stall_s: float = 10.0) -> d
 
 def _crossing(samples: list[tuple[float, float]], level: float) -> float | None:
     """When the sampled counter reached `level` (linear between samples)."""
+    if samples and samples[0][1] >= level:
+        return samples[0][0]  # already there at the first sample
     for (t0, v0), (t1, v1) in itertools.pairwise(samples):
         if v1 >= level > v0:
             return t0 + (t1 - t0) * (level - v0) / (v1 - v0)
@@ -585,21 +592,31 @@ def sigap_phase(
     }
 
 
-def start_sigap(work: Path, accounts: devstack.BrokerAuth, mqtt_port: int, influx: str) -> Any:
+def start_sigap(
+    work: Path,
+    accounts: devstack.BrokerAuth,
+    mqtt_port: int,
+    influx: str,
+    extra_env: dict[str, str],
+) -> tuple[subprocess.Popen[bytes], str]:
     """`sigap up` against the bench broker and InfluxDB, once /readyz says ready."""
     api_port = devstack.free_port()
-    env = os.environ | {
-        "SIGAP_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
-        "SIGAP_INFLUX_URL": influx,
-        "SIGAP_DATA_DIR": str(work / "sigap"),
-        "SIGAP_API_PORT": str(api_port),
-        "SIGAP_LOG_LEVEL": "WARNING",
-        "SIGAP_ADMIN_TOKEN": BENCH_TOKEN,
-        "SIGAP_MQTT_USERNAME": accounts.service_username,
-        "SIGAP_MQTT_PASSWORD": accounts.service_password,
-        # No route plans while we measure (nothing registers a depot anyway).
-        "SIGAP_ROUTES_SCHEDULE": "false",
-    }
+    env = (
+        os.environ
+        | {
+            "SIGAP_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+            "SIGAP_INFLUX_URL": influx,
+            "SIGAP_DATA_DIR": str(work / "sigap"),
+            "SIGAP_API_PORT": str(api_port),
+            "SIGAP_LOG_LEVEL": "WARNING",
+            "SIGAP_ADMIN_TOKEN": BENCH_TOKEN,
+            "SIGAP_MQTT_USERNAME": accounts.service_username,
+            "SIGAP_MQTT_PASSWORD": accounts.service_password,
+            # No route plans while we measure (nothing registers a depot anyway).
+            "SIGAP_ROUTES_SCHEDULE": "false",
+        }
+        | extra_env
+    )
     with (work / "sigap-up.log").open("wb") as log:
         up = subprocess.Popen(
             [sys.executable, "-m", "sigap", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -637,6 +654,7 @@ class AlertWatcher:
     def _run(self, api: str) -> None:
         headers = {"Authorization": f"Bearer {BENCH_TOKEN}", "Accept": "text/event-stream"}
         with (
+            contextlib.suppress(httpx.HTTPError),  # `sigap up` stopping cuts the stream
             httpx.Client(timeout=None) as client,
             client.stream("GET", f"{api}/api/v1/alerts/stream", headers=headers) as response,
         ):
@@ -653,10 +671,40 @@ class AlertWatcher:
                     self.seen[device] = arrived
 
 
+class ProbeEcho:
+    """Subscribes to the probes' own topics: when the broker delivered each probe, to tell
+    a broker stall from one inside Sigap."""
+
+    def __init__(self, port: int, account: Account, probes: list[str]) -> None:
+        self.seen: dict[str, float] = {}
+        ready = threading.Event()
+
+        def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+            self.seen.setdefault(message.topic.split("/")[2], time.monotonic())
+
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-echo")
+        self._client.username_pw_set(*account)
+        self._client.on_message = on_message
+        self._client.on_subscribe = lambda *_: ready.set()
+        self._client.on_connect = lambda c, *_: c.subscribe(
+            [(DEVICE_TOPIC.format(p), 0) for p in probes]
+        )
+        self._client.connect("127.0.0.1", port, keepalive=600)
+        self._client.loop_start()
+        if not ready.wait(15):
+            raise SystemExit("probe echo subscriber did not subscribe")
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
 def latency_phase(
     stack: Stack,
     port: int,
     pub: Account,
+    echo_account: Account,
     fleet: Fleet,
     background: Load,
     rate: float,
@@ -668,6 +716,7 @@ def latency_phase(
     watcher = AlertWatcher(stack.api, set(fleet.probes))
     probes = fleet.probes[: int(max(duration - 2.0, 1.0) * probe_hz)]
     sent_at: dict[str, float] = {}
+    echo = ProbeEcho(port, echo_account, probes)
     sock = connect(port, "bench-probe", pub)
     group = start_publishers(port, pub, background, publishers, rate=rate, tag="lat")
     results: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -694,7 +743,20 @@ def latency_phase(
     progress = follow(stack, written0, pubs["sent"] + len(probes), stall_s=5.0)
     drain = progress["t100"] - pubs["done"] if progress["t100"] else None
     cpu1 = stack.cpu()
-    latencies = sorted((watcher.seen[d] - sent_at[d]) * 1000 for d in probes if d in watcher.seen)
+    echo.close()
+    timed = [
+        (
+            sent_at[d] - started,
+            (watcher.seen[d] - sent_at[d]) * 1000,
+            (echo.seen[d] - sent_at[d]) * 1000 if d in echo.seen else math.nan,
+        )
+        for d in probes
+        if d in watcher.seen
+    ]
+    latencies = sorted(ms for _, ms, _ in timed)
+    hop = sorted((echo.seen[d] - sent_at[d]) * 1000 for d in probes if d in echo.seen)
+    # The slowest probes with when they were sent: periodic stalls show up as a pattern.
+    worst = sorted(timed, key=lambda item: -item[1])[:8]
     return {
         "offered_readings_per_s": round(rate),
         "publish": _public(pubs),
@@ -705,8 +767,17 @@ def latency_phase(
         "p90_ms": round(_percentile(latencies, 90), 1),
         "p99_ms": round(_percentile(latencies, 99), 1),
         "max_ms": round(latencies[-1], 1) if latencies else None,
+        # Publish -> delivered by the broker to a bare subscriber, for the same probes.
+        "broker_hop_p50_ms": round(_percentile(hop, 50), 1),
+        "broker_hop_p99_ms": round(_percentile(hop, 99), 1),
+        "broker_hop_max_ms": round(hop[-1], 1) if hop else None,
+        # (sent at s, to SSE ms, to the bare subscriber ms) of the slowest probes.
+        "worst_at_s_ms_hop_ms": [
+            (round(at, 2), round(ms), round(hop_ms)) for at, ms, hop_ms in sorted(worst)
+        ],
         "background_published": pubs["sent"],
         "background_stored": stack.stored(background.ts_range),
+        # Resolution: the 0.5 s /metrics poll.
         "written_after_publishers_stopped_s": round(drain, 2) if drain is not None else None,
         "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0},
     }
@@ -715,7 +786,7 @@ def latency_phase(
 def _percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")
-    rank = min(len(values) - 1, max(0, round(pct / 100 * len(values) + 0.5) - 1))
+    rank = min(len(values) - 1, max(0, math.ceil(pct / 100 * len(values)) - 1))
     return values[rank]  # nearest rank
 
 
@@ -726,35 +797,49 @@ def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy record of `sigap up` in collapsed-stack (raw) form, until SIGINT."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
+    # py-spy pauses the process for each sample (~20 threads): at 200 Hz that cut the rate
+    # by two thirds, so sample at 50 Hz. --nonblocking costs less but gave torn stacks.
+    argv = [spy, "record", "--pid", str(pid), "--rate", "50"]
     return subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "-o", str(out)],
+        [*argv, "--format", "raw", "-o", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
 def summarise_profile(path: Path, top: int = 25) -> dict[str, Any]:
-    """Self and inclusive shares per function from py-spy's collapsed stacks."""
+    """Where the event-loop thread spends its time, from py-spy's collapsed stacks.
+
+    Worker threads (aiosqlite, thread pools) are left out: they block in C calls that
+    py-spy cannot tell from work. Samples in the selector (epoll) count as idle.
+    """
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
+    loop = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]  # merge lines
+        if not stack or frames[0].startswith("Thread._bootstrap"):
             continue
         count = int(count_text)
-        # Frames look like "function (path/module.py:line)"; drop the line to merge calls.
-        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]  # [0] = thread
-        total += count
-        if frames:
-            own[frames[-1]] += count
+        loop += count
+        if frames[-1].startswith("EpollSelector.select"):
+            idle += count
+            continue
+        own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
+    busy = max(loop - idle, 1)
 
     def share(counter: collections.Counter[str]) -> list[tuple[str, float]]:
-        return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
+        return [(name, round(100 * n / busy, 1)) for name, n in counter.most_common(top)]
 
-    return {"samples": total, "self_pct": share(own), "inclusive_pct": share(inclusive)}
+    return {
+        "loop_samples": loop,
+        "loop_busy_pct": round(100 * (loop - idle) / max(loop, 1), 1),
+        "self_pct_of_busy": share(own),
+        "inclusive_pct_of_busy": share(inclusive),
+    }
 
 
 # -- main --------------------------------------------------------------------------------
@@ -763,16 +848,28 @@ def summarise_profile(path: Path, top: int = 25) -> dict[str, Any]:
 def main() -> None:
     """Run every phase and print the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=300_000, help="single-reading messages")
-    parser.add_argument("--gateway-messages", type=int, default=16_000)
+    parser.add_argument("--messages", type=int, default=150_000, help="single-reading messages")
+    parser.add_argument("--gateway-messages", type=int, default=6000)
     parser.add_argument("--devices", type=int, default=2000, help="direct-reporting devices")
     parser.add_argument("--gateways", type=int, default=40)
     parser.add_argument("--batch", type=int, default=50, help="readings per gateway message")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
     parser.add_argument("--latency-duration", type=float, default=10.0)
     parser.add_argument("--probe-hz", type=float, default=20.0, help="fire probes per second")
-    parser.add_argument("--qos1-messages", type=int, default=40_000, help="0 skips the check")
-    parser.add_argument("--profile", type=Path, help="py-spy the single-reading phase here")
+    parser.add_argument("--qos1-messages", type=int, default=20_000, help="0 skips the check")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy `sigap up` in the single, gateway and latency phases; files here",
+    )
+    parser.add_argument(
+        "--sigap-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra setting for `sigap up`, e.g. SIGAP_INGEST_BATCH_WINDOW_MS=20 (repeatable)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data)")
     args = parser.parse_args()
     load_before = os.getloadavg()
     began = time.monotonic()
@@ -804,7 +901,8 @@ def main() -> None:
         )
         ceil_gateway["readings_per_s"] = ceil_gateway["msgs_per_s"] * args.batch
 
-        up, api = start_sigap(work, accounts, mqtt_port, influx)
+        extra = dict(item.split("=", 1) for item in args.sigap_env)
+        up, api = start_sigap(work, accounts, mqtt_port, influx, extra)
         stack = Stack(
             api,
             influx,
@@ -834,20 +932,30 @@ def main() -> None:
             spy.send_signal(2)  # SIGINT: py-spy writes what it has
             spy.wait(30)
         print("sigap: gateway batches ...", file=sys.stderr, flush=True)
+        if args.profile is not None:
+            spy = start_profile(up.pid, args.profile / "gateway.txt")
+            time.sleep(1.0)
         batches = sigap_phase(stack, mqtt_port, dev, gateway, args.publishers, tag="gw")
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
 
         print("sigap: alert latency ...", file=sys.stderr, flush=True)
-        half = single["readings_per_s"] / 2
+        half = max(single["readings_per_s"], 2000) / 2
         background = single_load(
             fleet.singles,
             int(half * args.latency_duration),
             base + 2 * PHASE_SPAN_MS,
             seed=3,
         )
+        if args.profile is not None:
+            spy = start_profile(up.pid, args.profile / "latency.txt")
+            time.sleep(1.0)
         latency = latency_phase(
             stack,
             mqtt_port,
             dev,
+            service,
             fleet,
             background,
             half,
@@ -855,6 +963,9 @@ def main() -> None:
             args.latency_duration,
             args.probe_hz,
         )
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
         qos1: dict[str, Any] | None = None
         if args.qos1_messages:
             print("sigap: QoS 1 loss check ...", file=sys.stderr, flush=True)
@@ -877,15 +988,22 @@ def main() -> None:
             ),
             "sigap_up_rss_mb": round(rss_kb / 1024, 1),
         }
-        if profile_path is not None and profile_path.exists():
-            result["profile"] = summarise_profile(profile_path)
-            result["profile"]["file"] = str(profile_path)
+        if args.profile is not None:
+            result["profile"] = {
+                path.stem: summarise_profile(path) | {"file": str(path)}
+                for path in (
+                    args.profile / f"{name}.txt" for name in ("single", "gateway", "latency")
+                )
+                if path.exists()
+            }
     finally:
         if up is not None:
             up.terminate()
             up.wait(60)
         influxd.stop()
         broker.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     ceiling_rate = ceil_single["msgs_per_s"]
     result |= {
         "ratios": {
@@ -905,6 +1023,7 @@ def main() -> None:
             "lost": single["lost"] + batches["lost"] + (qos1["lost"] if qos1 else 0),
         },
         "profiled": args.profile is not None,
+        "sigap_env": args.sigap_env,
         "encode_s": round(encoded_s, 1),
         "payload_bytes_single": round(singles.payload_bytes / len(singles.packets)),
         "payload_bytes_gateway": round(gateway.payload_bytes / len(gateway.packets)),

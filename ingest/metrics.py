@@ -24,14 +24,17 @@ UNACKED = Gauge(
     "QoS 1 messages received but not yet acknowledged (their readings are not durable yet)",
 )
 QUEUED = Gauge(
-    "sigap_ingest_queued_messages", "Messages received from the broker and not yet decoded"
+    "sigap_ingest_queued_messages",
+    "Messages received from the broker and not yet decoded (at the last flush)",
 )
 QUEUE_OVERFLOW = Counter(
     "sigap_ingest_queue_overflow_total",
     "Messages the MQTT client dropped because ingest's incoming queue was full",
     ["qos"],
 )
-STAGED = Gauge("sigap_ingest_staged_readings", "Decoded readings waiting for the next flush")
+STAGED = Gauge(
+    "sigap_ingest_staged_readings", "Decoded readings left for the next flush (at the last one)"
+)
 LAG = Histogram(
     "sigap_ingest_lag_seconds",
     "Per flush: how long its oldest reading waited between arrival and the rules",

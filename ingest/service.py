@@ -33,6 +33,12 @@ DeviceLoader = Callable[[Collection[str]], Awaitable[list[DeviceCreate]]]
 # (network server, its ids for the device, DevEUI first) -> the registered device, if any.
 LorawanLoader = Callable[[str, tuple[str, ...]], Awaitable[DeviceCreate | None]]
 
+# Bound once: .labels() looks the child up on every call, and this runs per message.
+_MESSAGES_DEVICE = metrics.MESSAGES.labels("devices")
+_MESSAGES_GATEWAY = metrics.MESSAGES.labels("gateways")
+_MESSAGES_LORAWAN = metrics.MESSAGES.labels("lorawan")
+_MESSAGES_UNKNOWN = metrics.MESSAGES.labels("unknown")
+
 _FILL = Q_INDEX["fill_pct"]
 _DISTANCE = Q_INDEX["distance_mm"]
 _BIN = KIND_CODES["bin"]
@@ -106,6 +112,7 @@ class Ingestor:
         self._oldest_ms: int | None = None
         self._unknown_until: dict[str, int] = {}
         self._load_lorawan = load_lorawan
+        self._queue_depth: Callable[[], int] = lambda: 0  # messages received, not decoded
         # A LoRaWAN uplink heard by several gateways (or redelivered) is stored once.
         self._uplinks_seen = lorawan.Deduplicator(lorawan_dedup_window_ms)
         self._flush_lock = asyncio.Lock()
@@ -122,7 +129,6 @@ class Ingestor:
         finally:
             if receipt is not None:
                 receipt.seal()
-            metrics.STAGED.set(len(self._staged))
 
     def _handle(self, topic: str, payload: bytes, receipt: Receipt | None) -> None:
         now = self._clock()
@@ -135,12 +141,12 @@ class Ingestor:
         if len(parts) >= 3 and parts[-1] == "up" and parts[-3] in ("devices", "gateways"):
             source, ident = parts[-3], parts[-2]
         else:
-            metrics.MESSAGES.labels("unknown").inc()
+            _MESSAGES_UNKNOWN.inc()
             self._reject(
                 topic, payload, now, DecodeError(Reason.BAD_TOPIC, "unexpected topic"), receipt
             )
             return
-        metrics.MESSAGES.labels(source).inc()
+        (_MESSAGES_DEVICE if source == "devices" else _MESSAGES_GATEWAY).inc()
         if source == "devices":
             try:
                 reading = decode.device_payload(ident, payload, now, self.limits)
@@ -171,7 +177,7 @@ class Ingestor:
             self._stage(_Staged(topic, ident, reading, item, receipt, now), now)
 
     def _handle_uplink(self, topic: str, payload: bytes, receipt: Receipt | None, now: int) -> None:
-        metrics.MESSAGES.labels("lorawan").inc()
+        _MESSAGES_LORAWAN.inc()
         try:
             uplink = lorawan.decode_uplink(topic, payload, now, self.limits)
         except lorawan.UplinkError as exc:
@@ -243,6 +249,7 @@ class Ingestor:
                 self._oldest_ms = self._oldest_ms or self._clock()
                 raise
             metrics.STAGED.set(len(self._staged))
+            metrics.QUEUED.set(self._queue_depth())
             if rejects:
                 await self._store_rejects(rejects)
             if built is None:
@@ -435,6 +442,7 @@ class Ingestor:
         self, client: aiomqtt.Client, endpoint: MqttEndpoint, acks: AckTracker
     ) -> None:
         async with client:
+            self._queue_depth = lambda: len(client.messages)
             for topic in endpoint.topics:
                 await client.subscribe(topic, qos=endpoint.qos)
             self.connected = True
@@ -510,7 +518,7 @@ def _all_done(receipts: list[Receipt | None]) -> None:
 
 
 class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, with its depth and overflow in the metrics."""
+    """aiomqtt's incoming queue, with its overflow in the metrics and the log."""
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         try:
@@ -524,12 +532,6 @@ class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
                 item.topic,
             )
             raise
-        metrics.QUEUED.set(self.qsize())
-
-    def get_nowait(self) -> aiomqtt.Message:
-        item = super().get_nowait()
-        metrics.QUEUED.set(self.qsize())
-        return item
 
 
 def _payload_bytes(payload: Any) -> bytes:

@@ -247,3 +247,22 @@ async def test_gateways(client: httpx.AsyncClient) -> None:
     assert retired.status_code == 200 and retired.json()["status"] == "retired"
     late = await client.post("/api/v1/devices", json=FIRE | {"id": "f2", "gateway_id": "gw-1"})
     assert late.status_code == 422 and "gateway 'gw-1' is retired" in late.text
+
+
+async def test_last_seen_is_recorded_for_every_device_in_short_transactions(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from devices.schemas import DeviceCreate
+
+    registry = DeviceRegistry(sessions)
+    ids = [f"seen-{i:03d}" for i in range(23)]
+    for device_id in ids:
+        await registry.create(
+            DeviceCreate.model_validate(
+                {"id": device_id, "kind": "fire", "lat": -2.5, "lon": 112.9}
+            )
+        )
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    await registry.mark_seen(dict.fromkeys(ids, at), chunk=5)  # five transactions
+    found = await registry.get_many(ids)
+    assert len(found) == 23 and all(d.last_seen_at == at for d in found)
