@@ -25,6 +25,9 @@ def _logging(level: str) -> None:
     )
     # httpx logs every request at INFO; the simulator registers hundreds of devices.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # apscheduler logs two INFO lines per job run (several jobs every few seconds), which
+    # buried what happened in the service log; its warnings and errors still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -88,12 +88,16 @@ class Load:
         return self
 
     def _run(self) -> None:
-        seq = 0
+        seq = last_ts = 0
         start = time.monotonic()
         while not self._stop.is_set():
             for device in self.devices:
                 temp = 85.0 if device in self.hot and seq >= self.hot_from else 29.0
-                payload = {"ts": int(time.time() * 1000), "seq": seq, "temp_c": temp}
+                # Strictly increasing event times: when this thread catches up after a
+                # stall it publishes in bursts, and two readings of one device in the same
+                # millisecond would be the same InfluxDB point (stored once, by design).
+                last_ts = max(int(time.time() * 1000), last_ts + 1)
+                payload = {"ts": last_ts, "seq": seq, "temp_c": temp}
                 topic = f"sigap/devices/{device}/up"
                 # Published while the broker is away, a message waits in paho's session
                 # and is sent on reconnection (its rc says "not connected" meanwhile).
