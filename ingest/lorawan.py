@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,11 @@ class Uplink:
 
 def topic_network_server(topic: str) -> tuple[str, str, str] | None:
     """(network server, application, device segment) for an uplink topic, else None."""
-    parts = topic.split("/")
+    return network_server_of(topic.split("/"))
+
+
+def network_server_of(parts: Sequence[str]) -> tuple[str, str, str] | None:
+    """topic_network_server for a topic already split at "/" (ingest splits it once)."""
     # Matched from the end, so that a bridge may put a prefix in front of either layout.
     if len(parts) >= 5 and parts[-5] == "v3" and parts[-3] == "devices" and parts[-1] == "up":
         return TTS, parts[-4], parts[-2]

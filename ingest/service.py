@@ -58,6 +58,11 @@ class _Staged:
     arrived_ms: int
     uplink: lorawan.Uplink | None = None  # a LoRaWAN uplink, mapped once its device is known
 
+    def rejected(self, error: DecodeError, at_ms: int, device_id: str | None) -> Rejected:
+        """This reading as a rejection (counted in the metrics)."""
+        raw = self.raw if isinstance(self.raw, bytes) else _dump(self.raw)
+        return _rejected(self.topic, raw, at_ms, error, device_id)
+
 
 @dataclass(frozen=True, slots=True)
 class MqttEndpoint:
@@ -132,12 +137,12 @@ class Ingestor:
 
     def _handle(self, topic: str, payload: bytes, receipt: Receipt | None) -> None:
         now = self._clock()
+        parts = topic.split("/")
         # LoRaWAN first: a TTS topic (v3/app@tenant/devices/dev/up) would otherwise pass
         # for a Sigap device topic.
-        if lorawan.topic_network_server(topic) is not None:
+        if lorawan.network_server_of(parts) is not None:
             self._handle_uplink(topic, payload, receipt, now)
             return
-        parts = topic.split("/")
         if len(parts) >= 3 and parts[-1] == "up" and parts[-3] in ("devices", "gateways"):
             source, ident = parts[-3], parts[-2]
         else:
@@ -210,12 +215,9 @@ class Ingestor:
         receipt: Receipt | None,
         device_id: str | None = None,
     ) -> None:
-        metrics.REJECTED.labels(error.reason).inc()
         if receipt is not None:
             receipt.add_part()
-        self._rejects.append(
-            (Rejected(from_ms(now), topic, error.reason, error.detail, raw, device_id), receipt)
-        )
+        self._rejects.append((_rejected(topic, raw, now, error, device_id), receipt))
         if self._oldest_ms is None:
             self._oldest_ms = now
 
@@ -312,16 +314,7 @@ class Ingestor:
                     uplink, info.id, info.field_map, self._clock(), self.limits
                 )
             except DecodeError as exc:
-                metrics.REJECTED.labels(exc.reason).inc()
-                raw = item.raw if isinstance(item.raw, bytes) else _dump(item.raw)
-                rejected = Rejected(
-                    from_ms(self._clock()),
-                    item.topic,
-                    exc.reason,
-                    exc.detail,
-                    raw,
-                    info.id if info else None,
-                )
+                rejected = item.rejected(exc, self._clock(), info.id if info else None)
                 rejects.append((rejected, item.receipt))
                 continue
             out.append(dataclasses.replace(item, reading=reading, uplink=None))
@@ -343,21 +336,8 @@ class Ingestor:
             info = directory.get(item.reading.device_id)
             error = _registry_error(item, info)
             if error is not None:
-                raw = item.raw if isinstance(item.raw, bytes) else _dump(item.raw)
-                metrics.REJECTED.labels(error.reason).inc()
-                rejects.append(
-                    (
-                        Rejected(
-                            from_ms(self._clock()),
-                            item.topic,
-                            error.reason,
-                            error.detail,
-                            raw,
-                            item.reading.device_id,
-                        ),
-                        item.receipt,
-                    )
-                )
+                rejected = item.rejected(error, self._clock(), item.reading.device_id)
+                rejects.append((rejected, item.receipt))
                 continue
             assert info is not None
             accepted.append((item, info))
@@ -509,6 +489,13 @@ def _fill_from_distance(
     need = (kind == _BIN) & np.isnan(fill) & ~np.isnan(distance) & ~np.isnan(depth)
     if need.any():
         fill[need] = np.clip((depth[need] - distance[need]) / depth[need] * 100.0, 0.0, 100.0)
+
+
+def _rejected(
+    topic: str, raw: bytes, at_ms: int, error: DecodeError, device_id: str | None
+) -> Rejected:
+    metrics.REJECTED.labels(error.reason).inc()
+    return Rejected(from_ms(at_ms), topic, error.reason, error.detail, raw, device_id)
 
 
 def _all_done(receipts: list[Receipt | None]) -> None:

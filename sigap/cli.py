@@ -198,12 +198,8 @@ def devices_import(
     except OSError as exc:
         console.print(f"[red]cannot read {file}: {exc.strerror or exc}[/red]")
         raise typer.Exit(2) from None
-    settings = Settings()
-    base = (api or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
-    token = token or settings.admin_token
-    headers = {"Content-Type": "text/csv"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    base, headers = _api_endpoint(api, token)
+    headers["Content-Type"] = "text/csv"
     try:
         response = httpx.post(
             f"{base}/api/v1/devices/import", content=body, headers=headers, timeout=120
@@ -246,10 +242,7 @@ def devices_watch(
 
     import httpx
 
-    settings = Settings()
-    base = (api or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
-    token = token or settings.admin_token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base, headers = _api_endpoint(api, token)
     out = Console()
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         try:
@@ -297,6 +290,14 @@ def devices_watch(
                     time.sleep(every)  # polling the API at the pace the technician chose
         except KeyboardInterrupt:
             return
+
+
+def _api_endpoint(api: str | None, token: str | None) -> tuple[str, dict[str, str]]:
+    """The API base URL and auth headers: the options, else SIGAP_API_* and SIGAP_ADMIN_TOKEN."""
+    settings = Settings()
+    base = (api or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
+    token = token or settings.admin_token
+    return base, {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _get_list(client: Any, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -148,40 +148,49 @@ class BrokerAuth:
         return None
 
 
+def _dev_credentials(path: Path) -> dict[str, str]:
+    """The local stack's accounts and API token: read from path, or made up once and saved."""
+    import json  # local: only the development stack needs it
+
+    if path.exists():
+        saved: dict[str, str] = json.loads(path.read_text())
+        return saved
+    saved = {
+        "admin_username": "sigap-admin",
+        "admin_password": secrets.token_urlsafe(18),
+        "service_username": "sigap",
+        "service_password": secrets.token_urlsafe(18),
+        "developer_username": "sigap-dev",
+        "developer_password": secrets.token_urlsafe(18),
+        "api_token": secrets.token_urlsafe(24),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(saved, out, indent=2)
+    return saved
+
+
 def dev_accounts(path: Path) -> BrokerAuth:
-    """The local stack's broker accounts: read from path, or made up once and saved there.
+    """The local stack's broker accounts (see _dev_credentials).
 
     For `make demo` and benchmarks on one machine: random passwords kept in a file only
     its owner may read, so that a restart finds the broker's accounts unchanged.
     """
-    import json  # local: only the development stack needs it
-
-    if path.exists():
-        saved = json.loads(path.read_text())
-    else:
-        saved = {
-            "admin_username": "sigap-admin",
-            "admin_password": secrets.token_urlsafe(18),
-            "service_username": "sigap",
-            "service_password": secrets.token_urlsafe(18),
-            "developer_username": "sigap-dev",
-            "developer_password": secrets.token_urlsafe(18),
-            "api_token": secrets.token_urlsafe(24),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(saved, out, indent=2)
-    saved.pop("api_token", None)
-    return BrokerAuth(**saved)
+    saved = _dev_credentials(path)
+    return BrokerAuth(
+        saved["admin_username"],
+        saved["admin_password"],
+        saved["service_username"],
+        saved["service_password"],
+        developer_username=saved["developer_username"],
+        developer_password=saved["developer_password"],
+    )
 
 
 def dev_api_token(path: Path) -> str:
     """The local stack's admin API token, saved next to its broker accounts."""
-    import json
-
-    dev_accounts(path)
-    return str(json.loads(path.read_text())["api_token"])
+    return _dev_credentials(path)["api_token"]
 
 
 def broker_auth(mqtt: MqttSettings) -> BrokerAuth:

@@ -18,24 +18,11 @@ from typing import Any
 
 import orjson
 
+from ingest.batch import QUANTITIES as READING_QUANTITIES
 from simulators.errors import SimulatorError
 
-# Quantities a trace column may be mapped to (DESIGN.md "Reading payload").
-QUANTITIES = frozenset(
-    {
-        "temp_c",
-        "smoke_obs_pct_m",
-        "co_ppm",
-        "pm25_ugm3",
-        "humidity_pct",
-        "fill_pct",
-        "distance_mm",
-        "tilt_deg",
-        "battery_v",
-        "battery_pct",
-        "rssi_dbm",
-    }
-)
+# Quantities a trace column may be mapped to: the reading payload's (DESIGN.md).
+QUANTITIES = frozenset(READING_QUANTITIES)
 
 
 class TraceError(SimulatorError):

@@ -98,6 +98,18 @@ AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
 http = httpx.Client(headers=AUTH, timeout=10.0)
 
 
+def count_readings(influx_url: str, db: str, where: str = "") -> int:
+    """Readings InfluxDB holds in db (optionally WHERE ...); 0 before the first, -1 if down."""
+    query = 'SELECT count("seq") FROM "readings"' + (f" WHERE {where}" if where else "")
+    try:
+        response = httpx.get(f"{influx_url}/query", params={"db": db, "q": query}, timeout=10)
+    except httpx.HTTPError:
+        return -1
+    response.raise_for_status()
+    series = response.json()["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
 def start_sigap(
     mosquitto: devstack.Service,
     influxd: devstack.Service,

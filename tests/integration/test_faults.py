@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
@@ -33,6 +32,7 @@ from sigap import devstack
 from tests.integration.conftest import (
     BROKER,
     SigapProcess,
+    count_readings,
     developer_client,
     http,
     start_sigap,
@@ -129,16 +129,7 @@ class Load:
 def influx_count(proc: SigapProcess, influx_port: int | None = None) -> int:
     """How many readings InfluxDB holds for this sigap process (0 before the first)."""
     url = f"http://127.0.0.1:{influx_port}" if influx_port else proc.influx_url
-    try:
-        response = http.get(
-            f"{url}/query",
-            params={"db": proc.influx_db, "q": 'SELECT count("seq") FROM "readings"'},
-            timeout=10,
-        )
-    except httpx.HTTPError:
-        return -1
-    series = response.json()["results"][0].get("series")
-    return int(series[0]["values"][0][1]) if series else 0
+    return count_readings(url, proc.influx_db)
 
 
 def stored_all(proc: SigapProcess, published: int, influx_port: int | None = None) -> None:

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     DEVELOPER,
     TEST_ADMIN_TOKEN,
     SigapProcess,
+    count_readings,
     http,
     start_sigap,
     stop_sigap,
@@ -184,16 +185,7 @@ def test_shipped_scenario_rejections(
 
 def influx_count(proc: SigapProcess, prefix: str) -> int:
     """Readings stored in InfluxDB for devices whose id starts with the prefix."""
-    response = http.get(
-        f"{proc.influx_url}/query",
-        params={
-            "db": proc.influx_db,
-            "q": f'SELECT count("seq") FROM "readings" WHERE "device_id" =~ /^{prefix}-/',
-        },
-    )
-    response.raise_for_status()
-    series = response.json()["results"][0].get("series")
-    return int(series[0]["values"][0][1]) if series else 0
+    return count_readings(proc.influx_url, proc.influx_db, f'"device_id" =~ /^{prefix}-/')
 
 
 @pytest.mark.parametrize("name", ["demo", "quiet", *LORAWAN_RUNS])
