@@ -15,15 +15,10 @@ from typing import Any
 import h11
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dashboard_api.deps import ApiServices
-from dashboard_api.routers import webhooks as webhooks_router
-from devices.registry import DeviceRegistry
-from dispatch.broadcast import AlertBroadcaster
 from dispatch.model import AlertChange, AlertStatus
 from dispatch.store import AlertStore
 from dispatch.tables import AlertRow
@@ -37,9 +32,8 @@ from dispatch.webhooks import (
     idempotency_key,
     verify,
 )
-from ingest.rejected import RejectedStore
 from rules.events import Action, AlertEvent, Severity
-from tests.unit.conftest import ADMIN_HEADERS, auth_for_tests
+from tests.unit.conftest import api_client, api_services
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 MS = int(T0.timestamp() * 1000)
@@ -594,27 +588,7 @@ def test_webhook_create_refuses(bad: dict[str, Any]) -> None:
 async def api(
     sessions: async_sessionmaker[AsyncSession], outbox: WebhookOutbox
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async def readiness() -> dict[str, str | None]:
-        return {}
-
-    services = ApiServices(
-        devices=DeviceRegistry(sessions),
-        alerts=AlertStore(sessions),
-        broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
-        rejected=RejectedStore(sessions),
-        readiness=readiness,
-        last_seen=lambda _id: None,
-        auth=auth_for_tests(sessions),
-    )
-    services.webhooks = outbox  # type: ignore[attr-defined,unused-ignore]
-    app = FastAPI()
-    app.state.services = services
-    app.include_router(webhooks_router.router, prefix="/api/v1")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
-    ) as http:
+    async with api_client(api_services(sessions, webhooks=outbox)) as http:
         yield http
 
 
@@ -646,25 +620,5 @@ async def test_api_subscribe_list_deliveries_delete(api: httpx.AsyncClient) -> N
 async def test_api_without_webhooks_answers_503(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async def readiness() -> dict[str, str | None]:
-        return {}
-
-    services = ApiServices(
-        devices=DeviceRegistry(sessions),
-        alerts=AlertStore(sessions),
-        broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
-        rejected=RejectedStore(sessions),
-        readiness=readiness,
-        last_seen=lambda _id: None,
-        auth=auth_for_tests(sessions),
-    )
-    services.webhooks = None  # type: ignore[attr-defined,unused-ignore]
-    app = FastAPI()
-    app.state.services = services
-    app.include_router(webhooks_router.router, prefix="/api/v1")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
-    ) as http:
+    async with api_client(api_services(sessions)) as http:  # no outbox in this process
         assert (await http.get("/api/v1/webhooks")).status_code == 503
