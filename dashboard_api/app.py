@@ -28,8 +28,13 @@ from dashboard_api.routers import (
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = None) -> FastAPI:
-    """Build the app; the lifespan (from the composition root) attaches `app.state.services`."""
+def create_app(
+    lifespan: Lifespan | None = None, services: ApiServices | None = None, *, api: bool = True
+) -> FastAPI:
+    """Build the app; the lifespan (from the composition root) attaches `app.state.services`.
+
+    `api=False` is an ingest worker's app: /healthz, /readyz and /metrics only.
+    """
     app = FastAPI(
         title="Sigap",
         summary="Fire and waste-bin alerts for Kotawaringin Timur",
@@ -38,21 +43,23 @@ def create_app(lifespan: Lifespan | None = None, services: ApiServices | None = 
     )
     if services is not None:
         app.state.services = services
+    app.include_router(health.router)
+    if not api:
+        return app
     # Every /api/v1 endpoint needs a bearer token (any role may read); writes check
     # their role on top. /healthz, /readyz and /metrics stay open for probes and scrapers.
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)])
-    api.include_router(devices.router)
-    api.include_router(gateways.router)
-    api.include_router(credentials.router)
-    api.include_router(cap.router)  # before alerts: /alerts/cap is not an alert id
-    api.include_router(alerts.router)
-    api.include_router(incidents.router)
-    api.include_router(bins.router)
-    api.include_router(ingest.router)
-    api.include_router(stations.router)
-    api.include_router(routes.router)
-    api.include_router(webhooks.router)
-    api.include_router(tokens.router)
-    app.include_router(api)
-    app.include_router(health.router)
+    v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)])
+    v1.include_router(devices.router)
+    v1.include_router(gateways.router)
+    v1.include_router(credentials.router)
+    v1.include_router(cap.router)  # before alerts: /alerts/cap is not an alert id
+    v1.include_router(alerts.router)
+    v1.include_router(incidents.router)
+    v1.include_router(bins.router)
+    v1.include_router(ingest.router)
+    v1.include_router(stations.router)
+    v1.include_router(routes.router)
+    v1.include_router(webhooks.router)
+    v1.include_router(tokens.router)
+    app.include_router(v1)
     return app

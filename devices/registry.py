@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -116,6 +116,10 @@ class DeviceRegistry:
         self._sessions = sessions
         self._on_change = on_change
         self.gateways = GatewayRegistry(sessions)
+
+    def notify(self, device: DevicePublic) -> None:
+        """Tell the listener about a change made elsewhere (another process)."""
+        self._changed([device])
 
     def _changed(self, devices: Iterable[DevicePublic]) -> None:
         if self._on_change:
@@ -247,6 +251,14 @@ class DeviceRegistry:
         async with self._sessions() as session:
             rows = await session.scalars(select(DeviceRow))
             return [DevicePublic.model_validate(row) for row in rows]
+
+    async def changed_since(self, since: datetime) -> list[DevicePublic]:
+        """Devices registered or changed after `since` (other processes' directories)."""
+        query = select(DeviceRow).where(
+            or_(DeviceRow.created_at > since, DeviceRow.updated_at > since)
+        )
+        async with self._sessions() as session:
+            return [DevicePublic.model_validate(row) for row in await session.scalars(query)]
 
     async def replace(self, device_id: str, device: DeviceCreate) -> DevicePublic:
         """Overwrite a device's writable fields (PUT); its id and kind cannot change."""

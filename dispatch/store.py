@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.timeutil import from_ms
@@ -329,6 +329,12 @@ class AlertStore:
         """One incident, or None."""
         found = await self.incidents(incident_id=incident_id, limit=1)
         return found[0] if found else None
+
+    async def latest_event_id(self) -> int:
+        """The newest change's event id (0 when there is none)."""
+        async with self._sessions() as session:
+            latest = await session.scalar(select(func.max(AlertEventRow.id)))
+        return int(latest or 0)
 
     async def changes_after(self, event_id: int, limit: int = 1000) -> list[AlertChange]:
         """The change log after an event id, oldest first (SSE resume)."""

@@ -57,6 +57,8 @@ class Reason:
     # LoRaWAN network server envelopes (ingest.lorawan).
     BAD_ENVELOPE = "bad_envelope"
     NO_DECODED_PAYLOAD = "no_decoded_payload"
+    # A message on another worker's partition topic that is not a forwarded batch.
+    BAD_FORWARD = "bad_forward"
 
 
 class DecodeError(ValueError):

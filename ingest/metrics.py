@@ -53,3 +53,16 @@ LORAWAN_DUPLICATES = Counter(
     "sigap_ingest_lorawan_duplicates_total",
     "LoRaWAN uplinks dropped because the same uplink was already taken (several gateways)",
 )
+# Several ingest workers (ingest/partition.py).
+FORWARDED = Counter(
+    "sigap_ingest_forwarded_readings_total",
+    "Readings this worker received and sent on to the worker that owns their device",
+    ["to_worker"],
+)
+FORWARDED_IN = Counter(
+    "sigap_ingest_forwarded_in_readings_total",
+    "Readings other workers sent to this one because it owns their device",
+)
+EVALUATED = Counter(
+    "sigap_rules_evaluated_readings_total", "Readings handed to this process's rule engine"
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection
@@ -17,10 +18,11 @@ import orjson
 from common.timeutil import from_ms, now_ms
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.schemas import KIND_CODES, DeviceCreate
-from ingest import decode, lorawan, metrics
+from ingest import decode, lorawan, metrics, partition
 from ingest.acks import AckTracker, Receipt
 from ingest.batch import Q_INDEX, ReadingBatch
 from ingest.decode import DecodedReading, DecodeError, Limits, Reason
+from ingest.partition import Owners
 from ingest.rejected import Rejected, RejectedStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,15 @@ class _Staged:
 
 
 @dataclass(frozen=True, slots=True)
+class Partitioned:
+    """How a worker among several hands on its batches (see ingest/partition.py)."""
+
+    owners: Owners
+    evaluate: BatchHandler  # the rows this worker owns: rules and alert events
+    store: BatchHandler  # every row it received: InfluxDB
+
+
+@dataclass(frozen=True, slots=True)
 class MqttEndpoint:
     """Where and how ingest subscribes."""
 
@@ -103,6 +114,7 @@ class Ingestor:
         clock: Callable[[], int] = now_ms,
         load_lorawan: LorawanLoader | None = None,
         lorawan_dedup_window_ms: int = 15 * 60_000,
+        partitioned: Partitioned | None = None,
     ) -> None:
         self.directory = directory
         self._load_devices = load_devices
@@ -124,6 +136,12 @@ class Ingestor:
         self.last_seen: dict[str, datetime] = {}  # device id -> arrival, not yet persisted
         self.connected = False
         self.last_error: str | None = None
+        self._partitioned = partitioned
+        # Batches other workers forwarded to us (their payloads), evaluated at the next flush.
+        self._inbox: list[tuple[bytes, Receipt | None]] = []
+        self._client: aiomqtt.Client | None = None  # while connected: forwards go out on it
+        self._forwarding: set[asyncio.Future[None]] = set()  # publishes awaiting their PUBACK
+        self._warned: set[int] = set()  # workers whose worker count differs from ours
 
     # -- decoding (synchronous, per message) ------------------------------------------
 
@@ -137,6 +155,11 @@ class Ingestor:
 
     def _handle(self, topic: str, payload: bytes, receipt: Receipt | None) -> None:
         now = self._clock()
+        if self._partitioned is not None and topic == self._partitioned.owners.partition.topic:
+            if receipt is not None:
+                receipt.add_part()
+            self._inbox.append((payload, receipt))
+            return
         parts = topic.split("/")
         # LoRaWAN first: a TTS topic (v3/app@tenant/devices/dev/up) would otherwise pass
         # for a Sigap device topic.
@@ -223,12 +246,13 @@ class Ingestor:
 
     @property
     def staged(self) -> int:
-        """Readings and rejections waiting for the next flush."""
-        return len(self._staged) + len(self._rejects)
+        """Readings, rejections and forwarded batches waiting for the next flush."""
+        return len(self._staged) + len(self._rejects) + len(self._inbox)
 
     def due(self) -> bool:
         """True when the batch is full or its oldest entry has waited a whole window."""
-        if len(self._staged) >= self.batch_size:
+        # A forwarded batch was batched by its sender already: it goes on at once.
+        if len(self._staged) >= self.batch_size or self._inbox:
             return True
         return self._oldest_ms is not None and self._clock() - self._oldest_ms >= self.window_ms
 
@@ -239,6 +263,7 @@ class Ingestor:
         async with self._flush_lock:
             staged, self._staged = self._staged, []
             rejects, self._rejects = self._rejects, []
+            inbox, self._inbox = self._inbox, []
             self._oldest_ms = None
             if staged:
                 metrics.LAG.observe(max(0, self._clock() - staged[0].arrived_ms) / 1000)
@@ -248,23 +273,114 @@ class Ingestor:
                 # The registry could not be asked (SQL down): keep everything for next time.
                 self._staged[:0] = staged
                 self._rejects[:0] = rejects
+                self._inbox[:0] = inbox
                 self._oldest_ms = self._oldest_ms or self._clock()
                 raise
             metrics.STAGED.set(len(self._staged))
             metrics.QUEUED.set(self._queue_depth())
+            count = 0
+            if built is not None:
+                batch, receipts = built
+                metrics.READINGS.inc(len(batch))
+                metrics.BATCH_SIZE.observe(len(batch))
+                _when_all(await self._hand_on(batch), receipts)
+                count = len(batch)
+            if inbox:
+                await self._evaluate_forwarded(inbox, rejects)
             if rejects:
                 await self._store_rejects(rejects)
-            if built is None:
-                return 0
-            batch, receipts = built
-            metrics.READINGS.inc(len(batch))
-            metrics.BATCH_SIZE.observe(len(batch))
-            durable = await self._on_batch(batch)
-            if durable is None:
-                _all_done(receipts)
-            else:
-                durable.add_done_callback(lambda _: _all_done(receipts))
-            return len(batch)
+            return count
+
+    async def _hand_on(self, batch: ReadingBatch) -> list[asyncio.Future[None] | None]:
+        """Rules and storage for a batch; what must complete before it is acknowledged."""
+        split = self._partitioned
+        if split is None:
+            return [await self._on_batch(batch)]
+        local, others = split.owners.split(batch)
+        # Rules first (a fire must not wait for InfluxDB), here or at the owner's.
+        waits = [await split.evaluate(local)] if local is not None else []
+        for owner, rows in others.items():
+            waits.append(self._forward(owner, rows))
+        waits.append(await split.store(batch))
+        return waits
+
+    def _forward(self, owner: int, rows: ReadingBatch) -> asyncio.Future[None]:
+        """Send readings to their owner worker; the future completes on the broker's PUBACK."""
+        assert self._partitioned is not None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        client = self._client
+        if client is None:
+            # Between connections: the messages these rows came in are not acknowledged
+            # and will come again, so they are forwarded then.
+            return done
+        payload = partition.encode(rows, self._partitioned.owners.partition)
+        metrics.FORWARDED.labels(str(owner)).inc(len(rows))
+
+        async def publish() -> None:
+            try:
+                await client.publish(partition.topic_of(owner), payload, qos=1, timeout=30)
+            except Exception as exc:
+                # Without the PUBACK the original messages must not be acknowledged: drop
+                # the connection, and the broker sends them again (to whichever worker).
+                log.error("could not forward %d readings to worker %d: %s", len(rows), owner, exc)
+                with contextlib.suppress(Exception):
+                    client._client.disconnect()
+                return
+            done.set_result(None)
+
+        task = asyncio.ensure_future(publish())
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
+        return done
+
+    async def _evaluate_forwarded(
+        self,
+        inbox: list[tuple[bytes, Receipt | None]],
+        rejects: list[tuple[Rejected, Receipt | None]],
+    ) -> None:
+        """Rules for the readings other workers forwarded to us (they stored them already)."""
+        assert self._partitioned is not None
+        own = self._partitioned.owners.partition
+        for payload, receipt in inbox:
+            try:
+                forwarded = partition.decode(payload)
+            except partition.ForwardError as exc:
+                error = DecodeError(Reason.BAD_FORWARD, str(exc))
+                rejects.append((_rejected(own.topic, payload, self._clock(), error, None), receipt))
+                continue
+            if forwarded.workers != own.workers and forwarded.sender not in self._warned:
+                self._warned.add(forwarded.sender)
+                log.error(
+                    "worker %d counts %d workers, this one %d: set SIGAP_INGEST_WORKERS alike "
+                    "everywhere, or devices' rule state is split between workers",
+                    forwarded.sender,
+                    forwarded.workers,
+                    own.workers,
+                )
+            batch = await self._forwarded_batch(forwarded)
+            metrics.FORWARDED_IN.inc(len(batch))
+            _when_all([await self._partitioned.evaluate(batch)] if len(batch) else [], [receipt])
+
+    async def _forwarded_batch(self, forwarded: partition.Forwarded) -> ReadingBatch:
+        directory = self.directory
+        missing = {i for i in forwarded.device_ids if directory.get(i) is None}
+        if missing:
+            await self._resolve(missing)
+        infos = [directory.get(i) for i in forwarded.device_ids]
+        rows = np.fromiter((k for k, info in enumerate(infos) if info is not None), np.intp)
+        if len(rows) < len(infos):
+            # Accepted by the sender, deleted from the registry since: stored, not evaluated.
+            log.warning("%d forwarded readings of deleted devices", len(infos) - len(rows))
+        known = [info for info in infos if info is not None]
+        return ReadingBatch(
+            np.fromiter((info.index for info in known), np.int32, len(known)),
+            np.fromiter((info.kind_code for info in known), np.uint8, len(known)),
+            forwarded.ts_ms[rows],
+            forwarded.seq[rows],
+            forwarded.values[:, rows],
+            directory.ids,
+            arrived_ms=forwarded.arrived_ms,
+        )
 
     async def _store_rejects(self, rejects: list[tuple[Rejected, Receipt | None]]) -> None:
         try:
@@ -422,6 +538,7 @@ class Ingestor:
         self, client: aiomqtt.Client, endpoint: MqttEndpoint, acks: AckTracker
     ) -> None:
         async with client:
+            self._client = client
             self._queue_depth = lambda: len(client.messages)
             for topic in endpoint.topics:
                 await client.subscribe(topic, qos=endpoint.qos)
@@ -434,11 +551,14 @@ class Ingestor:
                 endpoint.host,
                 endpoint.port,
             )
-            async for message in client.messages:
-                receipt = acks.received(message.mid, message.qos)
-                self.handle(str(message.topic), _payload_bytes(message.payload), receipt)
-                if len(self._staged) >= self.batch_size:
-                    await self.flush()
+            try:
+                async for message in client.messages:
+                    receipt = acks.received(message.mid, message.qos)
+                    self.handle(str(message.topic), _payload_bytes(message.payload), receipt)
+                    if len(self._staged) >= self.batch_size:
+                        await self.flush()
+            finally:
+                self._client = None
 
     async def _tick(self) -> None:
         # The window timer: flushes a part-filled batch once its oldest reading has waited.
@@ -502,6 +622,24 @@ def _all_done(receipts: list[Receipt | None]) -> None:
     for receipt in receipts:
         if receipt is not None:
             receipt.done()
+
+
+def _when_all(waits: list[asyncio.Future[None] | None], receipts: list[Receipt | None]) -> None:
+    """Mark the receipts done once every future (None: done already) has completed."""
+    pending = [w for w in waits if w is not None and not w.done()]
+    if not pending:
+        _all_done(receipts)
+        return
+    left = len(pending)
+
+    def one_done(_: asyncio.Future[None]) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0:
+            _all_done(receipts)
+
+    for wait in pending:
+        wait.add_done_callback(one_done)
 
 
 class _CountingQueue(asyncio.Queue[aiomqtt.Message]):

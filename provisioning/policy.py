@@ -84,8 +84,9 @@ def account_acls(kind: AccountKind, account_id: str) -> tuple[AclRule, ...]:
 
 
 # Sigap's own service account (ingest, alert publisher): reads all Sigap and LoRaWAN
-# network-server topics, writes only alerts. It may not publish device topics, so a leaked
-# service password cannot inject readings.
+# network-server topics, writes only alerts and the readings one ingest worker forwards to
+# another (ingest/partition.py). It may not publish device topics, so a leaked service
+# password cannot pass for a device.
 SERVICE_READ_TOPICS = (
     "sigap/#",
     "v3/#",  # The Things Stack v3: v3/{app}@{tenant}/devices/{dev}/up
@@ -93,8 +94,12 @@ SERVICE_READ_TOPICS = (
 )
 SERVICE_ACLS: tuple[AclRule, ...] = (
     *(AclRule(SUBSCRIBE, topic) for topic in SERVICE_READ_TOPICS),
+    # Several ingest workers subscribe as one share group ($share/{group}/{filter});
+    # mosquitto's plugin checks such a subscription with its $share prefix.
+    *(AclRule(SUBSCRIBE, f"$share/+/{topic}") for topic in SERVICE_READ_TOPICS),
     *(AclRule(PUBLISH_RECEIVE, topic) for topic in SERVICE_READ_TOPICS),
     AclRule(PUBLISH_SEND, "sigap/alerts/#"),
+    AclRule(PUBLISH_SEND, "sigap/internal/#"),
 )
 
 # Development and test only (the simulator, the demo, the test suite): publishes as any
@@ -139,11 +144,28 @@ def allowed(acls: tuple[AclRule, ...], acltype: str, topic: str) -> bool:
         if rule.acltype != acltype:
             continue
         if acltype == SUBSCRIBE:
-            # A filter falls under the rule when every topic it matches does; for the
-            # rules above (literal prefixes ending in #) a prefix test decides that.
-            prefix = rule.topic.removesuffix("#")
-            if topic == rule.topic or (rule.topic.endswith("#") and topic.startswith(prefix)):
+            if _filter_within(topic, rule.topic):
                 return rule.allow
         elif topic_matches_sub(rule.topic, topic):
             return rule.allow
     return DEFAULT_ACL_ACCESS.get(default_key, False)
+
+
+def _filter_within(sub: str, rule: str) -> bool:
+    """True when every topic the filter `sub` matches is matched by the ACL `rule`.
+
+    A `+` or `#` in the filter is covered only by a wildcard in the rule; a `+` in the
+    rule takes one literal level of the filter (a share group name).
+    """
+    sub_levels = sub.split("/")
+    for i, level in enumerate(rule.split("/")):
+        if level == "#":
+            return True
+        if i >= len(sub_levels):
+            return False
+        if level == "+":
+            if sub_levels[i] == "#":
+                return False
+        elif level != sub_levels[i]:
+            return False
+    return len(sub_levels) == len(rule.split("/"))

@@ -1,4 +1,4 @@
-"""The `sigap` command: up (the service), simulate (a fleet), demo (everything, locally)."""
+"""The `sigap` command: up (the service), ingest (another worker), simulate (a fleet), demo."""
 
 from __future__ import annotations
 
@@ -33,23 +33,42 @@ def _logging(level: str) -> None:
 @app.command()
 def up() -> None:
     """Run ingest, rules, alerts and the API against the configured MQTT, InfluxDB and SQL."""
+    _serve(api=True)
+
+
+@app.command()
+def ingest() -> None:
+    """Run one more ingest worker (ingest, rules, alert events; /healthz, /readyz, /metrics).
+
+    Set SIGAP_INGEST_WORKERS to the number of workers, `sigap up` included, and
+    SIGAP_INGEST_WORKER to this one's number (docs/deploy.md).
+    """
+    _serve(api=False)
+
+
+def _serve(*, api: bool) -> None:
     import uvicorn
 
+    import migrations
     from sigap.runtime import build_app
 
     settings = Settings()
     _logging(settings.log_level)
+    ing = settings.ingest
     logging.getLogger("sigap").info(
-        "sigap up: MQTT %s, InfluxDB %s/%s, SQL %s, API http://%s:%d",
+        "sigap %s: MQTT %s, InfluxDB %s/%s, SQL %s, %s http://%s:%d%s",
+        "up" if api else "ingest",
         settings.mqtt.url,
         settings.influx.url,
         settings.influx.db,
-        settings.sql_url,
+        migrations.redact(settings.sql_url),
+        "API" if api else "health and metrics",
         settings.api.host,
         settings.api.port,
+        f", ingest worker {ing.worker} of {ing.workers}" if ing.workers > 1 else "",
     )
     uvicorn.run(
-        build_app(settings),
+        build_app(settings, serve_api=api),
         host=settings.api.host,
         port=settings.api.port,
         log_level=settings.log_level.lower(),

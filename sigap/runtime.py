@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from devices.directory import DeviceDirectory, DeviceInfo
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate, DevicePublic
 from dispatch.broadcast import AlertBroadcaster
+from dispatch.feed import ChangeFeed
 from dispatch.mqtt_out import MqttAlertPublisher
 from dispatch.service import AlertService
 from dispatch.store import AlertStore
@@ -42,8 +43,9 @@ from ingest.influx import (
     LineEncoder,
     running_writer,
 )
+from ingest.partition import Owners, Partition
 from ingest.rejected import RejectedStore
-from ingest.service import Ingestor, MqttEndpoint
+from ingest.service import Ingestor, MqttEndpoint, Partitioned
 from ingest.spool import Spool
 from provisioning import BrokerAccounts, DynsecAccounts
 from routes.geo import haversine_m
@@ -102,6 +104,15 @@ class Pipeline:
 
     async def __call__(self, batch: ReadingBatch) -> asyncio.Future[None]:
         """Evaluate, alert and store one batch; the future says when it is durable."""
+        committed = await self.evaluate(batch)
+        stored = await self.store(batch)
+        if committed is None:
+            return stored
+        return asyncio.ensure_future(_all_of(stored, committed))
+
+    async def evaluate(self, batch: ReadingBatch) -> asyncio.Future[None] | None:
+        """Rules and alert events for a batch; a future when its events wait for SQL."""
+        metrics.EVALUATED.inc(len(batch))
         try:
             events = self.engine.evaluate(batch, now_ms())
         except Exception:
@@ -111,10 +122,11 @@ class Pipeline:
         await self.apply(events)
         if events and batch.arrived_ms and self._committed is None:
             metrics.ALERT_LATENCY.observe(max(0, now_ms() - batch.arrived_ms) / 1000)
-        stored = await self.writer.submit(batch)
-        if self._committed is None:
-            return stored
-        return asyncio.ensure_future(_all_of(stored, self._committed))
+        return self._committed
+
+    async def store(self, batch: ReadingBatch) -> asyncio.Future[None]:
+        """Queue a batch for InfluxDB; the future completes once it is written or spooled."""
+        return await self.writer.submit(batch)
 
     async def apply(self, events: list[AlertEvent]) -> None:
         """Hand events to dispatch; on failure keep them, in order, for the next call."""
@@ -263,8 +275,13 @@ def device_spec(rules: RulesConfig, info: DeviceInfo) -> DeviceSpec:
 
 
 @asynccontextmanager
-async def run(settings: Settings) -> AsyncIterator[Runtime]:
-    """Start every stage, downstream first, and stop them in reverse order."""
+async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Runtime]:
+    """Start every stage, downstream first, and stop them in reverse order.
+
+    `serve_api=False` is an ingest worker (`sigap ingest`): ingest, rules and alert events
+    only; the process that serves the API (`sigap up`) runs the jobs that must run once
+    (escalation, webhook delivery, route planning) and streams every worker's alerts.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     sql = make_engine(settings.sql_url)
     await create_schema(sql)
@@ -283,6 +300,17 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
     for device in registered:
         directory.upsert(device)
     log.info("registry: %d devices", len(directory))
+    ing = settings.ingest
+    owners: Owners | None = None
+    if ing.workers > 1:
+        owners = Owners(
+            Partition(ing.workers, ing.worker, ing.share_group, ing.partition_cell_deg), directory
+        )
+        log.info("ingest worker %d of %d, share group %s", ing.worker, ing.workers, ing.share_group)
+    # Each worker has its own persistent session (and its forwarded readings in it).
+    client_id = settings.mqtt.client_id
+    if owners is not None:
+        client_id = f"{client_id}-{ing.worker}"
 
     stations = StationRegistry(sessions)
     nearest = NearestStations(directory, settings.dispatch.proposed_stations)
@@ -299,13 +327,13 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
             settings.mqtt.port,
             username=settings.mqtt.username,
             password=settings.mqtt.password,
-            client_id=f"{settings.mqtt.client_id}-alerts",
+            client_id=f"{client_id}-alerts",
         )
         alert_sinks.append(mqtt_alerts)
     alerts = AlertService(store, AlertBroadcaster(), alert_sinks)
     for alert in await store.active():
         info = directory.get(alert.device_id)
-        if info is not None and alert.cleared_at is None:
+        if info is not None and alert.cleared_at is None and (owners is None or owners.owns(info)):
             engine.seed(alert.slot, info.index, alert.kind)  # no second alert after a restart
 
     rejected = RejectedStore(
@@ -330,7 +358,11 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
         writer = InfluxWriter(
             influx,
             LineEncoder(influx_settings.measurement),
-            spool=Spool(settings.data_dir / "spool", settings.ingest.spool_max_bytes),
+            # Workers that share a data dir must not replay one another's spool files.
+            spool=Spool(
+                settings.data_dir / ("spool" if owners is None else f"spool-{ing.worker}"),
+                settings.ingest.spool_max_bytes,
+            ),
             max_pending=influx_settings.max_pending_readings,
             max_retry_delay_s=influx_settings.max_retry_delay_s,
         )
@@ -341,7 +373,6 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 found: list[DevicePublic] = await registry.get_many(ids)
                 return list(found)
 
-            ing = settings.ingest
             ingestor = Ingestor(
                 directory,
                 load_devices,
@@ -356,6 +387,9 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                 window_ms=ing.batch_window_ms,
                 load_lorawan=registry.find_by_ns,
                 lorawan_dedup_window_ms=int(ing.lorawan_dedup_window_s * 1000),
+                partitioned=None
+                if owners is None
+                else Partitioned(owners, pipeline.evaluate, pipeline.store),
             )
             runtime = Runtime(
                 settings,
@@ -424,8 +458,18 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                     max_instances=1,
                     coalesce=True,
                 )
+            if owners is not None:
+                # The API that changes devices, depots and webhooks may run elsewhere.
+                follower = SqlFollower(registry, outbox, stations, nearest, api=serve_api)
+                scheduler.add_job(
+                    follower.refresh,
+                    "interval",
+                    seconds=settings.ingest.follow_registry_s,
+                    max_instances=1,
+                    coalesce=True,
+                )
             route_jobs: RouteScheduler | None = None
-            if settings.routes.schedule:
+            if settings.routes.schedule and serve_api:
                 route_jobs = RouteScheduler(
                     scheduler, runtime.routes, settings.routes.verify_interval_s
                 )
@@ -435,30 +479,46 @@ async def run(settings: Settings) -> AsyncIterator[Runtime]:
                     planner.warm()
             else:
                 stations.on_change = nearest.add
-            scheduler.add_job(
-                alerts.escalate,
-                "interval",
-                seconds=settings.dispatch.escalation_check_s,
-                args=[settings.dispatch.escalate_after_s],
-                max_instances=1,
-                coalesce=True,
-            )
+            background: list[asyncio.Task[None]] = []
+            if serve_api:  # jobs that must run in one process only
+                scheduler.add_job(
+                    alerts.escalate,
+                    "interval",
+                    seconds=settings.dispatch.escalation_check_s,
+                    args=[settings.dispatch.escalate_after_s],
+                    max_instances=1,
+                    coalesce=True,
+                )
+                background.append(
+                    asyncio.create_task(
+                        outbox.run(webhook_http, poll_s=settings.dispatch.webhook_poll_s),
+                        name="webhooks",
+                    )
+                )
+            if serve_api and owners is not None:
+                # Other workers commit alerts too: stream theirs from the change log.
+                feed = ChangeFeed(
+                    store.changes_after,
+                    alerts.broadcaster.publish,
+                    alerts.published_here,
+                    poll_s=settings.dispatch.feed_poll_s,
+                )
+                feed.start_at(await store.latest_event_id())
+                background.append(asyncio.create_task(feed.run(), name="alert-feed"))
             scheduler.start()
             runtime.webhooks = outbox
-            background = [
-                asyncio.create_task(
-                    outbox.run(webhook_http, poll_s=settings.dispatch.webhook_poll_s),
-                    name="webhooks",
-                )
-            ]
             if mqtt_alerts is not None:
                 background.append(asyncio.create_task(mqtt_alerts.run(), name="mqtt-alerts"))
 
+            topics = (ing.device_topics, ing.gateway_topics, *ing.lorawan_topic_list)
+            if owners is not None:
+                part = owners.partition
+                topics = (*(part.shared(t) for t in topics), part.topic)
             endpoint = MqttEndpoint(
                 host=settings.mqtt.host,
                 port=settings.mqtt.port,
-                topics=(ing.device_topics, ing.gateway_topics, *ing.lorawan_topic_list),
-                client_id=settings.mqtt.client_id,
+                topics=topics,
+                client_id=client_id,
                 username=settings.mqtt.username,
                 password=settings.mqtt.password,
                 qos=settings.mqtt.qos,
@@ -497,6 +557,46 @@ def _both(
         second(station)
 
     return call
+
+
+class SqlFollower:
+    """What an ingest worker re-reads from SQL because the API that changes it runs in
+    another process: devices (new, moved, retired), and, where this process serves no API,
+    webhook subscriptions and fire stations."""
+
+    # Re-read changes this far back too: the clocks of the processes that stamp them differ.
+    SKEW = timedelta(seconds=30)
+
+    def __init__(
+        self,
+        registry: DeviceRegistry,
+        outbox: WebhookOutbox,
+        stations: StationRegistry,
+        nearest: NearestStations,
+        *,
+        api: bool,
+    ) -> None:
+        self._registry = registry
+        self._outbox = outbox
+        self._stations = stations
+        self._nearest = nearest
+        self._api = api
+        self._since = datetime.now(UTC)
+
+    async def refresh(self) -> None:
+        """One round: changed devices into the directory, subscribers and stations."""
+        started = datetime.now(UTC)
+        try:
+            changed = await self._registry.changed_since(self._since - self.SKEW)
+            for device in changed:
+                self._registry.notify(device)
+            if not self._api:
+                await self._outbox.load()
+                self._nearest.load(await self._stations.find(limit=1_000_000))
+        except Exception as exc:
+            log.warning("could not re-read the registry: %s", exc)
+            return
+        self._since = started
 
 
 class NearestStations:
@@ -580,14 +680,14 @@ def broker_accounts(settings: Settings) -> DynsecAccounts | None:
     )
 
 
-def build_app(settings: Settings) -> FastAPI:
-    """The API app whose lifespan runs the whole service."""
+def build_app(settings: Settings, *, serve_api: bool = True) -> FastAPI:
+    """The app whose lifespan runs the whole service (or, serve_api=False, a worker)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with run(settings) as runtime:
+        async with run(settings, serve_api=serve_api) as runtime:
             app.state.runtime = runtime
             app.state.services = runtime.api_services()
             yield
 
-    return create_app(lifespan)
+    return create_app(lifespan, api=serve_api)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -105,6 +105,27 @@ class IngestSettings(BaseSettings):
     # delivered twice within the dedup window is stored once.
     lorawan_topics: str = "v3/+/devices/+/up,application/+/device/+/event/up"
     lorawan_dedup_window_s: float = Field(default=900.0, gt=0)
+    # Several ingest workers on one broker (docs/deploy.md): every process is told how many
+    # there are and which one it is (0..workers-1). Each takes a share of the topics
+    # through an MQTT shared subscription ($share/{share_group}/...) and holds the rule
+    # state of the devices it owns; readings of other devices go on to their owner.
+    workers: int = Field(default=1, ge=1, le=256)
+    worker: int = Field(default=0, ge=0)
+    share_group: str = Field(default="sigap-ingest", pattern=r"^[A-Za-z0-9_.-]+$")
+    # Fire detectors with no zone are owned by map cell (degrees), so that neighbours
+    # that confirm one another are on one worker.
+    partition_cell_deg: float = Field(default=0.02, gt=0)
+    # With several workers, each re-reads devices changed through the API this often.
+    follow_registry_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_worker(self) -> IngestSettings:
+        if self.worker >= self.workers:
+            raise ValueError(
+                f"SIGAP_INGEST_WORKER={self.worker} but SIGAP_INGEST_WORKERS={self.workers}: "
+                f"workers are numbered 0..{self.workers - 1}"
+            )
+        return self
 
     @property
     def lorawan_topic_list(self) -> tuple[str, ...]:
@@ -136,6 +157,8 @@ class DispatchSettings(BaseSettings):
     proposed_stations: int = Field(default=3, ge=1, le=20)
     mqtt_alerts: bool = True  # publish alert changes on sigap/alerts/{category}/{device_id}
     webhook_poll_s: float = Field(default=1.0, gt=0)
+    # With several ingest workers, the API process reads their alert changes this often.
+    feed_poll_s: float = Field(default=0.05, gt=0)
     webhook_max_attempts: int = Field(default=20, ge=1)
     cap_sender: str = "sigap@kotimkab.go.id"
 

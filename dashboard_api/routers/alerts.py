@@ -68,22 +68,28 @@ async def stream_alerts(
     async def events() -> AsyncIterator[ServerSentEvent]:
         # Subscribe before reading the backlog so nothing falls between the two.
         async with services.broadcaster.subscribe() as sub:
-            sent = resume_after if resume_after is not None else -1
+            # Ids sent from the backlog, not just the highest: with several ingest workers
+            # a change can go live after one with a higher id (dispatch/feed.py).
+            sent: set[int] = set()
             if resume_after is not None:
+                after = resume_after
                 while True:
-                    backlog = await services.alerts.changes_after(sent, limit=1000)
+                    backlog = await services.alerts.changes_after(after, limit=1000)
                     for change in backlog:
                         yield _sse(change)
-                        sent = change.event_id
+                        sent.add(change.event_id)
+                        after = change.event_id
                     if len(backlog) < 1000:
                         break
             while True:
                 live = await sub.queue.get()
                 if live is None:
                     return  # cut off (lagging) or shutting down: the client resumes
-                if live.event_id <= sent:
-                    continue  # already sent from the backlog
-                sent = live.event_id
+                if live.event_id in sent:
+                    sent.discard(live.event_id)  # already sent from the backlog
+                    continue
+                if resume_after is not None and live.event_id <= resume_after:
+                    continue  # the client had it before it reconnected
                 yield _sse(live)
 
     return EventSourceResponse(events(), ping=15)

@@ -116,11 +116,14 @@ def start_sigap(
     data_dir: Path,
     *,
     wait_ready: bool = True,
+    command: str = "up",
+    influx_db: str | None = None,
     **env: str,
 ) -> SigapProcess:
-    """Start `sigap up` as its own process and wait until /readyz (or /healthz) answers 200."""
+    """Start `sigap up` (or `sigap ingest`) as its own process and wait until /readyz (or
+    /healthz) answers 200; a new InfluxDB database unless `influx_db` names one."""
     api_port = devstack.free_port()
-    db = "t" + uuid.uuid4().hex[:12]
+    db = influx_db or "t" + uuid.uuid4().hex[:12]
     environment = (
         os.environ
         | {
@@ -140,10 +143,10 @@ def start_sigap(
         | env
     )
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "sigap-up.log"
+    log_path = data_dir / f"sigap-{command}.log"
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sigap", "up"],
+            [sys.executable, "-m", "sigap", command],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=environment,
@@ -160,7 +163,7 @@ def start_sigap(
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
-            pytest.fail(f"sigap up exited with {process.returncode}:\n{proc.log()[-3000:]}")
+            pytest.fail(f"sigap {command} exited {process.returncode}:\n{proc.log()[-3000:]}")
         try:
             probe = "/readyz" if wait_ready else "/healthz"
             if httpx.get(f"{proc.api}{probe}", timeout=2).status_code == 200:
@@ -169,7 +172,7 @@ def start_sigap(
             pass
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"sigap up not ready in 60 s:\n{proc.log()[-3000:]}")
+            pytest.fail(f"sigap {command} not ready in 60 s:\n{proc.log()[-3000:]}")
         time.sleep(0.1)  # polling a starting process; not standing in for synchronisation
 
 

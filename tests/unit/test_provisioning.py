@@ -26,11 +26,13 @@ from provisioning import (
 )
 from provisioning.dynsec_config import verify_password, write_initial_config
 from provisioning.policy import (
+    DEVELOPER_ACLS,
     DEVELOPER_ROLE,
     PUBLISH_SEND,
     SERVICE_ACLS,
     SUBSCRIBE,
     AclRule,
+    account_acls,
     allowed,
     check_id,
     kind_of,
@@ -357,6 +359,13 @@ def test_service_acls() -> None:
     assert not allowed(SERVICE_ACLS, SUBSCRIBE, "$CONTROL/dynamic-security/#")
     assert allowed(SERVICE_ACLS, PUBLISH_SEND, "sigap/alerts/fire/fire-1")
     assert not allowed(SERVICE_ACLS, PUBLISH_SEND, "sigap/devices/fire-1/up")
+    # Several ingest workers: a share group, and readings forwarded between workers.
+    assert allowed(SERVICE_ACLS, SUBSCRIBE, "$share/sigap-ingest/sigap/devices/+/up")
+    assert allowed(SERVICE_ACLS, SUBSCRIBE, "$share/g/v3/+/devices/+/up")
+    assert not allowed(SERVICE_ACLS, SUBSCRIBE, "$share/g/#")
+    assert allowed(SERVICE_ACLS, PUBLISH_SEND, "sigap/internal/ingest/1")
+    assert not allowed(DEVELOPER_ACLS, PUBLISH_SEND, "sigap/internal/ingest/1")
+    assert not allowed(account_acls(AccountKind.device, "fire-1"), PUBLISH_SEND, "sigap/internal/x")
 
 
 def test_ids_and_kinds() -> None:
