@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, Float, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.sqltypes import NAMING_CONVENTION, UTCDateTime
@@ -68,3 +68,18 @@ class GatewayRow(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class BinStatusRow(Base):
+    """A bin's fill, fill rate and time to full as the worker that owns it last computed
+    them; read by the API process when several ingest workers share the fleet."""
+
+    __tablename__ = "bin_status"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fill_pct: Mapped[float] = mapped_column(Float)
+    rate_pct_per_h: Mapped[float | None] = mapped_column(Float, nullable=True)
+    hours_to_full: Mapped[float | None] = mapped_column(Float, nullable=True)
+    level: Mapped[int] = mapped_column(Integer)
+    reading_ts_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

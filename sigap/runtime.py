@@ -8,11 +8,13 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
+import numpy as np
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy import event, text
@@ -23,9 +25,10 @@ from access import Authenticator, TokenStore
 from common.timeutil import now_ms
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
+from devices.bin_status import BinStatusStore
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.registry import DeviceRegistry
-from devices.schemas import DeviceCreate, DevicePublic
+from devices.schemas import KIND_CODES, DeviceCreate, DevicePublic
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.feed import ChangeFeed
 from dispatch.mqtt_out import MqttAlertPublisher
@@ -60,6 +63,8 @@ from stations.registry import StationRegistry
 from stations.schemas import StationKind, StationPublic
 
 log = logging.getLogger(__name__)
+
+_BIN = KIND_CODES["bin"]
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -99,6 +104,8 @@ class Pipeline:
         self.writer = writer
         self._unapplied: list[AlertEvent] = []
         self.last_error: str | None = None  # why alert events could not be committed
+        # With several workers: bins evaluated here since their status was last shared.
+        self.touched_bins: set[int] | None = None
         # Completes when the events kept after an SQL failure are finally committed.
         self._committed: asyncio.Future[None] | None = None
 
@@ -113,6 +120,8 @@ class Pipeline:
     async def evaluate(self, batch: ReadingBatch) -> asyncio.Future[None] | None:
         """Rules and alert events for a batch; a future when its events wait for SQL."""
         metrics.EVALUATED.inc(len(batch))
+        if self.touched_bins is not None:
+            self.touched_bins.update(np.unique(batch.device[batch.kind == _BIN]).tolist())
         try:
             events = self.engine.evaluate(batch, now_ms())
         except Exception:
@@ -185,6 +194,9 @@ class Runtime:
     pipeline: Pipeline | None = None
     auth: Authenticator | None = None
     accounts: BrokerAccounts | None = None
+    owners: Owners | None = None  # with several ingest workers: who owns which device
+    # Bins that other workers evaluate, as they last saved them (devices/bin_status.py).
+    shared_bins: dict[str, BinStatus] = field(default_factory=dict)
 
     async def readiness(self) -> dict[str, str | None]:
         """Each dependency: None when it answers, else what is wrong."""
@@ -213,7 +225,11 @@ class Runtime:
     def bin_status(self, device_id: str) -> BinStatus | None:
         """A bin's fill, fill rate and time until full, from the rule engine."""
         info = self.directory.get(device_id)
-        return None if info is None else self.engine.bin_status(info.index)
+        if info is None:
+            return None
+        if self.owners is not None and not self.owners.owns(info):
+            return self.shared_bins.get(device_id)  # another worker holds its fill history
+        return self.engine.bin_status(info.index)
 
     def api_services(self) -> ApiServices:
         """The API's view of the runtime."""
@@ -407,6 +423,7 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
 
             planner = ProcessSolver()
             runtime.pipeline = pipeline
+            runtime.owners = owners
             runtime.auth = Authenticator(TokenStore(sessions), settings.admin_token)
             runtime.accounts = broker_accounts(settings)
             if settings.admin_token is None:
@@ -460,14 +477,25 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
                 )
             if owners is not None:
                 # The API that changes devices, depots and webhooks may run elsewhere.
-                follower = SqlFollower(registry, outbox, stations, nearest, api=serve_api)
-                scheduler.add_job(
-                    follower.refresh,
-                    "interval",
-                    seconds=settings.ingest.follow_registry_s,
-                    max_instances=1,
-                    coalesce=True,
+                bin_store = BinStatusStore(sessions)
+                follower = SqlFollower(
+                    registry,
+                    outbox,
+                    stations,
+                    nearest,
+                    bin_store,
+                    runtime.shared_bins,
+                    api=serve_api,
                 )
+                pipeline.touched_bins = set()
+                for job in (follower.refresh, partial(_share_bin_status, runtime, bin_store)):
+                    scheduler.add_job(
+                        job,
+                        "interval",
+                        seconds=settings.ingest.follow_registry_s,
+                        max_instances=1,
+                        coalesce=True,
+                    )
             route_jobs: RouteScheduler | None = None
             if settings.routes.schedule and serve_api:
                 route_jobs = RouteScheduler(
@@ -560,8 +588,8 @@ def _both(
 
 
 class SqlFollower:
-    """What an ingest worker re-reads from SQL because the API that changes it runs in
-    another process: devices (new, moved, retired), and, where this process serves no API,
+    """What an ingest worker re-reads from SQL because another process changes it: devices
+    (new, moved, retired); in the API process, the bins other workers evaluate; elsewhere,
     webhook subscriptions and fire stations."""
 
     # Re-read changes this far back too: the clocks of the processes that stamp them differ.
@@ -573,10 +601,14 @@ class SqlFollower:
         outbox: WebhookOutbox,
         stations: StationRegistry,
         nearest: NearestStations,
+        bins: BinStatusStore,
+        shared_bins: dict[str, BinStatus],
         *,
         api: bool,
     ) -> None:
         self._registry = registry
+        self._bins = bins
+        self._shared_bins = shared_bins
         self._outbox = outbox
         self._stations = stations
         self._nearest = nearest
@@ -590,7 +622,9 @@ class SqlFollower:
             changed = await self._registry.changed_since(self._since - self.SKEW)
             for device in changed:
                 self._registry.notify(device)
-            if not self._api:
+            if self._api:  # bins that other workers evaluate, for /bins and routes
+                self._shared_bins.update(await self._bins.changed_since(self._since - self.SKEW))
+            else:
                 await self._outbox.load()
                 self._nearest.load(await self._stations.find(limit=1_000_000))
         except Exception as exc:
@@ -640,6 +674,25 @@ def route_config(settings: RoutesSettings) -> RouteConfig:
         plan_lead=timedelta(minutes=settings.plan_lead_min),
         verify_within=timedelta(hours=settings.verify_within_h),
     )
+
+
+async def _share_bin_status(runtime: Runtime, store: BinStatusStore) -> None:
+    """Save the status of the bins this worker evaluated since the last round."""
+    pipeline = runtime.pipeline
+    if pipeline is None or not pipeline.touched_bins:
+        return
+    touched, pipeline.touched_bins = pipeline.touched_bins, set()
+    ids = runtime.engine.device_ids
+    statuses = {
+        ids[index]: status
+        for index in touched
+        if (status := runtime.engine.bin_status(index)) is not None
+    }
+    try:
+        await store.save(statuses, datetime.now(UTC))
+    except Exception as exc:
+        log.warning("could not save %d bins' status: %s", len(statuses), exc)
+        pipeline.touched_bins |= touched
 
 
 async def _persist_last_seen(runtime: Runtime) -> None:

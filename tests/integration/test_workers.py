@@ -72,6 +72,7 @@ def workers(
             SIGAP_INGEST_WORKERS="2",
             SIGAP_INGEST_WORKER=str(worker),
             SIGAP_ROUTES_SCHEDULE="false",
+            SIGAP_INGEST_FOLLOW_REGISTRY_S="0.5",
             SIGAP_MQTT_CLIENT_ID=client_id,
         )
 
@@ -147,7 +148,7 @@ async def test_two_workers_process_each_reading_once_and_alert_once(
         for worker in (0, 1)
     ]
     burning = {b["id"] for b in detectors if b.get("zone") in burning_zones}
-    full_bins = {bins[0]["id"], bins[1]["id"]}
+    full_bins = {next(b["id"] for b in bins if owners[b["id"]] == worker) for worker in (0, 1)}
     assert {owners[d] for d in burning} == {0, 1}, "each worker owns a burning zone"
 
     # Follow the API's live stream (no Last-Event-ID: only what goes live from now on),
@@ -242,4 +243,16 @@ async def test_two_workers_process_each_reading_once_and_alert_once(
     changes = [(a["id"], a["kind"], a["status"]) for a in seen]
     assert len(changes) == len(set(changes)), changes
     assert {a["device_id"] for a in seen} == set(expected), ids
+
+    # GET /bins in the API process shows every bin's fill, also those worker 1 evaluates.
+    def bin_levels() -> dict[str, str | None]:
+        listed = http.get(f"{api.api}/api/v1/bins", params={"limit": 1000}).json()
+        return {b["id"]: b["level"] for b in listed if tag in b["id"]}
+
+    want = {b["id"]: "full" if b["id"] in full_bins else "ok" for b in bins}
+    deadline = time.monotonic() + 15
+    while (levels := bin_levels()) != want:
+        if time.monotonic() > deadline:
+            pytest.fail(f"bin levels {levels}, expected {want}")
+        await asyncio.sleep(0.1)
     print(f"evaluated per worker {evaluated}, {published} readings stored once")
