@@ -31,10 +31,7 @@ async def test_statuses_are_replaced_and_read_back_by_change_time(
     assert len(everything) == 1200 and everything["bin-7"] == later["bin-7"]
 
 
-@pytest.mark.parametrize("count", [0])
-async def test_nothing_to_save_is_fine(
-    sessions: async_sessionmaker[AsyncSession], count: int
-) -> None:
+async def test_nothing_to_save_is_fine(sessions: async_sessionmaker[AsyncSession]) -> None:
     store = BinStatusStore(sessions)
     await store.save({}, T0)
     assert await store.changed_since(T0 - timedelta(days=1)) == {}
