@@ -58,6 +58,7 @@ from routes.solver import ProcessSolver
 from rules.engine import BinStatus, RuleEngine
 from rules.events import AlertEvent
 from rules.params import DeviceSpec, RulesConfig, RulesConfigError, load_rules
+from sigap import gcpause
 from sigap.settings import RoutesSettings, Settings
 from stations.registry import StationRegistry
 from stations.schemas import StationKind, StationPublic
@@ -552,6 +553,10 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
                 qos=settings.mqtt.qos,
             )
             consumer = asyncio.create_task(ingestor.run(endpoint), name="ingest")
+            gcpause.watch()
+            # The registry and everything built at start live as long as the process: out
+            # of the collector's sight, full collections stay short (sigap/gcpause.py).
+            log.info("%d start-up objects exempt from garbage collection", gcpause.freeze())
             try:
                 yield runtime
             finally:
