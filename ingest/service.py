@@ -278,6 +278,10 @@ class Ingestor:
                 raise
             metrics.STAGED.set(len(self._staged))
             metrics.QUEUED.set(self._queue_depth())
+            # Rejections first: once a batch's readings are stored, the rejections that
+            # arrived with them are visible too.
+            if rejects:
+                await self._store_rejects(rejects)
             count = 0
             if built is not None:
                 batch, receipts = built
@@ -286,9 +290,10 @@ class Ingestor:
                 _when_all(await self._hand_on(batch), receipts)
                 count = len(batch)
             if inbox:
-                await self._evaluate_forwarded(inbox, rejects)
-            if rejects:
-                await self._store_rejects(rejects)
+                unreadable: list[tuple[Rejected, Receipt | None]] = []
+                await self._evaluate_forwarded(inbox, unreadable)
+                if unreadable:
+                    await self._store_rejects(unreadable)
             return count
 
     async def _hand_on(self, batch: ReadingBatch) -> list[asyncio.Future[None] | None]:
