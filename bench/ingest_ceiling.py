@@ -16,6 +16,7 @@ Publishers are raw-socket MQTT clients in separate processes writing pre-encoded
 Rates are the 10 %..90 % slope of the consumer's count (the bare subscriber's own count, or
 Sigap's `sigap_influx_written_readings_total`), so start-up and tail do not weigh in.
 Usage: .venv/bin/python -m bench.ingest_ceiling [--messages 150000] [--profile var/prof]
+       [--workers 2]   (`sigap up` plus `sigap ingest` workers on one shared subscription)
 The last output line is one JSON object.
 """
 
@@ -481,18 +482,20 @@ class Stack:
     influx: str
     pids: dict[str, int]
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+    workers: list[str] = field(default_factory=list)  # `sigap ingest` workers' health ports
 
     def metrics(self) -> dict[str, float]:
-        """Sigap's /metrics as name{labels} -> value."""
-        response = self.http.get(
-            f"{self.api}/metrics", headers={"Authorization": f"Bearer {BENCH_TOKEN}"}
-        )
-        response.raise_for_status()
+        """Sigap's /metrics as name{labels} -> value, summed over every worker."""
         values: dict[str, float] = {}
-        for line in response.text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
+        for api in (self.api, *self.workers):
+            response = self.http.get(
+                f"{api}/metrics", headers={"Authorization": f"Bearer {BENCH_TOKEN}"}
+            )
+            response.raise_for_status()
+            for line in response.text.splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    values[name] = values.get(name, 0.0) + float(value)
         return values
 
     def written(self) -> float:
@@ -598,8 +601,10 @@ def start_sigap(
     mqtt_port: int,
     influx: str,
     extra_env: dict[str, str],
+    command: str = "up",
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`sigap up` against the bench broker and InfluxDB, once /readyz says ready."""
+    """`sigap up` (or `sigap ingest`) against the bench broker and InfluxDB, once /readyz
+    says ready."""
     api_port = devstack.free_port()
     env = (
         os.environ
@@ -617,9 +622,10 @@ def start_sigap(
         }
         | extra_env
     )
-    with (work / "sigap-up.log").open("wb") as log:
+    name = f"sigap-{command}-{extra_env.get('SIGAP_INGEST_WORKER', '0')}"
+    with (work / f"{name}.log").open("wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "sigap", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "sigap", command], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     api = f"http://127.0.0.1:{api_port}"
     deadline = time.monotonic() + 60
@@ -631,7 +637,7 @@ def start_sigap(
             pass
         if time.monotonic() > deadline or up.poll() is not None:
             up.kill()
-            raise SystemExit(f"sigap up did not start; see {work / 'sigap-up.log'}")
+            raise SystemExit(f"sigap {command} did not start; see {work / name}.log")
         time.sleep(0.2)
 
 
@@ -869,6 +875,12 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="extra setting for `sigap up`, e.g. SIGAP_INGEST_BATCH_WINDOW_MS=20 (repeatable)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ingest workers: `sigap up` plus N-1 `sigap ingest` (shared subscription)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data)")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -891,7 +903,8 @@ def main() -> None:
     influxd = devstack.start_influxd(influx_port, work)
     influx = f"http://127.0.0.1:{influx_port}"
     up: subprocess.Popen[bytes] | None = None
-    result: dict[str, Any] = {"bench": "ingest_ceiling"}
+    others: list[subprocess.Popen[bytes]] = []  # `sigap ingest` workers
+    result: dict[str, Any] = {"bench": "ingest_ceiling", "workers": args.workers}
     try:
         # The ceilings first, while nothing else subscribes.
         print("ceiling: bare paho subscriber ...", file=sys.stderr, flush=True)
@@ -902,12 +915,22 @@ def main() -> None:
         ceil_gateway["readings_per_s"] = ceil_gateway["msgs_per_s"] * args.batch
 
         extra = dict(item.split("=", 1) for item in args.sigap_env)
+        if args.workers > 1:
+            # One SQLite file in the shared data dir is enough for a bench on one machine.
+            extra |= {"SIGAP_INGEST_WORKERS": str(args.workers), "SIGAP_INGEST_WORKER": "0"}
         up, api = start_sigap(work, accounts, mqtt_port, influx, extra)
         stack = Stack(
             api,
             influx,
             {"sigap": up.pid, "mosquitto": broker.process.pid, "influxd": influxd.process.pid},
         )
+        for k in range(1, args.workers):
+            worker, worker_api = start_sigap(
+                work, accounts, mqtt_port, influx, extra | {"SIGAP_INGEST_WORKER": str(k)}, "ingest"
+            )
+            others.append(worker)
+            stack.workers.append(worker_api)
+            stack.pids[f"sigap-ingest-{k}"] = worker.pid
         response = stack.http.post(
             f"{api}/api/v1/devices/import",
             content=fleet.csv(),
@@ -973,6 +996,10 @@ def main() -> None:
             qos1 = sigap_phase(stack, mqtt_port, dev, q1, args.publishers, qos=1, tag="q1")
         final = stack.metrics()
         rss_kb = int(Path(f"/proc/{up.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+        rss_workers = [
+            int(Path(f"/proc/{w.pid}/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+            for w in others
+        ]
         result |= {
             "ceiling_single": ceil_single,
             "ceiling_gateway": ceil_gateway,
@@ -987,6 +1014,7 @@ def main() -> None:
                 v for k, v in final.items() if k.startswith("sigap_ingest_rejected_total")
             ),
             "sigap_up_rss_mb": round(rss_kb / 1024, 1),
+            "sigap_ingest_rss_mb": [round(r, 1) for r in rss_workers],
         }
         if args.profile is not None:
             result["profile"] = {
@@ -997,9 +1025,9 @@ def main() -> None:
                 if path.exists()
             }
     finally:
-        if up is not None:
-            up.terminate()
-            up.wait(60)
+        for process in [*others, *([up] if up is not None else [])]:
+            process.terminate()
+            process.wait(60)
         influxd.stop()
         broker.stop()
         if not args.keep:
