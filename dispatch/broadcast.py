@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from dispatch.model import AlertChange
 
 log = logging.getLogger(__name__)
+
+_RECENT = 100_000
 
 
 class Subscription:
@@ -31,6 +34,15 @@ class AlertBroadcaster:
     def __init__(self, queue_size: int = 10_000) -> None:
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
+        # Event ids published lately. With several ingest workers a change can reach us
+        # twice, committed here and read back by the change feed (dispatch/feed.py) in
+        # the moment between the commit and its publication; it goes out once.
+        self._recent: deque[int] = deque(maxlen=_RECENT)
+        self._recent_ids: set[int] = set()
+
+    def published(self, event_id: int) -> bool:
+        """True when this change was published lately."""
+        return event_id in self._recent_ids
 
     @property
     def subscribers(self) -> int:
@@ -38,7 +50,15 @@ class AlertBroadcaster:
         return len(self._subscribers)
 
     def publish(self, changes: Sequence[AlertChange]) -> None:
-        """Queue changes for every subscriber (never blocks)."""
+        """Queue changes for every subscriber (never blocks); a change already published
+        is skipped."""
+        fresh = [c for c in changes if c.event_id not in self._recent_ids]
+        for change in fresh:
+            if len(self._recent) == _RECENT:
+                self._recent_ids.discard(self._recent[0])
+            self._recent.append(change.event_id)
+            self._recent_ids.add(change.event_id)
+        changes = fresh
         for sub in list(self._subscribers):
             for change in changes:
                 try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter
@@ -14,8 +13,6 @@ from dispatch.store import AlertStore
 from rules.events import AlertEvent
 
 log = logging.getLogger(__name__)
-
-_RECENT = 100_000
 
 ALERT_CHANGES = Counter("sigap_alert_changes_total", "Alert changes", ["kind", "type"])
 
@@ -32,21 +29,9 @@ class AlertService:
         self.store = store
         self.broadcaster = broadcaster
         self.sinks = list(sinks)
-        # Event ids this process published, so that the change feed (dispatch/feed.py)
-        # does not stream them a second time; the newest ones are enough.
-        self._recent: deque[int] = deque(maxlen=_RECENT)
-        self._recent_ids: set[int] = set()
-
-    def published_here(self, event_id: int) -> bool:
-        """True when this process published the change itself (recently)."""
-        return event_id in self._recent_ids
 
     def _publish(self, changes: Sequence[AlertChange]) -> None:
         for change in changes:
-            if len(self._recent) == _RECENT:
-                self._recent_ids.discard(self._recent[0])
-            self._recent.append(change.event_id)
-            self._recent_ids.add(change.event_id)
             ALERT_CHANGES.labels(change.alert.kind, change.type.value).inc()
             log.info(
                 "alert %s %s #%d %s: %s",

@@ -291,9 +291,11 @@ class Ingestor:
                 count = len(batch)
             if inbox:
                 unreadable: list[tuple[Rejected, Receipt | None]] = []
-                await self._evaluate_forwarded(inbox, unreadable)
-                if unreadable:
-                    await self._store_rejects(unreadable)
+                try:
+                    await self._evaluate_forwarded(inbox, unreadable)
+                finally:
+                    if unreadable:
+                        await self._store_rejects(unreadable)
             return count
 
     async def _hand_on(self, batch: ReadingBatch) -> list[asyncio.Future[None] | None]:
@@ -344,27 +346,41 @@ class Ingestor:
         rejects: list[tuple[Rejected, Receipt | None]],
     ) -> None:
         """Rules for the readings other workers forwarded to us (they stored them already)."""
+        for position, (payload, receipt) in enumerate(inbox):
+            try:
+                await self._evaluate_one(payload, receipt, rejects)
+            except Exception:
+                # The registry or the alert store is down: keep this batch and the rest
+                # for the next flush (acknowledging in order, a lost one would stall all).
+                self._inbox[:0] = inbox[position:]
+                raise
+
+    async def _evaluate_one(
+        self,
+        payload: bytes,
+        receipt: Receipt | None,
+        rejects: list[tuple[Rejected, Receipt | None]],
+    ) -> None:
         assert self._partitioned is not None
         own = self._partitioned.owners.partition
-        for payload, receipt in inbox:
-            try:
-                forwarded = partition.decode(payload)
-            except partition.ForwardError as exc:
-                error = DecodeError(Reason.BAD_FORWARD, str(exc))
-                rejects.append((_rejected(own.topic, payload, self._clock(), error, None), receipt))
-                continue
-            if forwarded.workers != own.workers and forwarded.sender not in self._warned:
-                self._warned.add(forwarded.sender)
-                log.error(
-                    "worker %d counts %d workers, this one %d: set SIGAP_INGEST_WORKERS alike "
-                    "everywhere, or devices' rule state is split between workers",
-                    forwarded.sender,
-                    forwarded.workers,
-                    own.workers,
-                )
-            batch = await self._forwarded_batch(forwarded)
-            metrics.FORWARDED_IN.inc(len(batch))
-            _when_all([await self._partitioned.evaluate(batch)] if len(batch) else [], [receipt])
+        try:
+            forwarded = partition.decode(payload)
+        except partition.ForwardError as exc:
+            error = DecodeError(Reason.BAD_FORWARD, str(exc))
+            rejects.append((_rejected(own.topic, payload, self._clock(), error, None), receipt))
+            return
+        if forwarded.workers != own.workers and forwarded.sender not in self._warned:
+            self._warned.add(forwarded.sender)
+            log.error(
+                "worker %d counts %d workers, this one %d: set SIGAP_INGEST_WORKERS alike "
+                "everywhere, or devices' rule state is split between workers",
+                forwarded.sender,
+                forwarded.workers,
+                own.workers,
+            )
+        batch = await self._forwarded_batch(forwarded)
+        metrics.FORWARDED_IN.inc(len(batch))
+        _when_all([await self._partitioned.evaluate(batch)] if len(batch) else [], [receipt])
 
     async def _forwarded_batch(self, forwarded: partition.Forwarded) -> ReadingBatch:
         directory = self.directory

@@ -529,7 +529,7 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
                 feed = ChangeFeed(
                     store.changes_after,
                     alerts.broadcaster.publish,
-                    alerts.published_here,
+                    alerts.broadcaster.published,
                     poll_s=settings.dispatch.feed_poll_s,
                 )
                 feed.start_at(await store.latest_event_id())

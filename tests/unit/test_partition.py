@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
+from dispatch.broadcast import AlertBroadcaster
 from dispatch.feed import ChangeFeed
 from dispatch.model import AlertChange, AlertPublic, ChangeType
 from ingest import partition
@@ -251,6 +252,34 @@ async def test_a_broken_forwarded_batch_is_rejected_with_its_reason(
     assert w1.acked == [1] and w1.evaluated == []
 
 
+async def test_a_forwarded_batch_waits_for_the_alert_store_and_is_acked_later(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    fleet = [device(f"b{i}", "bin") for i in range(10)]
+    w1 = Worker(1, directory_of(*fleet), RejectedStore(sessions, keep=100))
+    down = [True]
+    evaluate = w1.ingestor._partitioned.evaluate  # type: ignore[union-attr]
+
+    async def flaky(batch: ReadingBatch) -> asyncio.Future[None] | None:
+        if down[0]:
+            raise ConnectionError("database is down")
+        return await evaluate(batch)
+
+    w1.ingestor._partitioned = Partitioned(w1.owners, flaky, w1.ingestor._partitioned.store)  # type: ignore[union-attr]
+    directory = w1.ingestor.directory
+    wire = partition.encode(batch_of(directory, ["b1", "b2"], [1.0, 2.0]), Partition(2, 0))
+    w1.ingestor.handle("sigap/internal/ingest/1", wire, w1.acks.received(1, 1))
+    w1.ingestor.handle("sigap/internal/ingest/1", b"garbage", w1.acks.received(2, 1))
+    with pytest.raises(ConnectionError):
+        await w1.ingestor.flush()
+    assert w1.acked == [] and w1.ingestor.staged == 2  # kept, in order, for the next flush
+    down[0] = False
+    await w1.ingestor.flush()
+    w1.committed.set_result(None)
+    await asyncio.sleep(0)
+    assert w1.acked == [1, 2] and w1.evaluated == [["b1", "b2"]]
+
+
 # -- the API process's change feed -------------------------------------------------------
 
 
@@ -306,3 +335,14 @@ async def test_change_feed_publishes_late_commits_once_and_skips_its_own() -> No
     log[6] = change(6)  # too late: the feed stopped waiting for 6
     await feed.poll()
     assert published == [1, 2, 4, 7, 3, 8]
+
+
+async def test_a_change_reaching_the_broadcaster_twice_goes_out_once() -> None:
+    # Committed here and read back by the feed before its own publication: one event.
+    broadcaster = AlertBroadcaster()
+    async with broadcaster.subscribe() as sub:
+        broadcaster.publish([change(1), change(2)])
+        broadcaster.publish([change(2), change(3)])
+        got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+    assert [c.event_id for c in got if c is not None] == [1, 2, 3]
+    assert broadcaster.published(2) and not broadcaster.published(4)
