@@ -541,6 +541,28 @@ def follow(stack: Stack, base: float, expected: int, stall_s: float = 10.0) -> d
     }
 
 
+def gc_pauses(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Garbage-collector pauses per generation: count, total and the slowest bucket."""
+    out: dict[str, dict[str, float]] = {}
+    for generation in ("0", "1", "2"):
+        label = f'generation="{generation}"'
+        count = metrics.get(f"sigap_gc_pause_seconds_count{{{label}}}", 0.0)
+        total = metrics.get(f"sigap_gc_pause_seconds_sum{{{label}}}", 0.0)
+        # The smallest bucket bound that holds every pause: an upper bound of the longest.
+        bounds = sorted(
+            (float(name.split('le="')[1].split('"')[0]), value)
+            for name, value in metrics.items()
+            if name.startswith("sigap_gc_pause_seconds_bucket") and label in name
+        )
+        longest = next((b for b, v in bounds if v >= count), math.inf) if count else 0.0
+        out[generation] = {
+            "count": count,
+            "sum_s": round(total, 3),
+            "longest_at_most_s": longest,
+        }
+    return out
+
+
 def _crossing(samples: list[tuple[float, float]], level: float) -> float | None:
     """When the sampled counter reached `level` (linear between samples)."""
     if samples and samples[0][1] >= level:
@@ -1013,6 +1035,7 @@ def main() -> None:
             "sigap_rejected": sum(
                 v for k, v in final.items() if k.startswith("sigap_ingest_rejected_total")
             ),
+            "sigap_gc_pauses": gc_pauses(final),
             "sigap_up_rss_mb": round(rss_kb / 1024, 1),
             "sigap_ingest_rss_mb": [round(r, 1) for r in rss_workers],
         }

@@ -49,6 +49,11 @@ ALERT_LATENCY = Histogram(
     "From a reading's arrival at ingest to its alert events being committed",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+ALERT_COMMIT = Histogram(
+    "sigap_alert_commit_seconds",
+    "Committing one round of alert events in SQL (ingest waits for it under its flush lock)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 LORAWAN_DUPLICATES = Counter(
     "sigap_ingest_lorawan_duplicates_total",
     "LoRaWAN uplinks dropped because the same uplink was already taken (several gateways)",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -261,6 +262,7 @@ class Ingestor:
     async def flush(self) -> int:
         """Validate staged readings against the registry and hand them on; returns readings."""
         async with self._flush_lock:
+            started = time.perf_counter()
             staged, self._staged = self._staged, []
             rejects, self._rejects = self._rejects, []
             inbox, self._inbox = self._inbox, []
@@ -280,6 +282,7 @@ class Ingestor:
             metrics.QUEUED.set(self._queue_depth())
             # Rejections first: once a batch's readings are stored, the rejections that
             # arrived with them are visible too.
+            built_at = time.perf_counter()
             if rejects:
                 await self._store_rejects(rejects)
             count = 0
@@ -289,6 +292,7 @@ class Ingestor:
                 metrics.BATCH_SIZE.observe(len(batch))
                 _when_all(await self._hand_on(batch), receipts)
                 count = len(batch)
+            handed_at = time.perf_counter()
             if inbox:
                 unreadable: list[tuple[Rejected, Receipt | None]] = []
                 try:
@@ -296,6 +300,18 @@ class Ingestor:
                 finally:
                     if unreadable:
                         await self._store_rejects(unreadable)
+            done_at = time.perf_counter()
+            if done_at - started > 0.25:
+                # Every alert waits behind a slow flush: say where the time went.
+                log.warning(
+                    "slow flush: %.0f ms (registry %.0f, rejections and hand-on %.0f, "
+                    "forwarded %.0f) for %d readings",
+                    (done_at - started) * 1000,
+                    (built_at - started) * 1000,
+                    (handed_at - built_at) * 1000,
+                    (done_at - handed_at) * 1000,
+                    count,
+                )
             return count
 
     async def _hand_on(self, batch: ReadingBatch) -> list[asyncio.Future[None] | None]:
