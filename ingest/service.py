@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import aiomqtt
@@ -23,6 +22,7 @@ from ingest import decode, lorawan, metrics, partition
 from ingest.acks import AckTracker, Receipt
 from ingest.batch import Q_INDEX, ReadingBatch
 from ingest.decode import DecodedReading, DecodeError, Limits, Reason
+from ingest.last_seen import LastSeen
 from ingest.partition import Owners
 from ingest.rejected import Rejected, RejectedStore
 
@@ -116,6 +116,7 @@ class Ingestor:
         load_lorawan: LorawanLoader | None = None,
         lorawan_dedup_window_ms: int = 15 * 60_000,
         partitioned: Partitioned | None = None,
+        last_seen_write_ms: int = 300_000,
     ) -> None:
         self.directory = directory
         self._load_devices = load_devices
@@ -134,7 +135,7 @@ class Ingestor:
         # A LoRaWAN uplink heard by several gateways (or redelivered) is stored once.
         self._uplinks_seen = lorawan.Deduplicator(lorawan_dedup_window_ms)
         self._flush_lock = asyncio.Lock()
-        self.last_seen: dict[str, datetime] = {}  # device id -> arrival, not yet persisted
+        self.seen = LastSeen(directory, last_seen_write_ms)  # each device's latest arrival
         self.connected = False
         self.last_error: str | None = None
         self._partitioned = partitioned
@@ -509,9 +510,7 @@ class Ingestor:
         )
         _fill_from_distance(values, kind, depth)
 
-        arrived = from_ms(self._clock())
-        for _, info in accepted:
-            self.last_seen[info.id] = arrived
+        self.seen.record(device, self._clock())
         batch = ReadingBatch(
             device, kind, ts_ms, seq, values, directory.ids, arrived_ms=accepted[0][0].arrived_ms
         )

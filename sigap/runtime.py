@@ -247,7 +247,7 @@ class Runtime:
             readings=InfluxReadings(self.influx, self.settings.influx.measurement),
             rejected=self.rejected,
             readiness=self.readiness,
-            last_seen=lambda device_id: self.ingestor.last_seen.get(device_id),
+            last_seen=self.ingestor.seen.get,
             bin_status=self.bin_status,
             check_device=self.check_device,
             stations=self.stations,
@@ -413,6 +413,7 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
                 window_ms=ing.batch_window_ms,
                 load_lorawan=registry.find_by_ns,
                 lorawan_dedup_window_ms=int(ing.lorawan_dedup_window_s * 1000),
+                last_seen_write_ms=int(ing.last_seen_write_s * 1000),
                 partitioned=None
                 if owners is None
                 else Partitioned(owners, pipeline.evaluate, pipeline.store),
@@ -588,7 +589,7 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
                     await ingestor.flush()  # readings already received go out before we stop
                 except Exception:
                     log.exception("final flush failed")
-                await _persist_last_seen(runtime)
+                await _persist_last_seen(runtime, everything=True)
     await sql.dispose()
 
 
@@ -710,13 +711,15 @@ async def _share_bin_status(runtime: Runtime, store: BinStatusStore) -> None:
         pipeline.touched_bins |= touched
 
 
-async def _persist_last_seen(runtime: Runtime) -> None:
-    seen, runtime.ingestor.last_seen = runtime.ingestor.last_seen, {}
+async def _persist_last_seen(runtime: Runtime, *, everything: bool = False) -> None:
+    seen = runtime.ingestor.seen
+    due, index, times = seen.due(everything=everything)
     try:
-        await runtime.registry.mark_seen(seen)
+        await runtime.registry.mark_seen(due)
     except Exception as exc:
-        log.warning("could not record last-seen times: %s", exc)
-        runtime.ingestor.last_seen = seen | runtime.ingestor.last_seen
+        log.warning("could not record last-seen times: %s", exc)  # due again next time
+        return
+    seen.written(index, times)
 
 
 async def _prune_rejected(runtime: Runtime) -> None:

@@ -115,6 +115,9 @@ class IngestSettings(BaseSettings):
     # Fire detectors with no zone are owned by map cell (degrees), so that neighbours
     # that confirm one another are on one worker.
     partition_cell_deg: float = Field(default=0.02, gt=0)
+    # A device's last-seen time goes to SQL when it is first seen, then at most this often
+    # (the API reads the exact time from memory; SQL serves other processes and restarts).
+    last_seen_write_s: float = Field(default=300.0, gt=0)
     # With several workers, each re-reads devices changed through the API this often.
     follow_registry_s: float = Field(default=5.0, gt=0)
 
