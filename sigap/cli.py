@@ -53,8 +53,16 @@ def _serve(*, api: bool) -> None:
     from sigap.runtime import build_app
 
     settings = Settings()
-    _logging(settings.log_level)
     ing = settings.ingest
+    if not api and ing.workers < 2:
+        # With one worker it would share `sigap up`'s MQTT session and take it over.
+        console.print(
+            "[red]sigap ingest is an additional worker: set SIGAP_INGEST_WORKERS to the "
+            "number of workers (2 or more, `sigap up` included) and SIGAP_INGEST_WORKER to "
+            "this one's number[/red]"
+        )
+        raise typer.Exit(2)
+    _logging(settings.log_level)
     logging.getLogger("sigap").info(
         "sigap %s: MQTT %s, InfluxDB %s/%s, SQL %s, %s http://%s:%d%s",
         "up" if api else "ingest",

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
@@ -23,6 +24,7 @@ from ingest.batch import Q_INDEX, ReadingBatch
 from ingest.partition import ForwardError, Owners, Partition
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, Partitioned
+from sigap.cli import app
 
 NOW = 1_790_000_000_000
 
@@ -346,3 +348,15 @@ async def test_a_change_reaching_the_broadcaster_twice_goes_out_once() -> None:
         got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
     assert [c.event_id for c in got if c is not None] == [1, 2, 3]
     assert broadcaster.published(2) and not broadcaster.published(4)
+
+
+def test_sigap_ingest_refuses_to_run_as_the_only_worker() -> None:
+    # One worker means one MQTT session, which `sigap up` holds: a second process with
+    # it would take the session over. The settings are checked before anything starts.
+    result = CliRunner().invoke(app, ["ingest"], env={"SIGAP_INGEST_WORKERS": "1"})
+    assert result.exit_code == 2
+    assert "SIGAP_INGEST_WORKERS" in result.output
+    wrong = CliRunner().invoke(
+        app, ["ingest"], env={"SIGAP_INGEST_WORKERS": "2", "SIGAP_INGEST_WORKER": "2"}
+    )
+    assert wrong.exit_code != 0 and "numbered 0..1" in str(wrong.exception)
