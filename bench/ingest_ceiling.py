@@ -541,26 +541,36 @@ def follow(stack: Stack, base: float, expected: int, stall_s: float = 10.0) -> d
     }
 
 
-def gc_pauses(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Garbage-collector pauses per generation: count, total and the slowest bucket."""
-    out: dict[str, dict[str, float]] = {}
-    for generation in ("0", "1", "2"):
-        label = f'generation="{generation}"'
-        count = metrics.get(f"sigap_gc_pause_seconds_count{{{label}}}", 0.0)
-        total = metrics.get(f"sigap_gc_pause_seconds_sum{{{label}}}", 0.0)
-        # The smallest bucket bound that holds every pause: an upper bound of the longest.
-        bounds = sorted(
-            (float(name.split('le="')[1].split('"')[0]), value)
-            for name, value in metrics.items()
-            if name.startswith("sigap_gc_pause_seconds_bucket") and label in name
-        )
-        longest = next((b for b, v in bounds if v >= count), math.inf) if count else 0.0
-        out[generation] = {
-            "count": count,
-            "sum_s": round(total, 3),
-            "longest_at_most_s": longest,
+def histogram(
+    metrics: dict[str, float], name: str, since: dict[str, float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """A Prometheus histogram per label set (what was observed after `since`, if given):
+    count, sum, and the smallest bucket bound holding every observation (the largest
+    value is at most this; None if only +Inf does)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for key, total in metrics.items():
+        if not key.startswith(name + "_"):
+            continue
+        value = total - (since or {}).get(key, 0.0)
+        suffix, _, labels = key[len(name) + 1 :].partition("{")
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        le = pairs.pop("le", None)
+        group = groups.setdefault(",".join(pairs.values()) or "all", {"buckets": []})
+        if suffix == "bucket" and le is not None:
+            group["buckets"].append((float(le), value))
+        elif suffix in ("count", "sum"):
+            group[suffix] = value
+    summary: dict[str, dict[str, Any]] = {}
+    for label, group in sorted(groups.items()):
+        count = group.get("count", 0.0)
+        bounds = sorted(group["buckets"])
+        top = next((le for le, n in bounds if n >= count and not math.isinf(le)), None)
+        summary[label] = {
+            "count": int(count),
+            "sum_s": round(group.get("sum", 0.0), 3),
+            "max_le_s": top if count else 0.0,
         }
-    return out
+    return summary
 
 
 def _crossing(samples: list[tuple[float, float]], level: float) -> float | None:
@@ -1035,7 +1045,7 @@ def main() -> None:
             "sigap_rejected": sum(
                 v for k, v in final.items() if k.startswith("sigap_ingest_rejected_total")
             ),
-            "sigap_gc_pauses": gc_pauses(final),
+            "sigap_gc_pauses": histogram(final, "sigap_gc_pause_seconds"),
             "sigap_up_rss_mb": round(rss_kb / 1024, 1),
             "sigap_ingest_rss_mb": [round(r, 1) for r in rss_workers],
         }

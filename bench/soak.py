@@ -74,6 +74,7 @@ from bench.ingest_ceiling import (
     Account,
     Stack,
     connect,
+    histogram,
     publish_packet,
     start_sigap,
 )
@@ -454,38 +455,6 @@ def labelled(metrics: dict[str, float], name: str) -> dict[str, float]:
             label = key.split('"')[1] if '"' in key else key
             found[label] = found.get(label, 0.0) + value
     return found
-
-
-def histogram(
-    metrics: dict[str, float], name: str, since: dict[str, float] | None = None
-) -> dict[str, dict[str, Any]]:
-    """A Prometheus histogram per label set (what was observed after `since`, if given):
-    count, sum, and the smallest bucket bound holding every observation (the largest
-    value is at most this; None if only +Inf does)."""
-    groups: dict[str, dict[str, Any]] = {}
-    for key, total in metrics.items():
-        if not key.startswith(name + "_"):
-            continue
-        value = total - (since or {}).get(key, 0.0)
-        suffix, _, labels = key[len(name) + 1 :].partition("{")
-        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        le = pairs.pop("le", None)
-        group = groups.setdefault(",".join(pairs.values()) or "all", {"buckets": []})
-        if suffix == "bucket" and le is not None:
-            group["buckets"].append((float(le), value))
-        elif suffix in ("count", "sum"):
-            group[suffix] = value
-    summary: dict[str, dict[str, Any]] = {}
-    for label, group in sorted(groups.items()):
-        count = group.get("count", 0.0)
-        bounds = sorted(group["buckets"])
-        top = next((le for le, n in bounds if n >= count and not math.isinf(le)), None)
-        summary[label] = {
-            "count": int(count),
-            "sum_s": round(group.get("sum", 0.0), 3),
-            "max_le_s": top if count else 0.0,
-        }
-    return summary
 
 
 def _at(samples: Sequence[Sample], t: float, value: str) -> float:

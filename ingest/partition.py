@@ -107,7 +107,7 @@ class Owners:
 
     def owns(self, info: DeviceInfo) -> bool:
         """True when this worker holds the device's rule state."""
-        return self.partition.owner(info) == self.partition.index
+        return bool(self._owner[info.index] == self.partition.index)
 
     def split(self, batch: ReadingBatch) -> tuple[ReadingBatch | None, dict[int, ReadingBatch]]:
         """The batch's rows this worker owns, and the others by owner."""

@@ -98,6 +98,18 @@ AUTH = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
 http = httpx.Client(headers=AUTH, timeout=10.0)
 
 
+def metric(api: str, name: str) -> float:
+    """A metric from /metrics, summed over its label sets; fails when it has no sample."""
+    found = [
+        float(line.rsplit(" ", 1)[1])
+        for line in http.get(f"{api}/metrics").text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    ]
+    if not found:
+        raise AssertionError(f"{name} not in /metrics")
+    return sum(found)
+
+
 def count_readings(influx_url: str, db: str, where: str = "") -> int:
     """Readings InfluxDB holds in db (optionally WHERE ...); 0 before the first, -1 if down."""
     query = 'SELECT count("seq") FROM "readings"' + (f" WHERE {where}" if where else "")

@@ -35,6 +35,7 @@ from tests.integration.conftest import (
     count_readings,
     developer_client,
     http,
+    metric,
     start_sigap,
     stop_sigap,
 )
@@ -157,14 +158,6 @@ def alerts_of(api: str, device: str) -> list[dict[str, Any]]:
         f"{api}/api/v1/alerts", params={"device_id": device}
     ).json()
     return body
-
-
-def metric(api: str, name: str) -> float:
-    """One unlabelled sample from /metrics."""
-    for line in http.get(f"{api}/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 @pytest.fixture

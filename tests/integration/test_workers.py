@@ -8,7 +8,6 @@ device's readings are evaluated by the one worker that owns it (ingest/partition
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections import Counter
@@ -29,6 +28,7 @@ from tests.integration.conftest import (
     count_readings,
     developer_client,
     http,
+    metric,
     start_sigap,
     stop_sigap,
 )
@@ -104,15 +104,6 @@ def _owner(body: dict[str, Any]) -> int:
         0, body["id"], body["kind"], 0, None, None, body.get("zone"), body["lat"], body["lon"]
     )
     return PARTITION[0].owner(info)
-
-
-def _metric(api: str, name: str) -> float:
-    text = httpx.get(f"{api}/metrics", headers=AUTH, timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        if re.match(rf"{name}(\{{.*\}})? ", line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 async def test_two_workers_process_each_reading_once_and_alert_once(
@@ -207,7 +198,7 @@ async def test_two_workers_process_each_reading_once_and_alert_once(
     try:
         deadline = time.monotonic() + 30
         while True:
-            evaluated = [_metric(w.api, "sigap_rules_evaluated_readings_total") for w in workers]
+            evaluated = [metric(w.api, "sigap_rules_evaluated_readings_total") for w in workers]
             stored = count_readings(api.influx_url, api.influx_db, f'"device_id" =~ /{tag}/')
             live = {a["device_id"]: a["kind"] for a in seen}
             if sum(evaluated) >= published and stored >= published and live == expected:
@@ -229,8 +220,8 @@ async def test_two_workers_process_each_reading_once_and_alert_once(
     assert evaluated == own, f"evaluated {evaluated}, owned readings {own}"
     # The shared subscription spread the messages: both received some and forwarded some.
     for worker in workers:
-        assert _metric(worker.api, "sigap_ingest_forwarded_readings_total") > 0
-        assert _metric(worker.api, "sigap_ingest_forwarded_in_readings_total") > 0
+        assert metric(worker.api, "sigap_ingest_forwarded_readings_total") > 0
+        assert metric(worker.api, "sigap_ingest_forwarded_in_readings_total") > 0
 
     # One alert per device and kind, none elsewhere; one incident per burning zone.
     listed = http.get(f"{api.api}/api/v1/alerts", params={"limit": 1000}).json()
