@@ -51,7 +51,7 @@ class ParamTable:
 class Round:
     """At most one reading per device, with the devices' parameters and the output list."""
 
-    devs: npt.NDArray[np.int32]
+    devs: npt.NDArray[np.intp]
     ts: I64
     values: F64  # (quantities, batch rows); see `rows`
     kinds: npt.NDArray[np.uint8]
@@ -62,14 +62,33 @@ class Round:
     events: list[AlertEvent]
     s: Fields  # these devices' state records (a copy, written back after the round)
     rows: Intp | slice | None = None  # which columns of `values` this round takes
+    # Rows before `split` are one kind (fire detectors), the rest another: families that
+    # apply to every kind run once over the whole round, the others on `part`s.
+    split: int | None = None
     _uniform: int | None = field(default=None)
+    _pair: tuple[int, int] | None = field(default=None)  # each side's profile, if uniform
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Most parts of a round use one profile: then thresholds stay scalars.
+        # Most parts of a round use one profile (each side of the split usually does): then
+        # thresholds stay scalars, or two values laid out by side.
+        if self._uniform is not None:
+            return
         p = self.profiles
-        if len(p) and (p == p[0]).all():
-            self._uniform = int(p[0])
+        if not len(p):
+            return
+        first = int(p[0])
+        k = self.split
+        if k is None or not 0 < k < len(p):
+            if (p == first).all():
+                self._uniform = first
+            return
+        second = int(p[k])
+        if (p[:k] == first).all() and (p[k:] == second).all():
+            if first == second:
+                self._uniform = first
+            else:
+                self._pair = (first, second)
 
     def __len__(self) -> int:
         return int(self.devs.shape[0])
@@ -83,6 +102,13 @@ class Round:
             rows = slice(start + lo, start + hi)
         else:
             rows = self.rows[lo:hi]
+        uniform = self._uniform
+        if uniform is None and self._pair is not None and self.split is not None:
+            # A part on one side of the split has that side's profile.
+            if hi <= self.split:
+                uniform = self._pair[0]
+            elif lo >= self.split:
+                uniform = self._pair[1]
         return Round(
             self.devs[lo:hi],
             self.ts[lo:hi],
@@ -95,6 +121,7 @@ class Round:
             self.events,
             Fields(self.s.rec[lo:hi]),
             rows,
+            _uniform=uniform,
         )
 
     def col(self, name: str) -> F64:
@@ -114,21 +141,33 @@ class Round:
         cached = self._cache.get(name)
         if cached is None:
             column = self.table.column(name)
-            cached = column[self._uniform] if self._uniform is not None else column[self.profiles]
+            if self._uniform is not None:
+                cached = column[self._uniform]
+            elif self._pair is not None and self.split is not None:
+                first, second = column[self._pair[0]], column[self._pair[1]]
+                if first == second:
+                    cached = first
+                else:
+                    cached = np.empty(len(self.profiles), column.dtype)
+                    cached[: self.split] = first
+                    cached[self.split :] = second
+            else:
+                cached = column[self.profiles]
             self._cache[name] = cached
-        if rows is not None and self._uniform is None:
+        if rows is not None and type(cached) is np.ndarray:
             return cached[rows]
         return cached
 
     def at(self, name: str, row: int) -> Any:
         """A parameter for one row (for messages), as a plain Python number."""
-        if self._uniform is not None:
-            key = "at:" + name
-            cached = self._cache.get(key)
-            if cached is None:
-                cached = self._cache[key] = self.p(name).item()
-            return cached
-        return self.p(name)[row].item()
+        value = self.p(name)
+        if type(value) is np.ndarray:
+            return value[row].item()
+        key = "at:" + name
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = value.item()
+        return cached
 
     def emit(
         self,

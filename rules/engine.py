@@ -35,13 +35,16 @@ def _health(part: Round, _heat: heat.Heat) -> None:
     health.evaluate(part)
 
 
-# The explicit registry of rule families, in evaluation order within a part of a round.
-# Before them: device.offline clears and the heat verdict; after them: fire confirmation
-# across devices (docs/rules.md).
+ALL_KINDS = frozenset(KIND_CODES.values())
+
+# The explicit registry of rule families, in evaluation order within a round. Before them:
+# device.offline clears and the heat verdict; after them: fire confirmation across devices
+# (docs/rules.md). A family for one kind sees that kind's part of the round (fire detectors
+# first, then the rest); a family for every kind sees the whole round.
 FAMILIES: tuple[Family, ...] = (
     Family("fire", frozenset({KIND_CODES["fire"]}), fire.evaluate),
     Family("bins", frozenset({KIND_CODES["bin"]}), bins.evaluate),
-    Family("health", frozenset(KIND_CODES.values()), _health),
+    Family("health", ALL_KINDS, _health),
 )
 
 # Slots whose state can be seeded from alerts still open after a restart.
@@ -66,7 +69,7 @@ class BinStatus:
 class _Pending:
     """Readings admitted but held by the reorder window (columnar)."""
 
-    device: npt.NDArray[np.int32]
+    device: npt.NDArray[np.intp]
     ts: npt.NDArray[np.int64]
     arrival: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
@@ -74,7 +77,7 @@ class _Pending:
     @staticmethod
     def empty() -> _Pending:
         return _Pending(
-            np.empty(0, np.int32),
+            np.empty(0, np.intp),
             np.empty(0, np.int64),
             np.empty(0, np.int64),
             np.empty((len(QUANTITIES), 0), np.float64),
@@ -199,7 +202,8 @@ class RuleEngine:
         if not n:
             return []
         st = self.state
-        device, ts, values = batch.device, batch.ts_ms, batch.values
+        # Indices as intp once: numpy would convert an int32 index array at every gather.
+        device, ts, values = batch.device.astype(np.intp), batch.ts_ms, batch.values
         st.ensure(int(device.max()) + 1)
         fresh = ts > st.last_ts[device]
         # The batch rows still in play; the value columns are not copied: a family gathers
@@ -250,7 +254,7 @@ class RuleEngine:
         st.ensure(int(batch.device.max()) + 1)
         fresh = batch.ts_ms > st.last_ts[batch.device]
         self.late_readings += int(len(batch) - np.count_nonzero(fresh))
-        device, ts = batch.device[fresh], batch.ts_ms[fresh]
+        device, ts = batch.device[fresh].astype(np.intp), batch.ts_ms[fresh]
         values = batch.values[:, fresh]
         pending = self._pending
         if len(pending.device):
@@ -301,7 +305,7 @@ class RuleEngine:
 
     def _evaluate_sorted(
         self,
-        device: npt.NDArray[np.int32],
+        device: npt.NDArray[np.intp],
         ts: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
         now: int,
@@ -323,7 +327,7 @@ class RuleEngine:
 
     def _round(
         self,
-        devs: npt.NDArray[np.int32],
+        devs: npt.NDArray[np.intp],
         ts: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
         now: int,
@@ -341,6 +345,7 @@ class RuleEngine:
             devs, ts, kinds = devs[order], ts[order], kinds[order]
             rows = order if rows is None else rows[order]
         local = st.gather(devs)
+        n = len(devs)
         r = Round(
             devs,
             ts,
@@ -353,18 +358,23 @@ class RuleEngine:
             events,
             local,
             rows,
+            split=n_fire,
         )
         health.back_online(r, st.offline)
-        # Each part is one kind, usually with one parameter profile: thresholds stay scalars.
+        # A family for every kind runs once over the round: each numpy call costs a few
+        # microseconds whatever its length, so one call beats one per part. The others run
+        # on their kind's part, where thresholds are usually scalars.
+        verdict = heat.evaluate(r)
         fire_part = r.part(0, n_fire)
         alarm = np.zeros(0, bool)
-        for kind, part in ((_FIRE, fire_part), (_BIN, r.part(n_fire, len(devs)))):
-            if not len(part):
+        for family in FAMILIES:
+            if family.kinds == ALL_KINDS:
+                family.evaluate(r, verdict)
                 continue
-            verdict = heat.evaluate(part)
-            for family in FAMILIES:
-                if kind in family.kinds:
-                    found = family.evaluate(part, verdict)
+            for kind, lo, hi in ((_FIRE, 0, n_fire), (_BIN, n_fire, n)):
+                if hi > lo and kind in family.kinds:
+                    part = fire_part if kind == _FIRE else r.part(lo, hi)
+                    found = family.evaluate(part, verdict.part(lo, hi))
                     if kind == _FIRE and found is not None:
                         alarm = found
         st.scatter(devs, local)
@@ -381,7 +391,7 @@ class RuleEngine:
                 del self._alarming[d]
 
 
-def _positions(device: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+def _positions(device: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
     """Each row's position within its device's run (rows sorted by device): its round."""
     n = len(device)
     first = np.ones(n, bool)
@@ -392,7 +402,7 @@ def _positions(device: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
     return position
 
 
-def _duplicates(device: npt.NDArray[np.int32], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+def _duplicates(device: npt.NDArray[np.intp], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Rows (sorted by device, then ts) that repeat the row before them."""
     dup = np.zeros(len(device), bool)
     dup[1:] = (device[1:] == device[:-1]) & (ts[1:] == ts[:-1])
@@ -400,7 +410,7 @@ def _duplicates(device: npt.NDArray[np.int32], ts: npt.NDArray[np.int64]) -> npt
 
 
 def _with_earlier(
-    device: npt.NDArray[np.int32], ready: npt.NDArray[np.bool_]
+    device: npt.NDArray[np.intp], ready: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.bool_]:
     """Also release every earlier pending reading of a device whose later one is released
     (pending rows are sorted by device, then ts), so none is left to arrive late."""

@@ -21,6 +21,17 @@ class Heat:
     heat: Bool  # fixed or ror: alarm level
     normal: Bool  # below the fixed threshold minus the margin, and no rate of rise
 
+    def part(self, lo: int, hi: int) -> Heat:
+        """The verdicts of rows lo..hi (views), for a family that works on a part."""
+        return Heat(
+            self.has_temp[lo:hi],
+            self.fixed[lo:hi],
+            self.ror[lo:hi],
+            self.rate[lo:hi],
+            self.heat[lo:hi],
+            self.normal[lo:hi],
+        )
+
 
 def evaluate(r: Round) -> Heat:
     """Heat verdicts for a round, then record each reading in its device's sample ring."""
@@ -68,12 +79,14 @@ def evaluate(r: Round) -> Heat:
     newest = ring_ts[0]
     push = has & ((newest == NEVER) | (ts - newest >= window_ms / RING))
     if push.all():
-        ring_ts[1:] = ring_ts[:-1]  # numpy copies overlapping operands first
-        ring_temp[1:] = ring_temp[:-1]
-        ring_ts[0] = ts
-        ring_temp[0] = temp
-        r.s.ring_ts[:] = ring_ts.T
-        r.s.ring_temp[:] = ring_temp.T
+        # Slot by slot from the copies: one long strided write each. (Writing the (rows,
+        # RING) field at once makes numpy loop over the rows, RING values at a time.)
+        records_ts, records_temp = r.s.ring_ts, r.s.ring_temp
+        for k in range(RING - 1, 0, -1):
+            records_ts[:, k] = ring_ts[k - 1]
+            records_temp[:, k] = ring_temp[k - 1]
+        records_ts[:, 0] = ts
+        records_temp[:, 0] = temp
     elif push.any():
         rows = np.flatnonzero(push)
         r.s.ring_ts[rows, 1:] = r.s.ring_ts[rows, :-1]
