@@ -66,35 +66,29 @@ def _fill_level(r: Round, is_bin: Bool) -> None:
 
 
 def _emit_fill(r: Round, rows: Intp, old: list[int], new: list[int]) -> None:
-    before: dict[int, int] = dict(zip(rows.tolist(), old, strict=True))
-    after: dict[int, int] = dict(zip(rows.tolist(), new, strict=True))
-    fill = r.col("fill_pct")
+    # Built row by row, but only for the few rows whose level changed.
+    fills = r.col("fill_pct")[rows].tolist()
+    actions, kinds, severities, reasons = [], [], [], []
+    for row, before, after, f in zip(rows.tolist(), old, new, fills, strict=True):
+        shown = after or before
+        actions.append(transition(before, after))
+        kinds.append(FILL_KINDS[shown])
+        severities.append(FILL_SEVERITY[shown])
+        reasons.append(_fill_reason(r, row, before, after, f))
+    r.emit(rows, actions, FILL_SLOT, kinds, "bin", severities, reasons, ("fill_pct", "distance_mm"))
 
-    def reason(row: int) -> str:
-        f = float(fill[row])
+
+def _fill_reason(r: Round, row: int, before: int, after: int, f: float) -> str:
+    if after == 2:
         n = int(r.at("bin_confirm_readings", row))
-        if after[row] == 2:
-            return f"fill_pct {fmt(f)} >= {r.at('bin_full_pct', row):g} ({n} readings)"
-        if after[row] == 1 and before[row] == 2:
-            below = r.at("bin_full_pct", row) - r.at("bin_full_hysteresis_pct", row)
-            return f"fill_pct {fmt(f)} < {below:g} (no longer full)"
-        if after[row] == 1:
-            return f"fill_pct {fmt(f)} >= {r.at('bin_nearly_full_pct', row):g} ({n} readings)"
-        return f"emptied: fill_pct {fmt(f)} < {r.at('bin_emptied_pct', row):g}"
-
-    def shown(row: int) -> int:
-        return after[row] or before[row]
-
-    r.emit(
-        rows,
-        lambda row: transition(before[row], after[row]),
-        FILL_SLOT,
-        lambda row: FILL_KINDS[shown(row)],
-        "bin",
-        lambda row: FILL_SEVERITY[shown(row)],
-        reason,
-        ("fill_pct", "distance_mm"),
-    )
+        return f"fill_pct {fmt(f)} >= {r.at('bin_full_pct', row):g} ({n} readings)"
+    if after == 1 and before == 2:
+        below = r.at("bin_full_pct", row) - r.at("bin_full_hysteresis_pct", row)
+        return f"fill_pct {fmt(f)} < {below:g} (no longer full)"
+    if after == 1:
+        n = int(r.at("bin_confirm_readings", row))
+        return f"fill_pct {fmt(f)} >= {r.at('bin_nearly_full_pct', row):g} ({n} readings)"
+    return f"emptied: fill_pct {fmt(f)} < {r.at('bin_emptied_pct', row):g}"
 
 
 def _fill_rate(r: Round, is_bin: Bool) -> None:

@@ -68,6 +68,7 @@ class Round:
     _uniform: int | None = field(default=None)
     _pair: tuple[int, int] | None = field(default=None)  # each side's profile, if uniform
     _cache: dict[str, Any] = field(default_factory=dict)
+    _at: dict[str, Any] = field(default_factory=dict)  # uniform parameters as Python numbers
 
     def __post_init__(self) -> None:
         # Most parts of a round use one profile (each side of the split usually does): then
@@ -160,57 +161,69 @@ class Round:
 
     def at(self, name: str, row: int) -> Any:
         """A parameter for one row (for messages), as a plain Python number."""
+        found = self._at.get(name)
+        if found is not None:
+            return found
         value = self.p(name)
         if type(value) is np.ndarray:
             return value[row].item()
-        key = "at:" + name
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = value.item()
-        return cached
+        found = self._at[name] = value.item()
+        return found
 
     def emit(
         self,
         rows: Intp | list[int],
-        action: Action | Callable[[int], Action],
+        action: Action | Callable[[int], Action] | list[Action],
         slot: str,
-        kind: str | Callable[[int], str],
+        kind: str | Callable[[int], str] | list[str],
         category: str,
-        severity: Severity | Callable[[int], Severity],
-        reason: Callable[[int], str],
+        severity: Severity | Callable[[int], Severity] | list[Severity],
+        reason: Callable[[int], str] | list[str],
         values: tuple[str, ...] = (),
         ts: I64 | None = None,
     ) -> None:
-        """Append one event per row (rows are few: only transitions reach here); `values`
-        names the quantities to show, each where the row carried it."""
+        """Append one event per row (rows are few: only transitions reach here). Action,
+        kind, severity and reason are each one value, a function of the row, or a list with
+        one entry per row; `values` names the quantities to show, where the row carried them."""
         rows = np.asarray(rows, np.intp)
         if not len(rows):
             return
-        # Plain Python numbers for these rows at once: indexing numpy arrays one element
-        # at a time costs more than building the event.
+        # Plain Python values for these rows at once, then one pass that builds the events:
+        # indexing numpy arrays one element at a time costs more than building the event.
+        at = rows.tolist()
         devices = self.devs[rows].tolist()
         stamps = (self.ts if ts is None else ts)[rows].tolist()
-        shown = [(name, self.col(name)[rows].tolist()) for name in values]
-        for i, row in enumerate(rows.tolist()):
-            carried = {}
-            for name, column in shown:
-                value = column[i]
-                if value == value:  # not NaN
-                    carried[name] = value
-            self.events.append(
-                AlertEvent(
-                    action=action(row) if callable(action) else action,
-                    slot=slot,
-                    kind=kind(row) if callable(kind) else kind,
-                    category=category,
-                    device_id=self.device_ids[devices[i]],
-                    device_index=devices[i],
-                    ts_ms=stamps[i],
-                    severity=severity(row) if callable(severity) else severity,
-                    reason=reason(row),
-                    values=carried,
+        actions = _per_row(action, at)
+        kinds = _per_row(kind, at)
+        severities = _per_row(severity, at)
+        reasons = _per_row(reason, at)
+        if values:
+            columns = [self.col(name)[rows].tolist() for name in values]
+            # (v == v is False for NaN: a quantity the row did not carry.)
+            shown = [
+                {name: v for name, v in zip(values, vs, strict=True) if v == v}
+                for vs in zip(*columns, strict=True)
+            ]
+        else:
+            shown = [{} for _ in at]
+        ids = self.device_ids
+        self.events.extend(
+            [
+                AlertEvent(a, slot, k, category, ids[d], d, t, sev, why, carried)
+                for a, k, d, t, sev, why, carried in zip(
+                    actions, kinds, devices, stamps, severities, reasons, shown, strict=True
                 )
-            )
+            ]
+        )
+
+
+def _per_row(given: Any, rows: list[int]) -> list[Any]:
+    """One value per row from a list (as is), a function of the row, or a single value."""
+    if type(given) is list:
+        return given
+    if callable(given):
+        return [given(row) for row in rows]
+    return [given] * len(rows)
 
 
 def transition(before: int, after: int) -> Action:

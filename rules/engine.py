@@ -205,17 +205,15 @@ class RuleEngine:
         # Indices as intp once: numpy would convert an int32 index array at every gather.
         device, ts, values = batch.device.astype(np.intp), batch.ts_ms, batch.values
         st.ensure(int(device.max()) + 1)
-        fresh = ts > st.last_ts[device]
-        # The batch rows still in play; the value columns are not copied: a family gathers
-        # only the quantities it reads, through these rows.
-        kept: npt.NDArray[np.intp] | None = None
-        if not fresh.all():
-            kept = np.flatnonzero(fresh)
-            self.late_readings += int(n - len(kept))
-            device, ts = device[kept], ts[kept]
-            n = len(device)
-            if not n:
+        live = ts > st.last_ts[device]
+        n_live = int(np.count_nonzero(live))
+        if n_live < n:
+            self.late_readings += n - n_live
+            if not n_live:
                 return []
+        # Every gather costs about as much as an arithmetic pass over the batch, so each
+        # round's rows are chosen as indices into the batch and gathered once, by kind.
+        is_fire = st.kind[device] == _FIRE
         events: list[AlertEvent] = []
         rows = np.arange(n)
         if len(self._mark) < st.capacity:
@@ -225,28 +223,28 @@ class RuleEngine:
         mark[device] = rows
         repeated = mark[device] != rows  # not the last row of its device
         if not repeated.any():
-            self._round(device, ts, values, now, events, kept)
+            every = None if n_live == n else live
+            self._round(device, ts, values, now, events, _by_kind(None, is_fire, every))
             return events
         # Rows of devices seen more than once: sort those alone, by (device, ts).
         flag = self._flag
         flag[device[repeated]] = True
         multi = flag[device]
         flag[device[repeated]] = False
-        single = np.flatnonzero(~multi)
-        several = np.flatnonzero(multi)
+        several = np.flatnonzero(multi & live)
         several = several[np.lexsort((ts[several], device[several]))]
         dup = _duplicates(device[several], ts[several])
         if dup.any():  # the first arrival wins (the sort is stable)
             self.duplicate_readings += int(dup.sum())
             several = several[~dup]
         position = _positions(device[several])
-        for k in range(int(position.max()) + 1):
+        # Round 0: every live row of a device seen once, then each other device's first
+        # (in device order, as in every later round).
+        first = np.concatenate([np.flatnonzero(live & ~multi), several[position == 0]])
+        self._round(device, ts, values, now, events, _by_kind(first, is_fire))
+        for k in range(1, int(position.max(initial=0)) + 1):
             take = several[position == k]
-            if k == 0:
-                take = np.concatenate([single, take])
-            self._round(
-                device[take], ts[take], values, now, events, take if kept is None else kept[take]
-            )
+            self._round(device, ts, values, now, events, _by_kind(take, is_fire))
         return events
 
     def _admit(self, batch: ReadingBatch, now: int) -> None:
@@ -314,37 +312,38 @@ class RuleEngine:
         position = _positions(device)
         events: list[AlertEvent] = []
         if not position.any():
-            self._round(device, ts, values, now, events, None)
+            is_fire = self.state.kind[device] == _FIRE
+            self._round(device, ts, values, now, events, _by_kind(None, is_fire))
             return events
         order = np.argsort(position, kind="stable")  # stable: devices stay in index order
         bounds = np.cumsum(np.bincount(position))
+        is_fire = self.state.kind[device] == _FIRE
         lo = 0
         for hi in bounds.tolist():
-            rows = order[lo:hi]
-            self._round(device[rows], ts[rows], values, now, events, rows)
+            self._round(device, ts, values, now, events, _by_kind(order[lo:hi], is_fire))
             lo = hi
         return events
 
     def _round(
         self,
-        devs: npt.NDArray[np.intp],
+        device: npt.NDArray[np.intp],
         ts: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
         now: int,
         events: list[AlertEvent],
-        rows: npt.NDArray[np.intp] | None,
+        chosen: tuple[npt.NDArray[np.intp] | None, int],
     ) -> None:
+        """Evaluate one round: `chosen` is the rows of device, ts and values that take part
+        (at most one per device; None: all of them), fire detectors first, and how many of
+        those there are."""
         st = self.state
+        rows, n_fire = chosen
         # Fire detectors first, then bins: each family then works on a contiguous part
         # of the round instead of masking every array by kind.
-        kinds = st.kind[devs]
-        is_fire = kinds == _FIRE
-        n_fire = int(np.count_nonzero(is_fire))
-        if 0 < n_fire < len(devs) and not is_fire[:n_fire].all():
-            order = np.concatenate([np.flatnonzero(is_fire), np.flatnonzero(~is_fire)])
-            devs, ts, kinds = devs[order], ts[order], kinds[order]
-            rows = order if rows is None else rows[order]
+        devs = device if rows is None else device[rows]
+        ts = ts if rows is None else ts[rows]
         local = st.gather(devs)
+        kinds = local.kind
         n = len(devs)
         r = Round(
             devs,
@@ -360,7 +359,7 @@ class RuleEngine:
             rows,
             split=n_fire,
         )
-        health.back_online(r, st.offline)
+        health.back_online(r)
         # A family for every kind runs once over the round: each numpy call costs a few
         # microseconds whatever its length, so one call beats one per part. The others run
         # on their kind's part, where thresholds are usually scalars.
@@ -377,9 +376,9 @@ class RuleEngine:
                     found = family.evaluate(part, verdict.part(lo, hi))
                     if kind == _FIRE and found is not None:
                         alarm = found
+        local.last_arrival[:] = now
+        local.last_ts[:] = ts
         st.scatter(devs, local)
-        st.last_arrival[devs] = now
-        st.last_ts[devs] = ts
         # Cross-device confirmation reads other devices' state: after the write-back.
         if alarm.any():
             for d in fire_part.devs[alarm].tolist():
@@ -389,6 +388,29 @@ class RuleEngine:
             alarming = np.fromiter(self._alarming, np.int64, len(self._alarming))
             for d in alarming[st.fire_level[alarming] == 0].tolist():
                 del self._alarming[d]
+
+
+def _by_kind(
+    rows: npt.NDArray[np.intp] | None,
+    is_fire: npt.NDArray[np.bool_],
+    mask: npt.NDArray[np.bool_] | None = None,
+) -> tuple[npt.NDArray[np.intp] | None, int]:
+    """A round's rows (these indices; else the rows where `mask` is set; else all rows),
+    fire detectors first, and how many of them are fire detectors. None stands for all
+    rows when they are in that order already: then nothing needs to be gathered."""
+    if rows is not None:
+        kind = is_fire[rows]
+        fire_rows = rows[kind]
+        return np.concatenate([fire_rows, rows[~kind]]), len(fire_rows)
+    if mask is None:
+        n_fire = int(np.count_nonzero(is_fire))
+        if is_fire[:n_fire].all():
+            return None, n_fire
+        fire, other = is_fire, ~is_fire
+    else:
+        fire, other = mask & is_fire, mask & ~is_fire
+    fire_rows = np.flatnonzero(fire)
+    return np.concatenate([fire_rows, np.flatnonzero(other)]), len(fire_rows)
 
 
 def _positions(device: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:

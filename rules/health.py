@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from devices.schemas import KIND_CODES
 from rules.core import F64, Bool, Round, fmt
@@ -24,12 +23,12 @@ def _severity(kind_code: int) -> Severity:
     return Severity.major if kind_code == _FIRE else Severity.minor
 
 
-def back_online(r: Round, offline: npt.NDArray[np.bool_]) -> None:
+def back_online(r: Round) -> None:
     """A reading from an offline device clears device.offline (before other families run)."""
-    rows = np.flatnonzero(offline[r.devs])
+    rows = np.flatnonzero(r.s.offline)
     if not len(rows):
         return
-    offline[r.devs[rows]] = False
+    r.s.offline[rows] = False
     r.emit(
         rows,
         Action.clear,
@@ -68,23 +67,28 @@ def _battery(r: Round) -> None:
     r.s.battery_low[rows[raise_]] = True
     r.s.battery_low[rows[clear]] = False
 
-    def low_reason(row: int) -> str:
+    raised = rows[raise_]
+    reasons = []
+    # Python numbers for the few rows raised: a comparison with a numpy scalar costs more.
+    for row, p, v in zip(
+        raised.tolist(), pct[raised].tolist(), volts[raised].tolist(), strict=True
+    ):
         parts = []
-        if pct[row] < r.at("battery_low_pct", row):
-            parts.append(f"battery_pct {fmt(float(pct[row]))} < {r.at('battery_low_pct', row):g}")
-        if volts[row] < r.at("battery_low_v", row):
-            parts.append(f"battery_v {float(volts[row]):.2f} < {r.at('battery_low_v', row):g}")
-        return "; ".join(parts)
+        if p < r.at("battery_low_pct", row):
+            parts.append(f"battery_pct {fmt(p)} < {r.at('battery_low_pct', row):g}")
+        if v < r.at("battery_low_v", row):
+            parts.append(f"battery_v {v:.2f} < {r.at('battery_low_v', row):g}")
+        reasons.append("; ".join(parts))
 
     shown = ("battery_pct", "battery_v")
     r.emit(
-        rows[raise_],
+        raised,
         Action.raise_,
         BATTERY_SLOT,
         "device.battery_low",
         "device",
         Severity.minor,
-        low_reason,
+        reasons,
         shown,
     )
     r.emit(
@@ -192,9 +196,12 @@ def check_offline(
 ) -> list[AlertEvent]:
     """device.offline for every device silent longer than its allowance (vectorised)."""
     last = st.last_arrival[:devices]
-    silent = (last != NEVER) & ~st.offline[:devices] & (now - last > st.offline_after_ms[:devices])
+    # The contiguous arrays first; the offline flags (strided, in the records) only for the
+    # few devices that are silent.
+    silent = np.flatnonzero((last != NEVER) & (now - last > st.offline_after_ms[:devices]))
+    silent = silent[~st.offline[silent]]
     events = []
-    for d in np.flatnonzero(silent).tolist():
+    for d in silent.tolist():
         st.offline[d] = True
         minutes = (now - int(last[d])) / 60_000
         events.append(

@@ -37,6 +37,14 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     "battery_low": (np.bool_, False, ()),
     "fault": (np.bool_, False, ()),
     "fault_good": (np.uint8, 0, ()),
+    # Read or written for every reading, so in the records, where they cost no gather or
+    # scatter of their own: device.offline (a reading clears it), the event time of the
+    # latest reading evaluated (the late check) and when it was evaluated (the offline
+    # sweep reads these for every device, strided, every 30 s).
+    "offline": (np.bool_, False, ()),
+    "kind": (np.uint8, 0, ()),  # KIND_CODES (0: not registered)
+    "last_ts": (np.int64, NEVER, ()),
+    "last_arrival": (np.int64, NEVER, ()),
     "stuck_value": (np.float64, np.nan, ()),
     "stuck_since": (np.int64, NEVER, ()),
     "stuck_count": (np.uint16, 0, ()),
@@ -49,12 +57,8 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
 # Kept as plain arrays beside the records: read for every row before a round's records are
 # gathered (the late check, the kind split), so they should be small and contiguous.
 _SEPARATE: dict[str, tuple[Any, Any]] = {
-    "kind": (np.uint8, 0),
-    "last_ts": (np.int64, NEVER),
     "max_ts": (np.int64, NEVER),
-    # The offline sweep scans these for every device: contiguous, not strided records.
-    "last_arrival": (np.int64, NEVER),
-    "offline": (np.bool_, False),
+    # The offline sweep compares every device's allowance: contiguous, not strided records.
     "offline_after_ms": (np.int64, 0),
     # Read only by fire confirmation, for a few devices and after the round: kept out of the
     # records that every round gathers and scatters.
@@ -118,22 +122,14 @@ class EngineState(Fields):
 
     __slots__ = (
         "capacity",
-        "kind",
-        "last_arrival",
-        "last_ts",
         "lat",
         "lon",
         "max_ts",
-        "offline",
         "offline_after_ms",
         "zone",
     )
 
-    kind: npt.NDArray[np.uint8]
-    last_ts: npt.NDArray[np.int64]
     max_ts: npt.NDArray[np.int64]
-    last_arrival: npt.NDArray[np.int64]
-    offline: npt.NDArray[np.bool_]
     offline_after_ms: npt.NDArray[np.int64]
     zone: npt.NDArray[np.int32]
     lat: npt.NDArray[np.float64]
