@@ -38,11 +38,9 @@ def evaluate(r: Round) -> Heat:
     temp = r.col("temp_c")
     has = ~np.isnan(temp)
     ts = r.ts
-    # The ring, newest sample first (empty slots hold NEVER and NaN), as contiguous copies
-    # with one row per slot: numpy is slow both on the records' strided columns and on
-    # arrays whose last axis is only RING long.
-    ring_ts = r.s.ring_ts.T.copy()
-    ring_temp = r.s.ring_temp.T.copy()
+    # The ring, newest sample first (empty slots hold NEVER and NaN), one strided column
+    # per slot: numpy loops slowly over an axis only RING long, so slots are taken one by one.
+    records_ts, records_temp = r.s.ring_ts, r.s.ring_temp
     window_ms = r.p("ror_window_s") * 1000.0
     min_ms = r.p("ror_min_span_s") * 1000.0
     threshold = r.p("ror_c_per_min")
@@ -50,25 +48,30 @@ def evaluate(r: Round) -> Heat:
     # rise can only reach the rate threshold if the reading is at least
     # threshold x min_span above some sample, so the rate is computed for those rows only.
     rate = np.full(len(ts), np.nan)
-    coolest = np.fmin.reduce(ring_temp, axis=0)  # NaN only where the ring is empty
+    ror = np.zeros(len(ts), bool)
+    coolest = records_temp[:, 0]  # NaN only where the ring is empty
+    for k in range(1, RING):
+        coolest = np.fmin(coolest, records_temp[:, k])
     # (A hair below the bound, so that rounding can never drop a row that qualifies.)
     candidates = np.flatnonzero(temp - coolest >= threshold * min_ms / 60_000.0 - 1e-6)
     if len(candidates):
-        c_ts = ring_ts[:, candidates]
-        span = (ts[candidates] - c_ts).astype(np.float64)  # (RING, candidates)
+        c_ts = records_ts[candidates].T  # (RING, candidates)
+        span = (ts[candidates] - c_ts).astype(np.float64)
         c_window = window_ms[candidates] if np.ndim(window_ms) else window_ms
         c_min = min_ms[candidates] if np.ndim(min_ms) else min_ms
         usable = (c_ts != NEVER) & (span >= c_min) & (span <= c_window)
         longest = np.where(usable, span, -1.0)
         pick = longest.argmax(axis=0)
         ref_span = longest[pick, np.arange(len(candidates))]
-        ref_temp = ring_temp[pick, candidates]
-        rate[candidates] = np.where(
+        ref_temp = records_temp[candidates, pick]
+        c_rate = np.where(
             ref_span >= 0,
             (temp[candidates] - ref_temp) / np.maximum(ref_span, 1.0) * 60_000.0,
             np.nan,
         )
-    ror = (rate >= threshold) & r.p("ror_enabled")
+        rate[candidates] = c_rate
+        c_threshold = threshold[candidates] if np.ndim(threshold) else threshold
+        ror[candidates] = (c_rate >= c_threshold) & r.p("ror_enabled", candidates)
     fixed_c = r.p("heat_fixed_c")
     fixed = temp >= fixed_c
     normal = (temp < fixed_c - r.p("heat_clear_margin_c")) & ~ror
@@ -76,15 +79,14 @@ def evaluate(r: Round) -> Heat:
     # Keep samples about window/RING apart, so the ring spans the window at any rate. A push
     # shifts the ring by one slot, dropping the oldest sample. At the usual reporting rates
     # every reading with a temperature is pushed: then the whole round shifts at once.
-    newest = ring_ts[0]
+    newest = records_ts[:, 0]
     push = has & ((newest == NEVER) | (ts - newest >= window_ms / RING))
     if push.all():
-        # Slot by slot from the copies: one long strided write each. (Writing the (rows,
+        # Slot by slot, oldest first, one long strided copy each. (Shifting the (rows,
         # RING) field at once makes numpy loop over the rows, RING values at a time.)
-        records_ts, records_temp = r.s.ring_ts, r.s.ring_temp
         for k in range(RING - 1, 0, -1):
-            records_ts[:, k] = ring_ts[k - 1]
-            records_temp[:, k] = ring_temp[k - 1]
+            records_ts[:, k] = records_ts[:, k - 1]
+            records_temp[:, k] = records_temp[:, k - 1]
         records_ts[:, 0] = ts
         records_temp[:, 0] = temp
     elif push.any():
