@@ -566,8 +566,9 @@ class Ingestor:
         paho = client._client
         paho.manual_ack_set(True)
         acks = AckTracker(paho.ack)
-        # The queue aiomqtt made from our queue_type while constructing the client.
-        queue = _CountingQueue.last_made
+        # The queue aiomqtt made from our queue_type while constructing the client (and no
+        # reference to it left behind once this session ends).
+        queue, _CountingQueue.last_made = _CountingQueue.last_made, None
         if queue is None:
             raise RuntimeError("aiomqtt did not make its message queue from queue_type")
         try:
