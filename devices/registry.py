@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import Select, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,6 +99,11 @@ def gateway_problem(device: DeviceCreate, gateway: GatewayPublic | None) -> str 
 
 def _row_values(device: DeviceCreate) -> dict[str, object]:
     return device.model_dump(include=set(DeviceCreate.model_fields))
+
+
+def changed_since_query(since: datetime) -> Select[DeviceRow]:
+    """The devices registered or changed after `since` (both times are indexed)."""
+    return select(DeviceRow).where(or_(DeviceRow.created_at > since, DeviceRow.updated_at > since))
 
 
 class DeviceRegistry:
@@ -254,11 +259,9 @@ class DeviceRegistry:
 
     async def changed_since(self, since: datetime) -> list[DevicePublic]:
         """Devices registered or changed after `since` (other processes' directories)."""
-        query = select(DeviceRow).where(
-            or_(DeviceRow.created_at > since, DeviceRow.updated_at > since)
-        )
         async with self._sessions() as session:
-            return [DevicePublic.model_validate(row) for row in await session.scalars(query)]
+            rows = await session.scalars(changed_since_query(since))
+            return [DevicePublic.model_validate(row) for row in rows]
 
     async def replace(self, device_id: str, device: DeviceCreate) -> DevicePublic:
         """Overwrite a device's writable fields (PUT); its id and kind cannot change."""

@@ -48,8 +48,11 @@ class DeviceRow(Base):
     network_server: Mapped[str | None] = mapped_column(String(16), nullable=True)
     ns_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     field_map: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Indexed: with several ingest workers, each asks every few seconds which devices were
+    # registered or changed since it last looked (`changed_since`); without the indexes
+    # that is a scan of the whole fleet.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
