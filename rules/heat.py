@@ -57,8 +57,8 @@ def evaluate(r: Round) -> Heat:
     if len(candidates):
         c_ts = records_ts[candidates].T  # (RING, candidates)
         span = (ts[candidates] - c_ts).astype(np.float64)
-        c_window = window_ms[candidates] if np.ndim(window_ms) else window_ms
-        c_min = min_ms[candidates] if np.ndim(min_ms) else min_ms
+        c_window = r.p("ror_window_s", candidates) * 1000.0
+        c_min = r.p("ror_min_span_s", candidates) * 1000.0
         usable = (c_ts != NEVER) & (span >= c_min) & (span <= c_window)
         longest = np.where(usable, span, -1.0)
         pick = longest.argmax(axis=0)
@@ -70,8 +70,8 @@ def evaluate(r: Round) -> Heat:
             np.nan,
         )
         rate[candidates] = c_rate
-        c_threshold = threshold[candidates] if np.ndim(threshold) else threshold
-        ror[candidates] = (c_rate >= c_threshold) & r.p("ror_enabled", candidates)
+        enabled = r.p("ror_enabled", candidates)
+        ror[candidates] = (c_rate >= r.p("ror_c_per_min", candidates)) & enabled
     fixed_c = r.p("heat_fixed_c")
     fixed = temp >= fixed_c
     normal = (temp < fixed_c - r.p("heat_clear_margin_c")) & ~ror
@@ -91,8 +91,8 @@ def evaluate(r: Round) -> Heat:
         records_temp[:, 0] = temp
     elif push.any():
         rows = np.flatnonzero(push)
-        r.s.ring_ts[rows, 1:] = r.s.ring_ts[rows, :-1]
-        r.s.ring_temp[rows, 1:] = r.s.ring_temp[rows, :-1]
-        r.s.ring_ts[rows, 0] = ts[rows]
-        r.s.ring_temp[rows, 0] = temp[rows]
+        records_ts[rows, 1:] = records_ts[rows, :-1]
+        records_temp[rows, 1:] = records_temp[rows, :-1]
+        records_ts[rows, 0] = ts[rows]
+        records_temp[rows, 0] = temp[rows]
     return Heat(has, fixed, ror, rate, fixed | ror, normal)

@@ -100,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    # The workload's options and defaults are bench/rules/run.py's, written out again: the
+    # --inner run imports a baseline tree's run.py, which may predate any shared helper.
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5_000)
