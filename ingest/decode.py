@@ -147,8 +147,57 @@ def parse_ts(value: Any) -> int:
     return int(number) if number >= _MS_THRESHOLD else int(number * 1000)
 
 
+# Each quantity's column and range, for the fast path below.
+_SPECS: dict[str, tuple[int, float, float]] = {
+    name: (index, *RANGES[name]) for index, name in enumerate(QUANTITIES)
+}
+_SEQ_MAX = 2**63 - 1
+
+
 def decode_reading(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedReading:
     """Validate one reading object (already parsed JSON) for the given device."""
+    # The fast path takes the common, valid reading in one pass over its own fields. Any
+    # doubt (a type, a range, a string timestamp) goes to `_checked`, which applies every
+    # check in a fixed order and so gives the same reason for the same bad reading.
+    if type(obj) is not dict:
+        return _checked(obj, device_id, now_ms, limits)
+    values = [math.nan] * len(QUANTITIES)
+    present = False
+    for name, raw in obj.items():
+        spec = _SPECS.get(name)
+        if spec is None or raw is None:
+            continue
+        kind = type(raw)
+        if kind is not float and kind is not int:
+            return _checked(obj, device_id, now_ms, limits)
+        index, low, high = spec
+        if not low <= raw <= high:  # also false for NaN; an infinity is out of every range
+            return _checked(obj, device_id, now_ms, limits)
+        values[index] = float(raw)
+        present = True
+    seq = obj.get("seq")
+    if seq is None:  # absent (or null): no sequence number
+        seq = -1
+    elif type(seq) is not int or seq < 0:
+        return _checked(obj, device_id, now_ms, limits)
+    elif seq > _SEQ_MAX:
+        seq = _SEQ_MAX
+    raw_ts = obj.get("ts")
+    if not present:
+        return _checked(obj, device_id, now_ms, limits)
+    if raw_ts is None:
+        return DecodedReading(device_id, now_ms, seq, tuple(values), True)
+    if (type(raw_ts) is not int and type(raw_ts) is not float) or not 0 < raw_ts < 1e16:
+        return _checked(obj, device_id, now_ms, limits)  # a string, or far out of range
+    number = float(raw_ts)
+    ts_ms = int(number) if number >= _MS_THRESHOLD else int(number * 1000)
+    if not now_ms - limits.max_age_ms <= ts_ms <= now_ms + limits.max_future_ms:
+        return _checked(obj, device_id, now_ms, limits)
+    return DecodedReading(device_id, ts_ms, seq, tuple(values), False)
+
+
+def _checked(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedReading:
+    """decode_reading, every check in order: the first failing one names the reason."""
     if not isinstance(obj, dict):
         raise DecodeError(
             Reason.NOT_OBJECT, f"a reading must be a JSON object, got {type(obj).__name__}"

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ingest import decode as decode_module
 from ingest.batch import Q_INDEX
 from ingest.decode import (
+    RANGES,
     DecodeError,
     Limits,
     Reason,
+    _checked,
+    decode_reading,
     device_payload,
     gateway_item,
     gateway_items,
@@ -148,3 +155,165 @@ def test_an_empty_gateway_batch_is_rejected_not_dropped() -> None:
     with pytest.raises(DecodeError) as caught:
         gateway_items(b'{"readings": []}', LIMITS)
     assert caught.value.reason == Reason.NO_QUANTITY and "no readings" in caught.value.detail
+
+
+# -- the fast path and the checked path agree ------------------------------------------
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 0.0, -0.0, 1500, 1500.0001, 100, 20_000, -200, 2**63, 2**64]),
+    st.sampled_from([NOW, NOW / 1000, NOW + 300_000, NOW + 300_001, NOW - 7 * 86_400_000]),
+    st.sampled_from([NOW - 7 * 86_400_000 - 1, 1e11, 1e16, 10**400]),
+    st.text(max_size=5),
+    st.sampled_from(["2026-09-21T10:00:00Z", "2026-09-21T10:00:00", "  ", "1"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+def _outcome(decoder: Any, obj: object) -> tuple[object, ...]:
+    try:
+        reading = decoder(obj, "d1", NOW, LIMITS)
+    except DecodeError as exc:
+        return ("rejected", exc.reason, str(exc))
+    # repr: NaN (an absent quantity) compares unequal to itself.
+    return ("accepted", repr(reading))
+
+
+def _edge_list(low: float, high: float) -> list[object]:
+    """A quantity's range limits, just inside and just outside, as floats and ints."""
+    return [
+        low,
+        high,
+        math.nextafter(low, -math.inf),
+        math.nextafter(high, math.inf),
+        int(low),
+        int(high),
+        int(low) - 1,
+        int(high) + 1,
+        (low + high) / 2,
+    ]
+
+
+def _edges(low: float, high: float) -> st.SearchStrategy[object]:
+    return st.sampled_from(_edge_list(low, high))
+
+
+_MAX_AGE, _MAX_AHEAD = LIMITS.max_age_ms, LIMITS.max_future_ms
+_TS_EDGE_LIST: list[object] = [
+    NOW,
+    NOW + _MAX_AHEAD,
+    NOW + _MAX_AHEAD + 1,
+    NOW - _MAX_AGE,
+    NOW - _MAX_AGE - 1,
+    NOW / 1000,
+    (NOW + _MAX_AHEAD) / 1000,
+    (NOW + _MAX_AHEAD + 1000) / 1000,
+    (NOW - _MAX_AGE - 1000) / 1000,
+    1e11,
+    1e16,
+]
+_TS_EDGES = st.sampled_from(_TS_EDGE_LIST)
+# Any subset of the fields a reading may have, each near its limits or anything at all.
+_READINGS = st.fixed_dictionaries(
+    {},
+    optional={
+        **{name: st.one_of(_edges(*RANGES[name]), _VALUES) for name in RANGES},
+        "ts": st.one_of(_TS_EDGES, _VALUES),
+        "seq": st.one_of(st.sampled_from([-1, 0, 2**63 - 1, 2**63, 2**64]), _VALUES),
+        "device_id": _VALUES,
+        "firmware": _VALUES,
+    },
+)
+
+
+# A valid reading (any subset of in-range quantities, a timestamp within the limits or
+# none, a sequence number or none), then one field set near its limits or to anything.
+_VALID = st.fixed_dictionaries(
+    {"temp_c": st.floats(-50, 1500)},
+    optional={
+        **{
+            name: st.floats(*RANGES[name]) | st.integers(*map(int, RANGES[name]))
+            for name in RANGES
+            if name != "temp_c"
+        },
+        "ts": st.integers(NOW - _MAX_AGE, NOW + _MAX_AHEAD) | st.none(),
+        "seq": st.integers(0, 2**64) | st.none(),
+    },
+)
+_PROBES = {
+    **{name: st.one_of(_edges(*RANGES[name]), _VALUES) for name in RANGES},
+    "ts": st.one_of(_TS_EDGES, _VALUES),
+    "seq": st.one_of(st.sampled_from([-1, 0, 2**63 - 1, 2**63, 2**64]), _VALUES),
+    "device_id": _VALUES,
+}
+_PROBED = (
+    st.sampled_from(sorted(_PROBES))
+    .flatmap(lambda key: st.tuples(_VALID, st.just(key), _PROBES[key]))
+    .map(lambda probe: {**probe[0], probe[1]: probe[2]})
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(_PROBED, _READINGS, _VALUES))
+def test_fast_path_gives_the_checked_outcome(obj: object) -> None:
+    assert _outcome(decode_reading, obj) == _outcome(_checked, obj)
+
+
+_ODD: list[object] = [
+    None,
+    True,
+    False,
+    "",
+    "1",
+    "2026-09-21T10:00:00Z",
+    [],
+    {},
+    math.nan,
+    math.inf,
+    -math.inf,
+    10**400,
+    2**63 - 1,
+    2**63,
+    2**64,
+    -1,
+    0,
+    -0.0,
+    1e16,
+]
+_EDGE_VALUES: dict[str, list[object]] = {
+    **{name: _edge_list(*RANGES[name]) for name in RANGES},
+    "ts": _TS_EDGE_LIST,
+    "seq": [],
+    "device_id": ["d1", "d2"],
+}
+
+
+@pytest.mark.parametrize("base", [{}, {"temp_c": 30.0}, {"humidity_pct": 80, "seq": 3, "ts": NOW}])
+def test_fast_path_edges(base: dict[str, object]) -> None:
+    # Every field at each of its limits and with every odd value, on a valid reading.
+    for key, edges in _EDGE_VALUES.items():
+        for value in edges + _ODD:
+            obj = {**base, key: value}
+            assert _outcome(decode_reading, obj) == _outcome(_checked, obj), obj
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"temp_c": 31.5},
+        {"temp_c": 31, "seq": 7, "ts": NOW - 1_000},
+        {"ts": (NOW - 1_000) / 1000, "seq": 2**64, "fill_pct": 80.0, "device_id": "d1"},
+        {"distance_mm": 900, "battery_pct": 91, "rssi_dbm": -97.0, "seq": None, "ts": None},
+        {"smoke_obs_pct_m": 0.4, "humidity_pct": 88, "firmware": "1.2.0"},
+    ],
+)
+def test_valid_readings_take_the_fast_path(monkeypatch: pytest.MonkeyPatch, obj: object) -> None:
+    def not_expected(*_: object) -> object:
+        raise AssertionError("a valid reading went through the checked path")
+
+    expected = _checked(obj, "d1", NOW, LIMITS)
+    monkeypatch.setattr(decode_module, "_checked", not_expected)
+    assert repr(decode_reading(obj, "d1", NOW, LIMITS)) == repr(expected)
