@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Self
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 
 from common.timeutil import from_ms, to_ms
 from ingest import metrics
@@ -120,6 +122,9 @@ def influxql_identifier(value: str) -> str:
 
 # Field keys are fixed, so escape them once.
 _FIELD_KEYS = [escape_key(name) + "=" for name in QUANTITIES]
+_NQ = len(QUANTITIES)
+_BITS = 1 << np.arange(_NQ, dtype=np.int64)  # a row's fields as bits: quantity i is bit i
+_SEQ_BIT = 1 << _NQ
 
 
 class LineEncoder:
@@ -131,34 +136,81 @@ class LineEncoder:
 
     def __init__(self, measurement: str) -> None:
         self.measurement = measurement
-        self._prefixes: dict[int, str] = {}
+        # Each device's "measurement,tags " prefix, by device index (None until first seen).
+        self._prefixes: npt.NDArray[np.object_] = np.full(0, None, object)
+        self._known = np.zeros(0, bool)
+        self._templates: dict[int, str] = {}
 
     def _prefix(self, index: int, device_id: str, kind_code: int) -> str:
-        prefix = self._prefixes.get(index)
-        if prefix is None:
-            kind = KIND_NAMES.get(kind_code, "unknown")
-            prefix = tag_prefix(self.measurement, [("device_id", device_id), ("kind", kind)])
-            self._prefixes[index] = prefix
-        return prefix
+        kind = KIND_NAMES.get(kind_code, "unknown")
+        return tag_prefix(self.measurement, [("device_id", device_id), ("kind", kind)])
+
+    def _template(self, fields: int) -> str:
+        """The str.format template of a line with these fields (bits as in _BITS/_SEQ_BIT)."""
+        template = self._templates.get(fields)
+        if template is None:
+            keys = [_FIELD_KEYS[i].replace("{", "{{").replace("}", "}}") for i in range(_NQ)]
+            parts = [keys[i] + "{!r}" for i in range(_NQ) if fields >> i & 1]
+            if fields & _SEQ_BIT:
+                parts.append("seq={}i")
+            template = self._templates[fields] = "{}" + ",".join(parts) + " {}"
+        return template
+
+    def _line_prefixes(self, batch: ReadingBatch) -> npt.NDArray[np.object_]:
+        """Each row's prefix, made once per device and kept by device index."""
+        top = int(batch.device.max()) + 1
+        if len(self._prefixes) < top:
+            size = max(top, 2 * len(self._prefixes))
+            grown = np.full(size, None, object)
+            grown[: len(self._prefixes)] = self._prefixes
+            known = np.zeros(size, bool)
+            known[: len(self._known)] = self._known
+            self._prefixes, self._known = grown, known
+        cache = self._prefixes
+        for row in np.flatnonzero(~self._known[batch.device]).tolist():
+            index = int(batch.device[row])
+            if not self._known[index]:
+                cache[index] = self._prefix(index, batch.device_ids[index], int(batch.kind[row]))
+                self._known[index] = True
+        prefixes: npt.NDArray[np.object_] = cache[batch.device]
+        return prefixes
 
     def encode(self, batch: ReadingBatch) -> bytes:
-        """One line per reading, timestamps in ms."""
-        lines = []
-        ids = batch.device_ids
-        rows = batch.values.T.tolist()
-        for dev, kind, ts, seq, row in zip(
-            batch.device.tolist(),
-            batch.kind.tolist(),
-            batch.ts_ms.tolist(),
-            batch.seq.tolist(),
-            rows,
-            strict=True,
-        ):
-            fields = [key + repr(v) for key, v in zip(_FIELD_KEYS, row, strict=True) if v == v]
-            if seq >= 0:
-                fields.append(f"seq={seq}i")
-            lines.append(f"{self._prefix(dev, ids[dev], kind)}{','.join(fields)} {ts}")
-        return ("\n".join(lines) + "\n").encode()
+        """One line per reading, in batch order, timestamps in ms; a field per quantity the
+        reading carried (not NaN), and seq where known."""
+        n = len(batch)
+        if not n:
+            return b""
+        # Rows with the same fields share a template: one str.format call per line then does
+        # what a loop over the fields did (the batch holds a few such shapes: one per kind).
+        values = batch.values
+        shape = _BITS @ (values == values) + np.where(batch.seq >= 0, _SEQ_BIT, 0)
+        prefixes = self._line_prefixes(batch)
+        lines: npt.NDArray[np.object_] = np.empty(n, object)
+        first = int(shape[0])
+        groups: list[tuple[int, npt.NDArray[np.intp] | None]]
+        if (shape == first).all():
+            groups = [(first, None)]
+        else:
+            kinds, which = np.unique(shape, return_inverse=True)
+            groups = [(int(k), np.flatnonzero(which == j)) for j, k in enumerate(kinds.tolist())]
+        for fields, rows in groups:
+            columns = [i for i in range(_NQ) if fields >> i & 1]
+            if rows is None:
+                args = [prefixes, *values[columns].tolist()]
+                seq, ts = batch.seq, batch.ts_ms
+            else:
+                args = [prefixes[rows], *values[columns][:, rows].tolist()]
+                seq, ts = batch.seq[rows], batch.ts_ms[rows]
+            if fields & _SEQ_BIT:
+                args.append(seq.tolist())
+            args.append(ts.tolist())
+            made = list(map(self._template(fields).format, *args))
+            if rows is None:
+                lines[:] = made
+            else:
+                lines[rows] = made
+        return ("\n".join(lines.tolist()) + "\n").encode()
 
 
 @dataclass(slots=True)
