@@ -81,6 +81,21 @@ async def test_batch_columns(setup: Harness) -> None:
     assert batch.col("fill_pct")[1] == 75.0  # from distance and the 1000 mm depth
 
 
+async def test_calibration_offsets_apply_to_their_device_only(setup: Harness) -> None:
+    ingestor, batches = setup.ingestor, setup.batches
+    ingestor.directory.upsert(device("b2", "bin", sensor_offsets={"distance_mm": -50}))
+    ingestor.directory.upsert(device("f2", sensor_offsets={"temp_c": -1.5, "humidity_pct": 2}))
+    ingestor.handle("sigap/devices/b2/up", b'{"distance_mm": 300}')
+    ingestor.handle("sigap/devices/f2/up", b'{"temp_c": 31.5}')
+    ingestor.handle("sigap/devices/b1/up", b'{"distance_mm": 300}')
+    assert await ingestor.flush() == 3
+    (batch,) = batches
+    assert batch.col("distance_mm").tolist()[::2] == [250.0, 300.0]
+    assert batch.col("fill_pct").tolist()[::2] == [75.0, 70.0]  # from the corrected distance
+    assert batch.col("temp_c")[1] == 30.0
+    assert math.isnan(batch.col("humidity_pct")[1])  # not reported: no offset makes one up
+
+
 async def test_flush_is_due_on_size_or_window(setup: Harness) -> None:
     ingestor, clock = setup.ingestor, setup.clock
     assert not ingestor.due()
