@@ -21,6 +21,7 @@ from devices.schemas import KIND_CODES, DeviceCreate
 from ingest import decode, lorawan, metrics, partition
 from ingest.acks import AckTracker, Receipt
 from ingest.batch import Q_INDEX, ReadingBatch
+from ingest.bufsock import buffer_reads
 from ingest.decode import DecodedReading, DecodeError, Limits, Reason
 from ingest.last_seen import LastSeen
 from ingest.partition import Owners
@@ -138,14 +139,20 @@ class Ingestor:
         self._uplinks_seen = lorawan.Deduplicator(lorawan_dedup_window_ms)
         self._flush_lock = asyncio.Lock()
         self.seen = LastSeen(directory, last_seen_write_ms)  # each device's latest arrival
-        self.connected = False
+        self.subscribed = asyncio.Event()  # set while subscribed to the broker
         self.last_error: str | None = None
         self._partitioned = partitioned
         # Batches other workers forwarded to us (their payloads), evaluated at the next flush.
         self._inbox: list[tuple[bytes, Receipt | None]] = []
         self._client: aiomqtt.Client | None = None  # while connected: forwards go out on it
+        self._inbound: _CountingQueue | None = None  # this session's received messages
         self._forwarding: set[asyncio.Future[None]] = set()  # publishes awaiting their PUBACK
         self._warned: set[int] = set()  # workers whose worker count differs from ours
+
+    @property
+    def connected(self) -> bool:
+        """True while subscribed to the broker."""
+        return self.subscribed.is_set()
 
     # -- decoding (synchronous, per message) ------------------------------------------
 
@@ -531,7 +538,7 @@ class Ingestor:
                 try:
                     await self._session(endpoint)
                 except aiomqtt.MqttError as exc:
-                    self.connected = False
+                    self.subscribed.clear()
                     metrics.MQTT_CONNECTED.set(0)
                     if self.last_error != str(exc):
                         log.warning(
@@ -546,7 +553,7 @@ class Ingestor:
                     continue
                 delay = 0.5
         finally:
-            self.connected = False
+            self.subscribed.clear()
             metrics.MQTT_CONNECTED.set(0)
             ticker.cancel()
 
@@ -575,10 +582,15 @@ class Ingestor:
         queue, _CountingQueue.last_made = _CountingQueue.last_made, None
         if queue is None:
             raise RuntimeError("aiomqtt did not make its message queue from queue_type")
+        # Fewer system calls per message, and no reading ahead while the consumer is
+        # behind: the broker holds a backlog, not our memory (ingest/bufsock.py).
+        buffer_reads(paho, paused=lambda: queue.qsize() >= _READ_PAUSE_AT)
+        self._inbound = queue
         try:
             await self._consume(client, queue, endpoint, acks)
         finally:
             acks.close()
+            self._inbound = None
 
     async def _consume(
         self,
@@ -592,7 +604,7 @@ class Ingestor:
             self._queue_depth = lambda: len(client.messages)
             for topic in endpoint.topics:
                 await client.subscribe(topic, qos=endpoint.qos)
-            self.connected = True
+            self.subscribed.set()
             self.last_error = None
             metrics.MQTT_CONNECTED.set(1)
             log.info(
@@ -707,6 +719,9 @@ def _when_all(waits: list[asyncio.Future[None] | None], receipts: list[Receipt |
 
 # Messages taken straight from the queue between two turns of the event loop.
 _YIELD_EVERY = 256
+# Messages waiting to be decoded at which MQTT reads stop until the consumer catches up
+# (about 0.1..0.2 s of single readings, 2 s of 50-reading gateway batches).
+_READ_PAUSE_AT = 2_000
 
 
 class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
@@ -718,11 +733,14 @@ class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
 
     def __init__(self, maxsize: int = 0) -> None:
         super().__init__(maxsize)
+        self.peak = 0  # the most messages it has held
         _CountingQueue.last_made = self
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         try:
             super().put_nowait(item)
+            if self.qsize() > self.peak:
+                self.peak = self.qsize()
         except asyncio.QueueFull:
             metrics.QUEUE_OVERFLOW.labels(str(item.qos)).inc()
             log.error(
