@@ -294,6 +294,24 @@ def test_battery_low_with_hysteresis() -> None:
         ("d0", "clear", "device.battery_low"),
     ]
     assert events[1].ts_ms == T0 + 4 * MIN
+    # An alert shows the quantities it names, as far as the reading carried them.
+    assert [e.values for e in events] == [{"battery_v": 3.25}, {"battery_v": 3.6}]
+
+
+def test_alerts_show_the_values_each_reading_carried() -> None:
+    engine = RuleEngine(fleet(("bin", "", {"depth_mm": 1000.0}), ("bin", "")))
+    rows = [
+        (0, T0, {"fill_pct": 95.0, "distance_mm": 50.0}),
+        (1, T0, {"fill_pct": 96.0}),
+        (0, T0 + MIN, {"fill_pct": 95.0, "distance_mm": 50.0}),
+        (1, T0 + MIN, {"fill_pct": 96.0, "temp_c": 30.0}),
+    ]
+    events = run(engine, rows, one_by_one=False)
+    assert kinds_of(events) == [("d0", "raise", "bin.full"), ("d1", "raise", "bin.full")]
+    assert [e.values for e in events] == [
+        {"fill_pct": 95.0, "distance_mm": 50.0},
+        {"fill_pct": 96.0},  # no distance: none shown, and temp_c is not what the alert is about
+    ]
 
 
 def test_offline_after_missed_intervals_cleared_by_next_reading() -> None:
