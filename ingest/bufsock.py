@@ -10,13 +10,16 @@ Why 8 KiB and not more: a read's packets all go into the message queue before in
 consumer runs again, and the consumer takes at most 256 messages between two yields
 (`_YIELD_EVERY` in ingest/service.py). 8 KiB holds at most about 240 of the smallest
 readings (34 bytes: a short topic and one quantity), so a busy consumer keeps up with the
-reader. With 64 KiB a flood of single readings piled up in the queue.
+reader, the queue stays short and a backlog waits in the broker. With 64 KiB a flood of
+single readings piled up in the queue.
 
-While the consumer waits (a flush awaiting InfluxDB or SQL), the reader still runs, once
-per turn of the event loop. So that a long wait cannot fill the queue (aiomqtt drops what
-does not fit), `paused()` stops the reads: the buffer is emptied (never left holding bytes
-that no readable event would announce) but not refilled, the socket's own buffer fills,
-and the broker keeps the rest, as it does for any slow subscriber.
+Reads are never refused: a first version stopped reading while the queue was long, but
+with the socket still readable the event loop then called the reader on every turn (a
+busy loop taking a core), a TLS socket's own pending bytes kept aiomqtt's reader looping
+forever, and a pause past twice the keepalive would have dropped the connection. While
+the consumer waits (a flush awaiting SQL or InfluxDB), the reader fills the queue as it
+did before this module (aiomqtt's limit, `max_queued_messages`, bounds it; QoS 1 messages
+are bounded well below it by the broker's in-flight window).
 """
 
 from __future__ import annotations
@@ -34,24 +37,18 @@ class BufferedSocket:
     """A socket (plain, TLS or paho's websocket wrapper) whose reads are buffered; every
     other call goes to the socket itself."""
 
-    __slots__ = ("_buf", "_paused", "_pos", "_read_size", "_sock")
+    __slots__ = ("_buf", "_pos", "_read_size", "_sock")
 
-    def __init__(
-        self, sock: Any, read_size: int = READ_SIZE, paused: Callable[[], bool] | None = None
-    ) -> None:
+    def __init__(self, sock: Any, read_size: int = READ_SIZE) -> None:
         self._sock = sock
         self._buf = b""
         self._pos = 0
         self._read_size = read_size
-        self._paused = paused
 
     def recv(self, bufsize: int) -> bytes:
         """Up to bufsize bytes: from the buffer, else from one read of the socket (its
-        exceptions, such as BlockingIOError when nothing has arrived, pass through); while
-        paused, BlockingIOError once the buffer is empty."""
+        exceptions, such as BlockingIOError when nothing has arrived, pass through)."""
         if self._pos >= len(self._buf):
-            if self._paused is not None and self._paused():
-                raise BlockingIOError("reads paused: the consumer is behind")
             data: bytes = self._sock.recv(max(bufsize, self._read_size))
             if len(data) <= bufsize:
                 return data  # all of it (or b"": the connection closed)
@@ -73,17 +70,16 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
-def buffer_reads(paho_client: Any, paused: Callable[[], bool] | None = None) -> bool:
-    """Make a paho client read through a BufferedSocket (that stops reading while `paused()`
-    says so); False (and a warning) when this paho version has no `_create_socket` to wrap,
-    and reads stay unbuffered."""
+def buffer_reads(paho_client: Any) -> bool:
+    """Make a paho client read through a BufferedSocket; False (and a warning) when this
+    paho version has no `_create_socket` to wrap, and reads stay unbuffered."""
     create = getattr(paho_client, "_create_socket", None)
     if create is None:
         log.warning("paho-mqtt has no _create_socket: MQTT reads are not buffered")
         return False
 
     def create_buffered() -> BufferedSocket:
-        return BufferedSocket(create(), paused=paused)
+        return BufferedSocket(create())
 
     paho_client._create_socket = create_buffered
     return True

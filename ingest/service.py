@@ -145,7 +145,6 @@ class Ingestor:
         # Batches other workers forwarded to us (their payloads), evaluated at the next flush.
         self._inbox: list[tuple[bytes, Receipt | None]] = []
         self._client: aiomqtt.Client | None = None  # while connected: forwards go out on it
-        self._inbound: _CountingQueue | None = None  # this session's received messages
         self._forwarding: set[asyncio.Future[None]] = set()  # publishes awaiting their PUBACK
         self._warned: set[int] = set()  # workers whose worker count differs from ours
 
@@ -582,15 +581,11 @@ class Ingestor:
         queue, _CountingQueue.last_made = _CountingQueue.last_made, None
         if queue is None:
             raise RuntimeError("aiomqtt did not make its message queue from queue_type")
-        # Fewer system calls per message, and no reading ahead while the consumer is
-        # behind: the broker holds a backlog, not our memory (ingest/bufsock.py).
-        buffer_reads(paho, paused=lambda: queue.qsize() >= _READ_PAUSE_AT)
-        self._inbound = queue
+        buffer_reads(paho)  # fewer system calls per message (ingest/bufsock.py)
         try:
             await self._consume(client, queue, endpoint, acks)
         finally:
             acks.close()
-            self._inbound = None
 
     async def _consume(
         self,
@@ -719,9 +714,6 @@ def _when_all(waits: list[asyncio.Future[None] | None], receipts: list[Receipt |
 
 # Messages taken straight from the queue between two turns of the event loop.
 _YIELD_EVERY = 256
-# Messages waiting to be decoded at which MQTT reads stop until the consumer catches up
-# (about 0.1..0.2 s of single readings, 2 s of 50-reading gateway batches).
-_READ_PAUSE_AT = 2_000
 
 
 class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
@@ -733,14 +725,11 @@ class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
 
     def __init__(self, maxsize: int = 0) -> None:
         super().__init__(maxsize)
-        self.peak = 0  # the most messages it has held
         _CountingQueue.last_made = self
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         try:
             super().put_nowait(item)
-            if self.qsize() > self.peak:
-                self.peak = self.qsize()
         except asyncio.QueueFull:
             metrics.QUEUE_OVERFLOW.labels(str(item.qos)).inc()
             log.error(

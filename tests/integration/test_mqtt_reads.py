@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
 import orjson
 import pytest
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from common.timeutil import now_ms
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
-from ingest import bufsock, service
 from ingest.batch import ReadingBatch
 from ingest.bufsock import READ_SIZE, BufferedSocket
 from ingest.rejected import RejectedStore
@@ -129,64 +128,3 @@ async def test_buffered_reads_deliver_every_message_in_order(
     assert seqs == list(range(SINGLES + 2))  # every reading, in the order sent
     gateway = {batch.device_ids[d] for batch in batches for d in batch.device.tolist()}
     assert set(members) <= gateway
-
-
-async def test_reads_pause_while_the_consumer_is_behind(
-    mosquitto: devstack.Service, sql_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pause_at, sent = 200, 3_000
-    monkeypatch.setattr(service, "_READ_PAUSE_AT", pause_at)
-    paused_once = asyncio.Event()
-
-    def spy(paho: object, paused: Callable[[], bool]) -> bool:
-        def watched() -> bool:
-            if paused():
-                paused_once.set()
-                return True
-            return False
-
-        return bufsock.buffer_reads(paho, watched)
-
-    monkeypatch.setattr(service, "buffer_reads", spy)
-    directory = DeviceDirectory()
-    directory.upsert(_device("f1"))
-    gate = asyncio.Event()  # the first batch waits here, as on a stalled InfluxDB
-    seqs: list[int] = []
-    everything = asyncio.Event()
-
-    async def on_batch(batch: ReadingBatch) -> None:
-        await gate.wait()
-        seqs.extend(batch.seq.tolist())
-        if len(seqs) >= sent:
-            everything.set()
-
-    engine = make_engine(sql_url)
-    rejected = RejectedStore(async_sessionmaker(engine, expire_on_commit=False))
-    # Batches of 100: the consumer blocks (behind the stuck flush) once it has staged 100.
-    ingestor = Ingestor(directory, _no_devices, rejected, on_batch, batch_size=100, window_ms=20)
-    task = asyncio.create_task(ingestor.run(_endpoint(mosquitto)))
-    publisher = developer_client(mosquitto.port)
-    try:
-        await asyncio.wait_for(ingestor.subscribed.wait(), 30)
-        publisher.connect("127.0.0.1", mosquitto.port)
-        publisher.loop_start()
-        for seq in range(sent):
-            payload = orjson.dumps({"ts": TS0 + seq, "seq": seq, "temp_c": 30.0})
-            publisher.publish("sigap/devices/f1/up", payload, qos=1)
-        # The consumer is stuck in its first flush: the queue fills up to the pause point.
-        await asyncio.wait_for(paused_once.wait(), 30)
-        gate.set()
-        await asyncio.wait_for(everything.wait(), 60)
-        queue = ingestor._inbound
-        assert queue is not None
-        # Reads stopped at the pause point: beyond it, at most what one read held (8 KiB
-        # of ~90-byte messages), not the whole backlog.
-        assert pause_at <= queue.peak <= pause_at + READ_SIZE // 80
-    finally:
-        publisher.loop_stop()
-        publisher.disconnect()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await engine.dispose()
-    assert seqs == list(range(sent))  # nothing lost, nothing out of order

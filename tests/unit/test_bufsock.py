@@ -97,27 +97,6 @@ def test_buffer_reads_wraps_the_sockets_paho_creates() -> None:
         server.close()
 
 
-def test_while_paused_the_buffer_empties_but_nothing_more_is_read() -> None:
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    paused = False
-    sock = BufferedSocket(ours, read_size=4, paused=lambda: paused)
-    try:
-        peer.sendall(b"abcdefgh")
-        assert sock.recv(1) == b"a"  # reads 4 bytes
-        paused = True
-        assert sock.recv(10) == b"bcd"  # what is buffered still comes out
-        assert sock.pending() == 0  # so nothing waits unannounced
-        with pytest.raises(BlockingIOError):
-            sock.recv(1)
-        assert ours.recv(1, socket.MSG_PEEK) == b"e"  # still in the socket
-        paused = False
-        assert sock.recv(2) == b"ef"
-    finally:
-        ours.close()
-        peer.close()
-
-
 def test_without_paho_s_socket_factory_reads_stay_unbuffered(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
