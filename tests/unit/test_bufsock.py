@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 
@@ -107,3 +108,38 @@ def test_without_paho_s_socket_factory_reads_stay_unbuffered(
     assert not buffer_reads(client)
     assert not hasattr(client, "_create_socket")
     assert "not buffered" in caplog.text
+
+
+async def test_one_read_of_the_socket_per_turn_of_the_event_loop() -> None:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    sock = BufferedSocket(ours, read_size=4)
+    try:
+        peer.sendall(b"abcdefgh")
+        assert sock.recv(4) == b"abcd"  # this turn's read
+        with pytest.raises(BlockingIOError):  # more has arrived, but it waits for a turn
+            sock.recv(1)
+        assert sock.pending() == 0  # so aiomqtt's reader stops here
+        await asyncio.sleep(0)  # the next turn (the consumer's, in ingest)
+        assert sock.recv(4) == b"efgh"
+    finally:
+        ours.close()
+        peer.close()
+
+
+async def test_bytes_the_socket_itself_holds_are_read_in_the_same_turn() -> None:
+    class TlsLike:  # decrypted bytes wait inside the TLS layer, announced by pending()
+        def __init__(self) -> None:
+            self.held = b"12345678"
+
+        def recv(self, n: int) -> bytes:
+            data, self.held = self.held[:n], self.held[n:]
+            return data
+
+        def pending(self) -> int:
+            return len(self.held)
+
+    sock = BufferedSocket(TlsLike(), read_size=4)
+    assert sock.recv(4) == b"1234"
+    assert sock.pending() == 4
+    assert sock.recv(4) == b"5678"  # not refused: aiomqtt would loop on pending() forever
