@@ -87,7 +87,10 @@ class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGAP_INGEST_", extra="ignore")
 
     batch_size: int = Field(default=5000, ge=1)
-    batch_window_ms: int = Field(default=100, ge=1)
+    # A reading waits up to this long for others to share its batch: alert latency. 25 ms
+    # halved the fire-alert p50 against 100 ms at no measurable CPU cost (BENCHMARKS.md);
+    # under load batches fill up to batch_size first anyway.
+    batch_window_ms: int = Field(default=25, ge=1)
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     # Sensor clocks: a reading more than this far in the future, or older than max_age, is
     # rejected (kept in the rejected store) rather than stored as if it were now.
