@@ -53,7 +53,7 @@ _UNKNOWN_TTL_MS = 2000
 
 
 # Not frozen: one is made per reading, and a frozen dataclass sets each field through
-# object.__setattr__ (twice the cost). Nothing changes one after it is made.
+# object.__setattr__ (1.7 against 0.4 us to make one here). Nothing changes one after.
 @dataclass(slots=True)
 class _Staged:
     topic: str
