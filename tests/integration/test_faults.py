@@ -321,11 +321,12 @@ def test_disk_full_shows_in_readyz_and_recovers_without_a_restart(
         load = Load(mosquitto.port, fleet, rate=100).start()
         load.wait_sent(100)
         filler = disk / "filler"
-        with filler.open("wb") as out:  # fill the disk to the last block
+        # Unbuffered: a buffered file would try to write its remainder again on closing,
+        # and fail there, when the disk filled in the middle of a write.
+        with filler.open("wb", buffering=0) as out:  # fill the disk to the last block
             try:
                 while True:
                     out.write(b"\0" * 65536)
-                    out.flush()
             except OSError:
                 pass
         status = eventually(

@@ -27,7 +27,9 @@ def test_freeze_takes_survivors_out_of_later_collections() -> None:
     keep = [[i] for i in range(10_000)]  # long-lived containers
     try:
         frozen = gcpause.freeze()
-        assert frozen >= len(keep) and gc.get_freeze_count() == frozen
+        # Frozen objects can still die (their count then drops): other threads of the test
+        # process, aiosqlite's say, release theirs at any time.
+        assert frozen >= len(keep) and len(keep) <= gc.get_freeze_count() <= frozen
         walked = {id(o) for o in gc.get_objects(2)}  # what a full collection would walk
         assert not any(id(x) in walked for x in keep)
     finally:
