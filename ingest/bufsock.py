@@ -42,10 +42,14 @@ class BufferedSocket:
     """A socket (plain, TLS or paho's websocket wrapper) whose reads are buffered; every
     other call goes to the socket itself."""
 
-    __slots__ = ("_buf", "_pos", "_read_size", "_read_this_turn", "_sock")
+    __slots__ = ("_buf", "_inner_pending", "_pos", "_read_size", "_read_this_turn", "_sock")
 
     def __init__(self, sock: Any, read_size: int = READ_SIZE) -> None:
         self._sock = sock
+        # Looked up once: aiomqtt asks pending() after every packet, and a plain socket's
+        # missing attribute would cost an AttributeError each time.
+        inner: Callable[[], int] | None = getattr(sock, "pending", None)
+        self._inner_pending: Callable[[], int] = inner if inner is not None else _nothing
         self._buf = b""
         self._pos = 0
         self._read_size = read_size
@@ -75,10 +79,6 @@ class BufferedSocket:
         """Bytes that can be read without waiting for the socket to become readable."""
         return len(self._buf) - self._pos + self._inner_pending()
 
-    def _inner_pending(self) -> int:
-        inner: Callable[[], int] | None = getattr(self._sock, "pending", None)
-        return inner() if inner is not None else 0
-
     def _count_read(self) -> None:
         if self._read_this_turn:
             return
@@ -94,6 +94,10 @@ class BufferedSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def _nothing() -> int:
+    return 0
 
 
 def buffer_reads(paho_client: Any) -> bool:
