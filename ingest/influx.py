@@ -141,7 +141,7 @@ class LineEncoder:
         self._known = np.zeros(0, bool)
         self._templates: dict[int, str] = {}
 
-    def _prefix(self, index: int, device_id: str, kind_code: int) -> str:
+    def _prefix(self, device_id: str, kind_code: int) -> str:
         kind = KIND_NAMES.get(kind_code, "unknown")
         return tag_prefix(self.measurement, [("device_id", device_id), ("kind", kind)])
 
@@ -170,7 +170,7 @@ class LineEncoder:
         for row in np.flatnonzero(~self._known[batch.device]).tolist():
             index = int(batch.device[row])
             if not self._known[index]:
-                cache[index] = self._prefix(index, batch.device_ids[index], int(batch.kind[row]))
+                cache[index] = self._prefix(batch.device_ids[index], int(batch.kind[row]))
                 self._known[index] = True
         prefixes: npt.NDArray[np.object_] = cache[batch.device]
         return prefixes

@@ -498,12 +498,13 @@ class Ingestor:
         known: list[DeviceInfo] = []
         for item, info in zip(staged, infos, strict=True):
             error = _registry_error(item, info)
-            if error is None and info is not None:
-                items.append(item)
-                known.append(info)
-            elif error is not None:
+            if error is not None:
                 rejected = item.rejected(error, self._clock(), item.reading.device_id)
                 rejects.append((rejected, item.receipt))
+                continue
+            assert info is not None  # _registry_error refuses an unknown device
+            items.append(item)
+            known.append(info)
         if not items:
             return None
 
