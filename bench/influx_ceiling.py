@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from bench.ingest_ceiling import _cpu_s, _is_bin, make_fleet
+from bench.soak import proc_stats
 from ingest.batch import KIND_CODES, Q_INDEX, QUANTITIES, ReadingBatch
 from ingest.influx import LineEncoder
 from sigap import devstack
@@ -96,13 +97,6 @@ def _writer(port: int, parts: list[bytes], start: Any, out: Any) -> None:
         response.read()
         errors += response.status != 204
     out.put((time.perf_counter(), errors))
-
-
-def _rss_mb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return 0
 
 
 def _query(port: int, influxql: str) -> Any:
@@ -181,7 +175,8 @@ def main() -> None:
                 t = base + (k + 1) * 10 * args.rounds * STEP_MS
                 batch = gateway_batch(devices, args.rounds, t, seed=k + 1)
                 result = case(influxd.port, influxd.process.pid, batch, per_body, writers)
-                result["influxd_rss_mb"] = _rss_mb(influxd.process.pid)
+                stats = proc_stats(influxd.process.pid)
+                result["influxd_rss_mb"] = round(stats[0]) if stats else None
                 print(json.dumps(result), flush=True)
                 results.append(result)
         finally:
