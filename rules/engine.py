@@ -15,6 +15,7 @@ from rules import bins, fire, health, heat
 from rules.core import ParamTable, Round
 from rules.events import AlertEvent
 from rules.params import DeviceSpec, RuleParams
+from rules.partners import Partners
 from rules.state import EngineState
 
 _FIRE = KIND_CODES["fire"]
@@ -101,6 +102,7 @@ class RuleEngine:
         self._zones: dict[str, int] = {}
         self._zone_names: list[str | None] = []
         self._alarming: dict[int, None] = {}  # fire devices with level >= 1
+        self._partners = Partners(self.state, self.table)
         self._pending = _Pending.empty()
         # Scratch arrays (one slot per device) for finding repeated devices in a batch.
         self._mark = np.zeros(0, np.int64)
@@ -132,6 +134,7 @@ class RuleEngine:
         st.offline_after_ms[spec.index] = int(
             spec.interval_s * spec.params.offline_intervals * 1000
         )
+        self._partners.invalidate(len(self.device_ids))
 
     def params(self, index: int) -> RuleParams:
         """The parameters a device is evaluated with."""
@@ -383,7 +386,7 @@ class RuleEngine:
         if alarm.any():
             for d in fire_part.devs[alarm].tolist():
                 self._alarming[d] = None
-            fire.confirm(fire_part, st, alarm, self._alarming, self._zone_names)
+            fire.confirm(fire_part, st, alarm, self._alarming, self._zone_names, self._partners)
         if self._alarming:
             alarming = np.fromiter(self._alarming, np.int64, len(self._alarming))
             for d in alarming[st.fire_level[alarming] == 0].tolist():

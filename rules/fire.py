@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from devices.schemas import KIND_CODES
 from rules.core import F64, Bool, Intp, Round, fmt, quantities, transition
 from rules.events import Action, AlertEvent, Severity
 from rules.heat import Heat
+from rules.partners import Partners
 from rules.state import NEVER, EngineState
 
 SLOT = "fire"
 KINDS = {1: "fire.pre_alarm", 2: "fire.alarm", 3: "fire.confirmed"}
 SEVERITY = {1: Severity.major, 2: Severity.critical, 3: Severity.critical}
 _FIRE = KIND_CODES["fire"]
-EARTH_RADIUS_M = 6_371_000.0
 
 
 def evaluate(r: Round, heat: Heat) -> Bool:
@@ -138,49 +136,46 @@ def _emit_changes(r: Round, rows: Intp, old: list[int], new: list[int], heat: He
 
 
 def confirm(
-    r: Round, st: EngineState, alarm: Bool, alarming: dict[int, None], zones: list[str | None]
+    r: Round,
+    st: EngineState,
+    alarm: Bool,
+    alarming: dict[int, None],
+    zones: list[str | None],
+    partners: Partners,
 ) -> None:
     """Cross-device confirmation at the end of a round (see docs/rules.md)."""
     rows = np.flatnonzero(alarm)
     if not len(rows):
         return
-    # Order by device index; each device sees the levels left by the ones before it.
-    rows = rows[np.argsort(r.devs[rows], kind="stable")]
-    candidates = np.fromiter(alarming, np.int64, len(alarming))
-    levels = st.fire_level[candidates]
-    if (levels >= 3).all():
-        return  # every alarming detector is already confirmed: nothing can change
-    rows = rows[_may_confirm(r, st, rows, candidates[(levels >= 1) & (levels < 3)])]
-    for row in rows.tolist():
-        d = int(r.devs[row])
-        t = int(r.ts[row])
+    level, last = st.fire_level, st.last_alarm
+    # Plain Python from here: a round has a few alarm rows, and each detector a few possible
+    # partners (`Partners`), so numpy calls would cost more than the work they do.
+    found = sorted(zip(r.devs[rows].tolist(), rows.tolist(), r.ts[rows].tolist(), strict=True))
+    for d, row, t in found:  # by device index: each sees the levels left by those before
         window = r.at("confirm_window_s", row) * 1000.0
-        distance = r.at("confirm_distance_m", row)
-        last = st.last_alarm[candidates]
-        near_in_time = (
-            (candidates != d)
-            & (st.fire_level[candidates] >= 1)
-            & (last != NEVER)
-            & (np.abs(t - last) <= window)
-        )
-        if not near_in_time.any():
+        mates = partners.of(d)
+        # Only alarming detectors can be partners: look through the smaller set.
+        pool = mates if len(mates) <= len(alarming) else [e for e in alarming if e in mates]
+        group = [d]
+        for e in sorted(pool):
+            if e in alarming and level[e] >= 1:
+                seen = int(last[e])
+                if seen != NEVER and abs(t - seen) <= window:
+                    group.append(e)
+        if len(group) == 1 or all(level[x] >= 3 for x in group):
             continue
-        others = candidates[near_in_time]
-        same_zone = (st.zone[d] >= 0) & (st.zone[others] == st.zone[d])
-        close = _distance_m(st.lat[d], st.lon[d], st.lat[others], st.lon[others]) <= distance
-        partners = sorted(others[same_zone | close].tolist())
-        if not partners:
-            continue
-        stamp = max(t, *(int(st.last_alarm[e]) for e in partners))
-        group = [d, *partners]
+        stamp = max(t, *(int(last[e]) for e in group[1:]))
+        reach = r.at("confirm_distance_m", row)
+        zone = int(st.zone[d])
         for x in group:
-            before = int(st.fire_level[x])
+            before = int(level[x])
             if before >= 3:
                 continue
-            st.fire_level[x] = 3
+            level[x] = 3
             alarming[x] = None
             names = tuple(r.device_ids[y] for y in group if y != x)
-            where = zones[x] if st.zone[x] >= 0 and st.zone[x] == st.zone[d] else None
+            where = zones[x] if zone >= 0 and int(st.zone[x]) == zone else None
+            place = f"in zone {where}" if where else f"within {reach:g} m"
             r.events.append(
                 AlertEvent(
                     action=Action.raise_ if before == 0 else Action.update,
@@ -193,51 +188,9 @@ def confirm(
                     severity=SEVERITY[3],
                     reason=(
                         f"confirmed by {len(names)} other detector(s) alarming within "
-                        f"{window / 1000:g} s"
-                        + (f" in zone {where}" if where else f" within {distance:g} m")
-                        + ": "
-                        + ", ".join(names)
+                        f"{window / 1000:g} s {place}: {', '.join(names)}"
                     ),
                     partners=names,
                     zone=where,
                 )
             )
-
-
-def _may_confirm(r: Round, st: EngineState, rows: Intp, unconfirmed: Intp) -> Bool:
-    """Which alarm rows can still change a level: their device is below level 3, or some
-    detector below level 3 could be their partner (a superset of those that will).
-
-    Confirmation only raises levels to 3, and partner sets do not change within a round,
-    so a row whose device and possible partners are all at level 3 now emits nothing.
-    """
-    devs = r.devs[rows]
-    needed: Bool = st.fire_level[devs] < 3
-    unconfirmed = unconfirmed[st.last_alarm[unconfirmed] != NEVER]
-    if needed.all() or not len(unconfirmed):
-        return needed
-    window = np.reshape(r.p("confirm_window_s", rows) * 1000.0, (-1, 1))
-    distance = np.reshape(r.p("confirm_distance_m", rows), (-1, 1))
-    near = (devs[:, None] != unconfirmed) & (
-        np.abs(r.ts[rows][:, None] - st.last_alarm[unconfirmed]) <= window
-    )
-    if near.any():
-        zone = st.zone[devs][:, None]
-        same_zone = (zone >= 0) & (zone == st.zone[unconfirmed])
-        apart = _distance_m(
-            st.lat[devs][:, None], st.lon[devs][:, None], st.lat[unconfirmed], st.lon[unconfirmed]
-        )
-        # (A hair above the bound, so that rounding can never drop a row that qualifies.)
-        close = apart <= distance * (1 + 1e-9) + 1e-6
-        needed |= (near & (same_zone | close)).any(axis=1)
-    return needed
-
-
-def _distance_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
-    """Great-circle distance in metres (haversine); NaN coordinates give NaN."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    h = (
-        np.sin((p2 - p1) / 2) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))

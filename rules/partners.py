@@ -1,0 +1,144 @@
+"""Who may confirm whom: each fire detector's possible confirmation partners, looked up once.
+
+Whether detector e can confirm detector d depends only on what the registry says (the same
+zone, or a great-circle distance within d's `confirm_distance_m`), never on readings. So it
+is worked out once per detector, the first time that detector alarms, from a grid of cubes
+at least that distance wide, and kept until a device changes. Confirmation then looks
+only at a detector's few neighbours, however many detectors are alarming elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from devices.schemas import KIND_CODES
+from rules.core import ParamTable
+from rules.state import EngineState
+
+EARTH_RADIUS_M = 6_371_000.0
+_FIRE = KIND_CODES["fire"]
+# Cubes a little wider than the reach, so that rounding can never put a partner two cubes off.
+_SLACK = 1.01
+
+
+def distance_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
+    """Great-circle distance in metres (haversine); NaN coordinates give NaN."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    h = (
+        np.sin((p2 - p1) / 2) ** 2
+        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+
+
+class Partners:
+    """Each fire detector's possible confirmation partners (other fire detectors)."""
+
+    def __init__(self, state: EngineState, table: ParamTable) -> None:
+        self._state = state
+        self._table = table
+        self._devices = 0
+        self._built = False
+        self._of: dict[int, frozenset[int]] = {}
+        # Fire detectors sorted by zone, and (those with a place) by grid cube: a lookup is a
+        # binary search, and building them is two sorts, not a Python loop over the fleet.
+        self._zones = self._zone_members = np.empty(0, np.int64)
+        self._cells = self._cell_members = np.empty(0, np.int64)
+        self._cube_m = 1.0
+        self._offset = 0
+        self._side = 1
+
+    def invalidate(self, devices: int) -> None:
+        """Forget everything: a device's kind, zone, place or parameters may have changed."""
+        self._devices = devices
+        if self._built:
+            self._built = False
+            self._of = {}
+
+    def of(self, d: int) -> frozenset[int]:
+        """The fire detectors other than d in d's zone or within d's confirmation distance."""
+        found = self._of.get(d)
+        if found is None:
+            found = self._of[d] = self._find(d)
+        return found
+
+    def _find(self, d: int) -> frozenset[int]:
+        if not self._built:
+            self._build()
+        st = self._state
+        found: set[int] = set()
+        zone = int(st.zone[d])
+        if zone >= 0:
+            found.update(_members(self._zones, self._zone_members, [zone]).tolist())
+        lat, lon = st.lat[d : d + 1], st.lon[d : d + 1]
+        if len(self._cells) and np.isfinite(lat[0]) and np.isfinite(lon[0]):
+            i, j, k = (int(c[0]) for c in self._cube(lat, lon))
+            m = self._side
+            steps = (-1, 0, 1)
+            around = sorted(
+                ((i + a) * m + j + b) * m + k + c for a in steps for b in steps for c in steps
+            )
+            others = _members(self._cells, self._cell_members, around)
+            if len(others):
+                reach = self._table.profiles[int(st.profile[d])].confirm_distance_m
+                close = distance_m(lat[0], lon[0], st.lat[others], st.lon[others]) <= reach
+                found.update(others[close].tolist())
+        found.discard(d)
+        return frozenset(found)
+
+    def _cube(
+        self, lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.int64], ...]:
+        """The cube (one index per axis, from 0) around each point's place in space."""
+        p, q = np.radians(lat), np.radians(lon)
+        xyz = (np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p))
+        # An index is at least 1, so that the cubes around it never go below 0.
+        return tuple(
+            np.floor(c * (EARTH_RADIUS_M / self._cube_m)).astype(np.int64) + self._offset
+            for c in xyz
+        )
+
+    def _build(self) -> None:
+        """The zone members and the grid of every placed fire detector."""
+        self._built = True
+        st, n = self._state, self._devices
+        fire = np.flatnonzero(st.kind[:n] == _FIRE)
+        zone = st.zone[fire]
+        self._zones, self._zone_members = _sorted_by(zone[zone >= 0], fire[zone >= 0])
+        lat, lon = st.lat[fire], st.lon[fire]
+        placed = np.isfinite(lat) & np.isfinite(lon)
+        reach = float(np.max(self._table.column("confirm_distance_m"), initial=0.0))
+        if not placed.any() or not reach > 0:
+            self._cells = self._cell_members = np.empty(0, np.int64)
+            return
+        # Cubes in space rather than cells of latitude and longitude: the straight line
+        # between two points is never longer than the great circle, so every partner is in
+        # one of the 27 cubes around a detector, at the poles and across the antimeridian
+        # too. At least 10 m wide, so that the three indices fit one int64 key.
+        self._cube_m = max(reach, 10.0) * _SLACK
+        self._offset = math.ceil(EARTH_RADIUS_M / self._cube_m) + 2
+        self._side = m = 2 * self._offset + 1
+        i, j, k = self._cube(lat[placed], lon[placed])
+        self._cells, self._cell_members = _sorted_by((i * m + j) * m + k, fire[placed])
+
+
+def _sorted_by(
+    keys: npt.NDArray[np.integer], members: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Keys sorted, and the members in the same order."""
+    order = np.argsort(keys, kind="stable")
+    return keys[order].astype(np.int64), members[order].astype(np.int64)
+
+
+def _members(
+    keys: npt.NDArray[np.int64], members: npt.NDArray[np.int64], wanted: list[int]
+) -> npt.NDArray[np.int64]:
+    """The members of the wanted keys (keys sorted, members in the same order)."""
+    lo = np.searchsorted(keys, wanted, "left").tolist()
+    hi = np.searchsorted(keys, wanted, "right").tolist()
+    runs = [members[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+    return np.concatenate(runs) if runs else np.empty(0, np.int64)
