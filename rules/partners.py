@@ -23,6 +23,7 @@ EARTH_RADIUS_M = 6_371_000.0
 _FIRE = KIND_CODES["fire"]
 # Cubes a little wider than the reach, so that rounding can never put a partner two cubes off.
 _SLACK = 1.01
+_STEPS = (-1, 0, 1)
 
 
 def distance_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
@@ -74,33 +75,31 @@ class Partners:
         zone = int(st.zone[d])
         if zone >= 0:
             found.update(_members(self._zones, self._zone_members, [zone]).tolist())
-        lat, lon = st.lat[d : d + 1], st.lon[d : d + 1]
-        if len(self._cells) and np.isfinite(lat[0]) and np.isfinite(lon[0]):
-            i, j, k = (int(c[0]) for c in self._cube(lat, lon))
+        lat, lon = float(st.lat[d]), float(st.lon[d])
+        if len(self._cells) and math.isfinite(lat) and math.isfinite(lon):
+            i, j, k = self._cube(lat, lon)
             m = self._side
-            steps = (-1, 0, 1)
-            around = sorted(
-                ((i + a) * m + j + b) * m + k + c for a in steps for b in steps for c in steps
-            )
-            others = _members(self._cells, self._cell_members, around)
-            if len(others):
+            # The 27 cubes around d are 9 runs of 3 consecutive keys.
+            runs = np.array([((i + a) * m + j + b) * m + k for a in _STEPS for b in _STEPS])
+            lo = np.searchsorted(self._cells, runs - 1, "left").tolist()
+            hi = np.searchsorted(self._cells, runs + 1, "right").tolist()
+            members = self._cell_members
+            near = [members[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+            if near:
+                others = np.concatenate(near)
                 reach = self._table.profiles[int(st.profile[d])].confirm_distance_m
-                close = distance_m(lat[0], lon[0], st.lat[others], st.lon[others]) <= reach
+                close = distance_m(lat, lon, st.lat[others], st.lon[others]) <= reach
                 found.update(others[close].tolist())
         found.discard(d)
         return frozenset(found)
 
-    def _cube(
-        self, lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]
-    ) -> tuple[npt.NDArray[np.int64], ...]:
-        """The cube (one index per axis, from 0) around each point's place in space."""
-        p, q = np.radians(lat), np.radians(lon)
-        xyz = (np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p))
-        # An index is at least 1, so that the cubes around it never go below 0.
-        return tuple(
-            np.floor(c * (EARTH_RADIUS_M / self._cube_m)).astype(np.int64) + self._offset
-            for c in xyz
-        )
+    def _cube(self, lat: float, lon: float) -> tuple[int, int, int]:
+        """The cube (one index per axis, from 1) around a point's place in space."""
+        p, q = math.radians(lat), math.radians(lon)
+        scale = EARTH_RADIUS_M / self._cube_m
+        xyz = (math.cos(p) * math.cos(q), math.cos(p) * math.sin(q), math.sin(p))
+        i, j, k = (math.floor(c * scale) + self._offset for c in xyz)
+        return i, j, k
 
     def _build(self) -> None:
         """The zone members and the grid of every placed fire detector."""
@@ -122,7 +121,11 @@ class Partners:
         self._cube_m = max(reach, 10.0) * _SLACK
         self._offset = math.ceil(EARTH_RADIUS_M / self._cube_m) + 2
         self._side = m = 2 * self._offset + 1
-        i, j, k = self._cube(lat[placed], lon[placed])
+        p, q = np.radians(lat[placed]), np.radians(lon[placed])
+        scale = EARTH_RADIUS_M / self._cube_m
+        xyz = (np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p))
+        # (The arithmetic of _cube; the slack covers any rounding difference.)
+        i, j, k = (np.floor(c * scale).astype(np.int64) + self._offset for c in xyz)
         self._cells, self._cell_members = _sorted_by((i * m + j) * m + k, fire[placed])
 
 
