@@ -346,7 +346,7 @@ class RuleEngine:
         devs = device if rows is None else device[rows]
         ts = ts if rows is None else ts[rows]
         local = st.gather(devs)
-        kinds = local.kind
+        kinds = st.kind[devs]
         n = len(devs)
         r = Round(
             devs,

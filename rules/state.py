@@ -42,7 +42,6 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     # latest reading evaluated (the late check) and when it was evaluated (the offline
     # sweep reads these for every device, strided, every 30 s).
     "offline": (np.bool_, False, ()),
-    "kind": (np.uint8, 0, ()),  # KIND_CODES (0: not registered)
     "last_ts": (np.int64, NEVER, ()),
     "last_arrival": (np.int64, NEVER, ()),
     "stuck_value": (np.float64, np.nan, ()),
@@ -58,6 +57,10 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
 # gathered (the late check, the kind split), so they should be small and contiguous.
 _SEPARATE: dict[str, tuple[Any, Any]] = {
     "max_ts": (np.int64, NEVER),
+    # KIND_CODES (0: not registered). Read for every row to split a round by kind, before
+    # the records are gathered: from 1 byte a device that stay in cache, not from a line
+    # of each record.
+    "kind": (np.uint8, 0),
     # The offline sweep compares every device's allowance: contiguous, not strided records.
     "offline_after_ms": (np.int64, 0),
     # Read only by fire confirmation, for a few devices and after the round: kept out of the
@@ -122,6 +125,7 @@ class EngineState(Fields):
 
     __slots__ = (
         "capacity",
+        "kind",
         "lat",
         "lon",
         "max_ts",
@@ -130,6 +134,7 @@ class EngineState(Fields):
     )
 
     max_ts: npt.NDArray[np.int64]
+    kind: npt.NDArray[np.uint8]
     offline_after_ms: npt.NDArray[np.int64]
     zone: npt.NDArray[np.int32]
     lat: npt.NDArray[np.float64]

@@ -1,13 +1,14 @@
-"""Confirmation partners from the map grid: the same detectors as comparing every pair."""
+"""Confirmation partners from the grid: the same detectors as comparing every pair."""
 
 from __future__ import annotations
 
 import math
 import random
 
-from bench.rules.reference import distance_m
+from bench.rules.reference import ReferenceEngine, distance_m
 from rules.engine import RuleEngine
 from rules.params import DeviceSpec, RuleParams
+from tests.unit.conftest import make_batch
 from tests.unit.test_rules import T0, S, kinds_of, run
 
 
@@ -72,3 +73,54 @@ def test_moving_a_detector_changes_its_partners() -> None:
     events = run(engine, [(0, T0 + 10 * S, hot), (1, T0 + 12 * S, hot)])
     assert ("d1", "update", "fire.confirmed") in kinds_of(events)
     assert ("d0", "update", "fire.confirmed") in kinds_of(events)
+
+
+def test_a_haze_over_a_district_gives_the_oracles_events() -> None:
+    """Many detectors alarming at once (smoke haze from peat fires): every alarm row has
+    many possible partners, and the engine must still agree with the reference."""
+    rng = random.Random(11)
+    specs = [
+        DeviceSpec(
+            i,
+            f"d{i}",
+            "fire",
+            zone=f"z{i // 4}" if i % 5 else None,
+            lat=-2.54 + rng.uniform(0, 0.003),  # ~330 m square: many within 100 m
+            lon=112.95 + rng.uniform(0, 0.003),
+        )
+        for i in range(150)
+    ]
+    ids = [s.id for s in specs]
+    kinds = dict.fromkeys(range(len(specs)), "fire")
+    engines: list[RuleEngine | ReferenceEngine] = [RuleEngine(specs), ReferenceEngine(specs)]
+    seen: list[list[tuple[tuple[str, str, str, str, int], frozenset[str]]]] = [[], []]
+    for step in range(12):  # every 20 s: second alarms verify (level 2) before partners join
+        rows = []
+        for s in rng.sample(specs, 40):
+            smoke = rng.choice([2.0, 6.0, 11.0, 14.0])  # normal, pre-alarm, alarm
+            rows.append(
+                (s.index, T0 + step * 20 * S + rng.randrange(20 * S), {"smoke_obs_pct_m": smoke})
+            )
+        for which, engine in enumerate(engines):
+            events = engine.evaluate(make_batch(rows, kinds, ids), T0 + (step + 1) * 20 * S)
+            seen[which] += sorted((e.key(), frozenset(e.partners)) for e in events)
+    assert seen[0] == seen[1]
+    confirmed = [key for key, _ in seen[0] if key[3] == "fire.confirmed"]
+    assert len(confirmed) > 50
+
+
+def test_two_verified_alarms_confirm_each_other() -> None:
+    """Both detectors already at fire.alarm (level 2): a partner's alarm still confirms."""
+    specs = [DeviceSpec(i, f"d{i}", "fire", zone="z", lat=-2.54, lon=112.95) for i in range(2)]
+    hot = {"smoke_obs_pct_m": 12.0}
+    rows = [(0, T0, hot), (0, T0 + 10 * S, hot), (1, T0 + 200 * S, hot), (1, T0 + 210 * S, hot)]
+    rows.append((0, T0 + 215 * S, hot))
+    events = run(RuleEngine(specs), rows)
+    assert kinds_of(events) == [
+        ("d0", "raise", "fire.pre_alarm"),
+        ("d0", "update", "fire.alarm"),
+        ("d1", "raise", "fire.pre_alarm"),
+        ("d1", "update", "fire.alarm"),
+        ("d0", "update", "fire.confirmed"),
+        ("d1", "update", "fire.confirmed"),
+    ]
