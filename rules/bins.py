@@ -197,13 +197,15 @@ def _bin_fire(r: Round, is_bin: Bool, heat: Heat) -> None:
 
 def _tilt(r: Round, is_bin: Bool) -> None:
     tilt = r.col("tilt_deg")
-    # Only a tilt at the alarm angle can raise and only a tilted bin can clear.
-    rows = np.flatnonzero(is_bin & ((tilt >= r.p("tilt_alarm_deg")) | r.s.tilted))
+    # The raises and clears themselves, over the part: a bin that stays tilted (or upright)
+    # changes nothing, so most rounds stop here.
+    tilted = r.s.tilted
+    changes = is_bin & np.where(tilted, tilt < r.p("tilt_clear_deg"), tilt >= r.p("tilt_alarm_deg"))
+    rows = np.flatnonzero(changes)
     if not len(rows):
         return
-    active = r.s.tilted[rows]
-    raise_ = ~active & (tilt[rows] >= r.p("tilt_alarm_deg", rows))
-    clear = active & (tilt[rows] < r.p("tilt_clear_deg", rows))
+    raise_ = ~tilted[rows]
+    clear = ~raise_
     r.s.tilted[rows[raise_]] = True
     r.s.tilted[rows[clear]] = False
     r.emit(

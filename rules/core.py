@@ -72,8 +72,13 @@ class Round:
 
     def __post_init__(self) -> None:
         # Most parts of a round use one profile (each side of the split usually does): then
-        # thresholds stay scalars, or two values laid out by side.
+        # thresholds stay scalars, or two values laid out by side. The engine may know the
+        # sides' profiles already (`_pair`): then nothing is scanned.
         if self._uniform is not None:
+            return
+        if self._pair is not None:
+            if self._pair[0] == self._pair[1]:
+                self._uniform = self._pair[0]
             return
         p = self.profiles
         if not len(p):

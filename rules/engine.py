@@ -103,6 +103,9 @@ class RuleEngine:
         self._zone_names: list[str | None] = []
         self._alarming: dict[int, None] = {}  # fire devices with level >= 1
         self._partners = Partners(self.state, self.table)
+        # How many devices of each kind have each parameter profile: when a kind has one,
+        # a round's part of that kind needs no scan of its devices' profiles.
+        self._kind_profiles: dict[int, dict[int, int]] = {}
         self._pending = _Pending.empty()
         # Scratch arrays (one slot per device) for finding repeated devices in a batch.
         self._mark = np.zeros(0, np.int64)
@@ -121,10 +124,18 @@ class RuleEngine:
         while len(self.device_ids) <= spec.index:
             self.device_ids.append("")
             self._zone_names.append(None)
+        if self.device_ids[spec.index]:  # re-registered: its old kind and profile go
+            old = self._kind_profiles[int(st.kind[spec.index])]
+            was = int(st.profile[spec.index])
+            old[was] -= 1
+            if not old[was]:
+                del old[was]
         self.device_ids[spec.index] = spec.id
         self._zone_names[spec.index] = spec.zone
         st.kind[spec.index] = KIND_CODES[spec.kind]
-        st.profile[spec.index] = self.table.profile(spec.params)
+        st.profile[spec.index] = profile = self.table.profile(spec.params)
+        counts = self._kind_profiles.setdefault(KIND_CODES[spec.kind], {})
+        counts[profile] = counts.get(profile, 0) + 1
         st.zone[spec.index] = (
             self._zones.setdefault(spec.zone, len(self._zones)) if spec.zone else -1
         )
@@ -361,6 +372,7 @@ class RuleEngine:
             local,
             rows,
             split=n_fire,
+            _pair=self._sides(kinds, n_fire),
         )
         health.back_online(r)
         # A family for every kind runs once over the round: each numpy call costs a few
@@ -391,6 +403,26 @@ class RuleEngine:
             alarming = np.fromiter(self._alarming, np.int64, len(self._alarming))
             for d in alarming[st.fire_level[alarming] == 0].tolist():
                 del self._alarming[d]
+
+    def _sides(self, kinds: npt.NDArray[np.uint8], n_fire: int) -> tuple[int, int] | None:
+        """The profile of each side of a round's split (fire detectors, then the others),
+        when each side's kind has a single profile; else None (the round scans them)."""
+        n = len(kinds)
+        fire_side = bin_side = None
+        if n_fire:
+            fire = self._kind_profiles.get(_FIRE, {})
+            if len(fire) != 1:
+                return None
+            fire_side = next(iter(fire))
+        if n_fire < n:
+            bins_ = self._kind_profiles.get(_BIN, {})
+            # The other side may hold devices that are not registered (kind 0): then scan.
+            if len(bins_) != 1 or np.count_nonzero(kinds[n_fire:] == _BIN) < n - n_fire:
+                return None
+            bin_side = next(iter(bins_))
+        if fire_side is None:
+            return None if bin_side is None else (bin_side, bin_side)
+        return fire_side, fire_side if bin_side is None else bin_side
 
 
 def _by_kind(

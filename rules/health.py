@@ -49,8 +49,10 @@ def evaluate(r: Round) -> None:
 def _battery(r: Round) -> None:
     pct, volts = r.col("battery_pct"), r.col("battery_v")
     low = (pct < r.p("battery_low_pct")) | (volts < r.p("battery_low_v"))
-    # Only a low reading can raise and only an active alert can clear.
-    rows = np.flatnonzero(low | r.s.battery_low)
+    # Only a low reading without the alert can raise, and only a reading that is not low
+    # with the alert can clear (with the margin, checked below): a device that stays low
+    # changes nothing, so most rounds stop here.
+    rows = np.flatnonzero(low != r.s.battery_low)
     if not len(rows):
         return
     low_pct, low_v = r.p("battery_low_pct", rows), r.p("battery_low_v", rows)

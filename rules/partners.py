@@ -133,7 +133,7 @@ def _sorted_by(
     keys: npt.NDArray[np.integer], members: npt.NDArray[np.intp]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Keys sorted, and the members in the same order."""
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     return keys[order].astype(np.int64), members[order].astype(np.int64)
 
 

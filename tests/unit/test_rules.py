@@ -7,6 +7,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
 from rules.params import DeviceSpec, RuleParams
@@ -394,3 +396,33 @@ def test_reorder_window_holds_and_releases() -> None:
     events = engine.release(T0 + 7 * S)
     assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm"), ("d0", "update", "fire.alarm")]
     assert [e.ts_ms for e in events] == [T0, T0 + 2 * S]
+
+
+def test_a_changed_profile_applies_to_that_device_only() -> None:
+    """Rounds skip scanning profiles when each kind has one; re-registering a device with
+    its own thresholds (and back) must end that shortcut and then restore it."""
+    specs = fleet(("fire", ""), ("fire", ""), ("bin", ""), ("bin", ""))
+    warm = {"temp_c": 58.0}  # over the default 57 C, under a class B detector's 69 C
+    full = {"fill_pct": 80.0}  # nearly full by default (75 %), not for an 85 % bin
+
+    def both(engine: RuleEngine, t: int) -> list[tuple[str, str, str]]:
+        rows = [(0, t, warm), (1, t, warm), (2, t, full), (3, t, full)]
+        rows += [(2, t + S, full), (3, t + S, full)]  # a fill change needs two readings
+        return kinds_of(run(engine, rows, one_by_one=False))
+
+    pre, nearly = "fire.pre_alarm", "bin.nearly_full"
+    engine = RuleEngine(specs)
+    engine.upsert_device(DeviceSpec(1, "d1", "fire", params=RuleParams(heat_fixed_c=69.0)))
+    assert both(engine, T0) == [
+        ("d0", "raise", pre),
+        ("d2", "raise", nearly),
+        ("d3", "raise", nearly),
+    ]
+    engine.upsert_device(specs[1])  # one profile per kind again: d1 alarms at 58 C
+    assert kinds_of(run(engine, [(1, T0 + MIN, warm)])) == [("d1", "raise", pre)]
+    assert engine._sides(np.array([1, 2], np.uint8), 1) is not None  # the shortcut is back
+
+    engine = RuleEngine(specs)
+    roomy = RuleParams(heat_fixed_c=60.0, bin_nearly_full_pct=85.0)
+    engine.upsert_device(DeviceSpec(3, "d3", "bin", params=roomy, depth_mm=1000))
+    assert both(engine, T0) == [("d0", "raise", pre), ("d1", "raise", pre), ("d2", "raise", nearly)]
