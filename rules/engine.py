@@ -172,8 +172,8 @@ class RuleEngine:
             st.fault[index] = True
 
     def state_nbytes(self) -> int:
-        """Memory held by the per-device arrays."""
-        return self.state.nbytes()
+        """Memory held by the per-device arrays and the confirmation partners' index."""
+        return self.state.nbytes() + self._partners.nbytes()
 
     def bin_status(self, index: int) -> BinStatus | None:
         """Fill, rate and time to full of a bin (None before its first fill reading)."""

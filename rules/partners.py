@@ -10,6 +10,7 @@ only at a detector's few neighbours, however many detectors are alarming elsewhe
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,9 @@ class Partners:
         self._of: dict[int, frozenset[int]] = {}
         # Fire detectors sorted by zone, and (those with a place) by grid cube: a lookup is a
         # binary search, and building them is two sorts, not a Python loop over the fleet.
-        self._zones = self._zone_members = np.empty(0, np.int64)
-        self._cells = self._cell_members = np.empty(0, np.int64)
+        self._zones: npt.NDArray[np.integer] = np.empty(0, np.int32)
+        self._cells: npt.NDArray[np.integer] = np.empty(0, np.int64)
+        self._zone_members = self._cell_members = np.empty(0, np.int32)
         self._cube_m = 1.0
         self._offset = 0
         self._side = 1
@@ -66,6 +68,13 @@ class Partners:
         if found is None:
             found = self._of[d] = self._find(d)
         return found
+
+    def nbytes(self) -> int:
+        """Memory held by the lookup structures (built on the first alarm)."""
+        arrays = (self._zones, self._zone_members, self._cells, self._cell_members)
+        # A cached partner set: the frozenset and its int objects (28 bytes each).
+        cached = sum(sys.getsizeof(found) + 28 * len(found) for found in self._of.values())
+        return sum(int(a.nbytes) for a in arrays) + cached
 
     def _find(self, d: int) -> frozenset[int]:
         if not self._built:
@@ -112,7 +121,7 @@ class Partners:
         placed = np.isfinite(lat) & np.isfinite(lon)
         reach = float(np.max(self._table.column("confirm_distance_m"), initial=0.0))
         if not placed.any() or not reach > 0:
-            self._cells = self._cell_members = np.empty(0, np.int64)
+            self._cells, self._cell_members = np.empty(0, np.int64), np.empty(0, np.int32)
             return
         # Cubes in space rather than cells of latitude and longitude: the straight line
         # between two points is never longer than the great circle, so every partner is in
@@ -131,17 +140,17 @@ class Partners:
 
 def _sorted_by(
     keys: npt.NDArray[np.integer], members: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Keys sorted, and the members in the same order."""
+) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.int32]]:
+    """Keys sorted, and the members in the same order (as int32: 4 bytes a detector)."""
     order = np.argsort(keys)
-    return keys[order].astype(np.int64), members[order].astype(np.int64)
+    return keys[order], members[order].astype(np.int32)
 
 
 def _members(
-    keys: npt.NDArray[np.int64], members: npt.NDArray[np.int64], wanted: list[int]
-) -> npt.NDArray[np.int64]:
+    keys: npt.NDArray[np.integer], members: npt.NDArray[np.int32], wanted: list[int]
+) -> npt.NDArray[np.int32]:
     """The members of the wanted keys (keys sorted, members in the same order)."""
     lo = np.searchsorted(keys, wanted, "left").tolist()
     hi = np.searchsorted(keys, wanted, "right").tolist()
     runs = [members[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
-    return np.concatenate(runs) if runs else np.empty(0, np.int64)
+    return np.concatenate(runs) if runs else np.empty(0, np.int32)
