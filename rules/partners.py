@@ -48,8 +48,7 @@ class Partners:
         self._of: dict[int, frozenset[int]] = {}
         # Fire detectors sorted by zone, and (those with a place) by grid cube: a lookup is a
         # binary search, and building them is two sorts, not a Python loop over the fleet.
-        self._zones: npt.NDArray[np.integer] = np.empty(0, np.int32)
-        self._cells: npt.NDArray[np.integer] = np.empty(0, np.int64)
+        self._zones = self._cells = np.empty(0, np.int64)
         self._zone_members = self._cell_members = np.empty(0, np.int32)
         self._cube_m = 1.0
         self._offset = 0
@@ -140,14 +139,15 @@ class Partners:
 
 def _sorted_by(
     keys: npt.NDArray[np.integer], members: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.integer], npt.NDArray[np.int32]]:
-    """Keys sorted, and the members in the same order (as int32: 4 bytes a detector)."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Keys sorted (as int64: searchsorted would convert the whole array at every lookup
+    with int64 values), and the members in the same order (as int32: 4 bytes each)."""
     order = np.argsort(keys)
-    return keys[order], members[order].astype(np.int32)
+    return keys[order].astype(np.int64), members[order].astype(np.int32)
 
 
 def _members(
-    keys: npt.NDArray[np.integer], members: npt.NDArray[np.int32], wanted: list[int]
+    keys: npt.NDArray[np.int64], members: npt.NDArray[np.int32], wanted: list[int]
 ) -> npt.NDArray[np.int32]:
     """The members of the wanted keys (keys sorted, members in the same order)."""
     lo = np.searchsorted(keys, wanted, "left").tolist()
