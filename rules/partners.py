@@ -2,9 +2,11 @@
 
 Whether detector e can confirm detector d depends only on what the registry says (the same
 zone, or a great-circle distance within d's `confirm_distance_m`), never on readings. So it
-is worked out once per detector, the first time that detector alarms, from a grid of cubes
-at least that distance wide, and kept until a device changes. Confirmation then looks
-only at a detector's few neighbours, however many detectors are alarming elsewhere.
+is worked out once per detector, the first time that detector alarms, from an index built
+once: the fire detectors sorted by zone and by a grid cube at least that distance wide.
+Devices registered or changed later are looked at one by one until there are many of
+them; then the index is built again. Confirmation looks only at a detector's few
+neighbours, however many detectors are alarming elsewhere.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ _FIRE = KIND_CODES["fire"]
 # Cubes a little wider than the reach, so that rounding can never put a partner two cubes off.
 _SLACK = 1.01
 _STEPS = (-1, 0, 1)
+# Devices changed since the index was built that lookups test one by one before it is
+# rebuilt (or 1 % of the fleet, if more).
+_MOVED = 1_000
 
 
 def distance_m(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
@@ -53,13 +58,28 @@ class Partners:
         self._cube_m = 1.0
         self._offset = 0
         self._side = 1
+        self._reach = 0.0  # the largest confirmation distance the cubes were sized for
+        # Devices added or changed since the build: their entries in the sorted arrays
+        # may be stale, so lookups skip them there and test each of them directly.
+        self._moved: dict[int, None] = {}
 
-    def invalidate(self, devices: int) -> None:
-        """Forget everything: a device's kind, zone, place or parameters may have changed."""
+    def changed(self, index: int, devices: int) -> None:
+        """A device was added or changed (kind, zone, place or parameters)."""
         self._devices = devices
-        if self._built:
-            self._built = False
-            self._of = {}
+        if not self._built:
+            return
+        self._of = {}  # any detector's partners may gain or lose this one
+        reach = self._table.profiles[int(self._state.profile[index])].confirm_distance_m
+        if reach > self._reach or len(self._moved) >= max(_MOVED, devices // 100):
+            self._built = False  # the cubes are too small now, or the overlay too long
+        else:
+            # Not re-sorted: looked at one by one, with what the registry says now.
+            self._moved[index] = None
+
+    def prepare(self) -> None:
+        """Build the index now if it is not (it is otherwise built on the first alarm)."""
+        if not self._built:
+            self._build()
 
     def of(self, d: int) -> frozenset[int]:
         """The fire detectors other than d in d's zone or within d's confirmation distance."""
@@ -98,8 +118,23 @@ class Partners:
                 reach = self._table.profiles[int(st.profile[d])].confirm_distance_m
                 close = distance_m(lat, lon, st.lat[others], st.lon[others]) <= reach
                 found.update(others[close].tolist())
+        if self._moved:
+            found.difference_update(self._moved)
+            found.update(self._moved_partners(d, zone, lat, lon))
         found.discard(d)
         return frozenset(found)
+
+    def _moved_partners(self, d: int, zone: int, lat: float, lon: float) -> list[int]:
+        """The devices changed since the build that are d's partners now."""
+        st = self._state
+        moved = np.fromiter(self._moved, np.int64, len(self._moved))
+        moved = moved[st.kind[moved] == _FIRE]
+        reach = self._table.profiles[int(st.profile[d])].confirm_distance_m
+        near = distance_m(lat, lon, st.lat[moved], st.lon[moved]) <= reach
+        if zone >= 0:
+            near |= st.zone[moved] == zone
+        partners: list[int] = moved[near].tolist()
+        return partners
 
     def _cube(self, lat: float, lon: float) -> tuple[int, int, int]:
         """The cube (one index per axis, from 1) around a point's place in space."""
@@ -112,13 +147,15 @@ class Partners:
     def _build(self) -> None:
         """The zone members and the grid of every placed fire detector."""
         self._built = True
+        self._moved = {}
+        self._of = {}
         st, n = self._state, self._devices
         fire = np.flatnonzero(st.kind[:n] == _FIRE)
         zone = st.zone[fire]
         self._zones, self._zone_members = _sorted_by(zone[zone >= 0], fire[zone >= 0])
         lat, lon = st.lat[fire], st.lon[fire]
         placed = np.isfinite(lat) & np.isfinite(lon)
-        reach = float(np.max(self._table.column("confirm_distance_m"), initial=0.0))
+        reach = self._reach = float(np.max(self._table.column("confirm_distance_m"), initial=0.0))
         if not placed.any() or not reach > 0:
             self._cells, self._cell_members = np.empty(0, np.int64), np.empty(0, np.int32)
             return

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
+
+import pytest
 
 from bench.rules.reference import ReferenceEngine, distance_m
+from rules import partners
 from rules.engine import RuleEngine
 from rules.params import DeviceSpec, RuleParams
 from tests.unit.conftest import make_batch
@@ -33,10 +37,8 @@ def _fleet(rng: random.Random) -> list[DeviceSpec]:
     return specs
 
 
-def test_partners_are_every_detector_in_the_zone_or_within_reach() -> None:
-    rng = random.Random(7)
-    specs = _fleet(rng)
-    engine = RuleEngine(specs)
+def _check(engine: RuleEngine, specs: list[DeviceSpec]) -> int:
+    """Every detector's partners against comparing every pair; how many pairs matched."""
     compared = 0
     for d in specs:
         if d.kind != "fire":
@@ -53,7 +55,44 @@ def test_partners_are_every_detector_in_the_zone_or_within_reach() -> None:
         }
         assert engine._partners.of(d.index) == expected, d
         compared += len(expected)
-    assert compared > 2_000  # the fleet is dense enough for the test to mean something
+    return compared
+
+
+def test_partners_are_every_detector_in_the_zone_or_within_reach() -> None:
+    specs = _fleet(random.Random(7))
+    engine = RuleEngine(specs)
+    assert _check(engine, specs) > 2_000  # dense enough for the test to mean something
+
+
+def test_partners_follow_registrations_and_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few changes are looked at one by one; many, or a longer reach, rebuild the index."""
+    rng = random.Random(8)
+    specs = _fleet(rng)
+    engine = RuleEngine(specs)
+    engine.check_offline(T0)  # builds the index
+
+    def change(count: int, params: RuleParams | None = None) -> None:
+        for i in rng.sample(range(len(specs) + 20), count):
+            if i >= len(specs):  # registered after the build
+                specs.append(
+                    DeviceSpec(len(specs), f"d{len(specs)}", "fire", lat=-2.54, lon=112.95)
+                )
+                i = len(specs) - 1
+            other = rng.choice(specs)  # take another device's place, zone or kind
+            new = replace(specs[i], lat=other.lat, lon=other.lon, zone=other.zone, kind=other.kind)
+            specs[i] = new if params is None else replace(new, params=params)
+            engine.upsert_device(specs[i])
+
+    change(40)
+    assert engine._partners._built and len(engine._partners._moved) == 40
+    _check(engine, specs)
+    change(20, params=RuleParams(confirm_distance_m=500.0))  # a longer reach: rebuilt
+    assert not engine._partners._built
+    _check(engine, specs)  # (rebuilt by the first lookup)
+    monkeypatch.setattr(partners, "_MOVED", 50)
+    change(60)  # more than the overlay takes: rebuilt
+    assert not engine._partners._built
+    _check(engine, specs)
 
 
 def test_moving_a_detector_changes_its_partners() -> None:
