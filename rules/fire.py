@@ -147,32 +147,40 @@ def confirm(
     rows = np.flatnonzero(alarm)
     if not len(rows):
         return
-    level, last = st.fire_level, st.last_alarm
     # Plain Python from here: a round has a few alarm rows, and each detector a few possible
-    # partners (`Partners`), so numpy calls would cost more than the work they do.
+    # partners (`Partners`), so numpy calls would cost more than the work they do. The
+    # levels and last alarms of the alarming detectors (the only possible partners) as
+    # dicts, once: reading numpy scalars one at a time costs more than the rest.
+    candidates = np.fromiter(alarming, np.int64, len(alarming))
+    level, last = st.fire_level, st.last_alarm
+    level_of = dict(zip(candidates.tolist(), level[candidates].tolist(), strict=True))
+    last_of = dict(zip(candidates.tolist(), last[candidates].tolist(), strict=True))
     found = sorted(zip(r.devs[rows].tolist(), rows.tolist(), r.ts[rows].tolist(), strict=True))
     for d, row, t in found:  # by device index: each sees the levels left by those before
-        window = r.at("confirm_window_s", row) * 1000.0
         mates = partners.of(d)
-        # Only alarming detectors can be partners: look through the smaller set.
-        pool = mates if len(mates) <= len(alarming) else [e for e in alarming if e in mates]
+        # Look through the smaller set: the partners, or the alarming detectors.
+        if len(mates) <= len(level_of):
+            near = [e for e in mates if e in level_of]
+        else:
+            near = [e for e in level_of if e in mates]
+        if level_of[d] >= 3 and all(level_of[e] >= 3 for e in near):
+            continue  # a detector at level 3 among partners at level 3: nothing can change
+        window = r.at("confirm_window_s", row) * 1000.0
         group = [d]
-        for e in sorted(pool):
-            if e in alarming and level[e] >= 1:
-                seen = int(last[e])
-                if seen != NEVER and abs(t - seen) <= window:
-                    group.append(e)
-        if len(group) == 1 or all(level[x] >= 3 for x in group):
+        for e in sorted(near):
+            seen = last_of[e]
+            if level_of[e] >= 1 and seen != NEVER and abs(t - seen) <= window:
+                group.append(e)
+        if len(group) == 1:
             continue
-        stamp = max(t, *(int(last[e]) for e in group[1:]))
+        stamp = max(t, *(last_of[e] for e in group[1:]))
         reach = r.at("confirm_distance_m", row)
         zone = int(st.zone[d])
         for x in group:
-            before = int(level[x])
+            before = level_of[x]
             if before >= 3:
                 continue
-            level[x] = 3
-            alarming[x] = None
+            level[x] = level_of[x] = 3
             names = tuple(r.device_ids[y] for y in group if y != x)
             where = zones[x] if zone >= 0 and int(st.zone[x]) == zone else None
             place = f"in zone {where}" if where else f"within {reach:g} m"
