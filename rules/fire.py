@@ -148,28 +148,35 @@ def confirm(
     if not len(rows):
         return
     # Plain Python from here: a round has a few alarm rows, and each detector a few possible
-    # partners (`Partners`), so numpy calls would cost more than the work they do. The
-    # levels and last alarms of the alarming detectors (the only possible partners) as
-    # dicts, once: reading numpy scalars one at a time costs more than the rest.
-    candidates = np.fromiter(alarming, np.int64, len(alarming))
+    # partners (`Partners`), so numpy calls would cost more than the work they do. Levels
+    # and last alarms are read once per detector into dicts: reading numpy scalars costs
+    # more than the rest of the work.
     level, last = st.fire_level, st.last_alarm
-    level_of = dict(zip(candidates.tolist(), level[candidates].tolist(), strict=True))
-    last_of = dict(zip(candidates.tolist(), last[candidates].tolist(), strict=True))
-    found = sorted(zip(r.devs[rows].tolist(), rows.tolist(), r.ts[rows].tolist(), strict=True))
-    for d, row, t in found:  # by device index: each sees the levels left by those before
+    level_of: dict[int, int] = {}
+    last_of: dict[int, int] = {}
+
+    def read(e: int) -> int:
+        """e's level, reading its level and last alarm the first time."""
+        found = level_of.get(e)
+        if found is None:
+            found = level_of[e] = int(level[e])
+            last_of[e] = int(last[e])
+        return found
+
+    alarms = sorted(zip(r.devs[rows].tolist(), rows.tolist(), r.ts[rows].tolist(), strict=True))
+    for d, row, t in alarms:  # by device index: each sees the levels left by those before
         mates = partners.of(d)
-        # Look through the smaller set: the partners, or the alarming detectors.
-        if len(mates) <= len(level_of):
-            near = [e for e in mates if e in level_of]
+        # Only alarming detectors can be partners: look through the smaller set.
+        if len(mates) <= len(alarming):
+            near = [e for e in mates if e in alarming]
         else:
-            near = [e for e in level_of if e in mates]
-        if level_of[d] >= 3 and all(level_of[e] >= 3 for e in near):
+            near = [e for e in alarming if e in mates]
+        if read(d) >= 3 and all(read(e) >= 3 for e in near):
             continue  # a detector at level 3 among partners at level 3: nothing can change
         window = r.at("confirm_window_s", row) * 1000.0
         group = [d]
         for e in sorted(near):
-            seen = last_of[e]
-            if level_of[e] >= 1 and seen != NEVER and abs(t - seen) <= window:
+            if read(e) >= 1 and last_of[e] != NEVER and abs(t - last_of[e]) <= window:
                 group.append(e)
         if len(group) == 1:
             continue
