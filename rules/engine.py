@@ -25,11 +25,11 @@ _BIN = KIND_CODES["bin"]
 @dataclass(frozen=True, slots=True)
 class Family:
     """A rule family: the device kinds it applies to and its evaluate(part, heat) function,
-    which may return the rows that need cross-device work (fire alarms)."""
+    which may return what cross-device work needs (fire confirmation)."""
 
     name: str
     kinds: frozenset[int]
-    evaluate: Callable[[Round, heat.Heat], npt.NDArray[np.bool_] | None]
+    evaluate: Callable[[Round, heat.Heat], fire.Verdict | None]
 
 
 def _health(part: Round, _heat: heat.Heat) -> None:
@@ -126,7 +126,7 @@ class RuleEngine:
         while len(self.device_ids) <= spec.index:
             self.device_ids.append("")
             self._zone_names.append(None)
-        if self.device_ids[spec.index]:  # re-registered: its old kind and profile go
+        if st.kind[spec.index]:  # registered before (kind 0: never): its old profile goes
             old = self._kind_profiles[int(st.kind[spec.index])]
             was = int(st.profile[spec.index])
             old[was] -= 1
@@ -223,7 +223,7 @@ class RuleEngine:
         st = self.state
         # Indices as intp once: numpy would convert an int32 index array at every gather.
         device, ts, values = batch.device.astype(np.intp), batch.ts_ms, batch.values
-        st.ensure(int(device.max()) + 1)
+        self._ensure(int(device.max()), batch)
         live = ts > st.last_ts[device]
         n_live = int(np.count_nonzero(live))
         if n_live < n:
@@ -266,9 +266,19 @@ class RuleEngine:
             self._round(device, ts, values, now, events, _by_kind(take, is_fire))
         return events
 
+    def _ensure(self, top: int, batch: ReadingBatch) -> None:
+        """Room for device indices up to `top`; a device that was never registered takes
+        its id from the batch, so that its events name it."""
+        self.state.ensure(top + 1)
+        while len(self.device_ids) <= top:
+            index = len(self.device_ids)
+            known = index < len(batch.device_ids)
+            self.device_ids.append(batch.device_ids[index] if known else f"#{index}")
+            self._zone_names.append(None)
+
     def _admit(self, batch: ReadingBatch, now: int) -> None:
         st = self.state
-        st.ensure(int(batch.device.max()) + 1)
+        self._ensure(int(batch.device.max()), batch)
         fresh = batch.ts_ms > st.last_ts[batch.device]
         self.late_readings += int(len(batch) - np.count_nonzero(fresh))
         device, ts = batch.device[fresh].astype(np.intp), batch.ts_ms[fresh]
@@ -385,7 +395,7 @@ class RuleEngine:
         # on their kind's part, where thresholds are usually scalars.
         verdict = heat.evaluate(r)
         fire_part = r.part(0, n_fire)
-        alarm = np.zeros(0, bool)
+        found: fire.Verdict | None = None
         for family in FAMILIES:
             if family.kinds == ALL_KINDS:
                 family.evaluate(r, verdict)
@@ -393,17 +403,21 @@ class RuleEngine:
             for kind, lo, hi in ((_FIRE, 0, n_fire), (_BIN, n_fire, n)):
                 if hi > lo and kind in family.kinds:
                     part = fire_part if kind == _FIRE else r.part(lo, hi)
-                    found = family.evaluate(part, verdict.part(lo, hi))
-                    if kind == _FIRE and found is not None:
-                        alarm = found
+                    given = family.evaluate(part, verdict.part(lo, hi))
+                    if kind == _FIRE and given is not None:
+                        found = given
         local.last_arrival[:] = now
         local.last_ts[:] = ts
         st.scatter(devs, local)
-        # Cross-device confirmation reads other devices' state: after the write-back.
-        if alarm.any():
-            for d in fire_part.devs[alarm].tolist():
+        # Cross-device confirmation reads other devices' state: after the write-back. Every
+        # detector at level 1 or more may be a partner, also one raised by pre-alarm smoke.
+        if found is not None and len(found.alarming):
+            for d in fire_part.devs[found.alarming].tolist():
                 self._alarming[d] = None
-            fire.confirm(fire_part, st, alarm, self._alarming, self._zone_names, self._partners)
+            if found.alarm.any():
+                fire.confirm(
+                    fire_part, st, found.alarm, self._alarming, self._zone_names, self._partners
+                )
         if self._alarming:
             alarming = np.fromiter(self._alarming, np.int64, len(self._alarming))
             for d in alarming[st.fire_level[alarming] == 0].tolist():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import numpy.typing as npt
 
 from devices.schemas import KIND_CODES
 from rules.core import F64, Bool, Intp, Round, fmt, quantities, transition
@@ -17,9 +20,17 @@ SEVERITY = {1: Severity.major, 2: Severity.critical, 3: Severity.critical}
 _FIRE = KIND_CODES["fire"]
 
 
-def evaluate(r: Round, heat: Heat) -> Bool:
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What cross-device confirmation needs from a round's fire detectors."""
+
+    alarm: Bool  # per row: an alarm-level reading
+    alarming: Intp  # rows whose detector is at level 1 or more after the round
+
+
+def evaluate(r: Round, heat: Heat) -> Verdict:
     """Advance each detector's fire level (every row of `r` is a fire detector: the engine
-    splits rounds by kind); returns the rows with an alarm-level reading."""
+    splits rounds by kind)."""
     smoke = r.col("smoke_obs_pct_m")
     smoke_alarm = smoke >= r.p("smoke_alarm_pct_m")
     alarm: Bool = heat.heat | smoke_alarm
@@ -27,14 +38,17 @@ def evaluate(r: Round, heat: Heat) -> Bool:
     # clear. A quiet detector at level 0 changes nothing that matters: its normal-since
     # time is read only once a level is raised, and raising resets it.
     active = np.flatnonzero(alarm | (smoke >= r.p("smoke_prealarm_pct_m")) | (r.s.fire_level != 0))
-    if len(active):
-        _advance(r, active, heat, smoke[active], alarm[active], smoke_alarm[active])
-    return alarm
+    if not len(active):
+        return Verdict(alarm, active)
+    level = _advance(r, active, heat, smoke[active], alarm[active], smoke_alarm[active])
+    return Verdict(alarm, active[level >= 1])
 
 
-def _advance(r: Round, rows: Intp, heat: Heat, smoke: F64, alarm: Bool, smoke_alarm: Bool) -> None:
+def _advance(
+    r: Round, rows: Intp, heat: Heat, smoke: F64, alarm: Bool, smoke_alarm: Bool
+) -> npt.NDArray[np.uint8]:
     """docs/rules.md "Fire" steps 1..5 for the given rows (arrays other than `heat` are
-    already taken at `rows`)."""
+    already taken at `rows`); returns their new levels."""
     ts = r.ts[rows]
     old = r.s.fire_level[rows]
     first = r.s.first_alarm[rows]
@@ -49,7 +63,7 @@ def _advance(r: Round, rows: Intp, heat: Heat, smoke: F64, alarm: Bool, smoke_al
     normal = ~alarm & ~pre & has_any & (~has_temp | heat_normal) & smoke_low
     band = has_any & ~alarm & ~pre & ~normal
 
-    level = old.copy()
+    level: npt.NDArray[np.uint8] = old.copy()
     # 1. alarm-level readings
     both = alarm & heat.heat[rows] & smoke_alarm
     keep = alarm & ~both & (old >= 2)
@@ -81,6 +95,7 @@ def _advance(r: Round, rows: Intp, heat: Heat, smoke: F64, alarm: Bool, smoke_al
     changed = np.flatnonzero(old != level)
     if len(changed):
         _emit_changes(r, rows[changed], old[changed].tolist(), level[changed].tolist(), heat)
+    return level
 
 
 def _emit_changes(r: Round, rows: Intp, old: list[int], new: list[int], heat: Heat) -> None:
@@ -182,15 +197,17 @@ def confirm(
             continue
         stamp = max(t, *(last_of[e] for e in group[1:]))
         reach = r.at("confirm_distance_m", row)
+        # The zone, when the whole group is in d's zone (bench/rules/README.md).
         zone = int(st.zone[d])
+        shared = zone >= 0 and all(int(st.zone[y]) == zone for y in group)
+        where = zones[d] if shared else None
+        place = f"in zone {where}" if where else f"within {reach:g} m"
         for x in group:
             before = level_of[x]
             if before >= 3:
                 continue
             level[x] = level_of[x] = 3
             names = tuple(r.device_ids[y] for y in group if y != x)
-            where = zones[x] if zone >= 0 and int(st.zone[x]) == zone else None
-            place = f"in zone {where}" if where else f"within {reach:g} m"
             r.events.append(
                 AlertEvent(
                     action=Action.raise_ if before == 0 else Action.update,

@@ -49,10 +49,16 @@ def evaluate(r: Round) -> None:
 def _battery(r: Round) -> None:
     pct, volts = r.col("battery_pct"), r.col("battery_v")
     low = (pct < r.p("battery_low_pct")) | (volts < r.p("battery_low_v"))
-    # Only a low reading without the alert can raise, and only a reading that is not low
-    # with the alert can clear (with the margin, checked below): a device that stays low
-    # changes nothing, so most rounds stop here.
-    rows = np.flatnonzero(low != r.s.battery_low)
+    active = r.s.battery_low
+    # Only a low reading without the alert can raise, and only a reading with the alert can
+    # clear. With clear margins >= 0 a low reading cannot clear, so a device that stays low
+    # changes nothing and most rounds stop here; a negative margin clears below the low
+    # threshold, so then every active device's reading is looked at.
+    margins = (r.p("battery_clear_pct_margin"), r.p("battery_clear_v_margin"))
+    if all(np.all(m >= 0) for m in margins):
+        rows = np.flatnonzero(low != active)
+    else:
+        rows = np.flatnonzero(low | active)
     if not len(rows):
         return
     low_pct, low_v = r.p("battery_low_pct", rows), r.p("battery_low_v", rows)
@@ -63,7 +69,7 @@ def _battery(r: Round) -> None:
         & (~has_pct | (row_pct >= low_pct + r.p("battery_clear_pct_margin", rows)))
         & (~has_v | (row_v >= low_v + r.p("battery_clear_v_margin", rows)))
     )
-    active = r.s.battery_low[rows]
+    active = active[rows]
     raise_ = low[rows] & ~active
     clear = ok & active
     r.s.battery_low[rows[raise_]] = True

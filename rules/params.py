@@ -103,6 +103,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RulesConfigError(f"{name} must be a number, got {value!r}")
+    if value != value:  # NaN: every comparison with it is false, so no rule could fire
+        raise RulesConfigError(f"{name} must be a number, got NaN")
     if kind_name == "int":
         if int(value) != value:
             raise RulesConfigError(f"{name} must be a whole number, got {value!r}")

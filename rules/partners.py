@@ -5,8 +5,8 @@ zone, or a great-circle distance within d's `confirm_distance_m`), never on read
 is worked out once per detector, the first time that detector alarms, from an index built
 once: the fire detectors sorted by zone and by a grid cube at least that distance wide.
 Devices registered or changed later are looked at one by one until there are many of
-them; then the index is built again. Confirmation looks only at a detector's few
-neighbours, however many detectors are alarming elsewhere.
+them; then the index is built again, at that registration. Confirmation looks only at a
+detector's few neighbours, however many detectors are alarming elsewhere.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ class Partners:
         self._of = {}  # any detector's partners may gain or lose this one
         reach = self._table.profiles[int(self._state.profile[index])].confirm_distance_m
         if reach > self._reach or len(self._moved) >= max(_MOVED, devices // 100):
-            self._built = False  # the cubes are too small now, or the overlay too long
+            # The cubes are too small now, or the overlay too long: rebuild here, in the
+            # registration, rather than in a fire alarm's round.
+            self._build()
         else:
             # Not re-sorted: looked at one by one, with what the registry says now.
             self._moved[index] = None
@@ -155,8 +157,11 @@ class Partners:
         self._zones, self._zone_members = _sorted_by(zone[zone >= 0], fire[zone >= 0])
         lat, lon = st.lat[fire], st.lon[fire]
         placed = np.isfinite(lat) & np.isfinite(lon)
-        reach = self._reach = float(np.max(self._table.column("confirm_distance_m"), initial=0.0))
-        if not placed.any() or not reach > 0:
+        # The longest reach of any profile (a NaN reach confirms by zone only: a distance is
+        # never <= NaN; a reach of 0 still pairs detectors at the very same place).
+        reaches = self._table.column("confirm_distance_m")
+        reach = self._reach = float(np.max(reaches[~np.isnan(reaches)], initial=0.0))
+        if not placed.any():
             self._cells, self._cell_members = np.empty(0, np.int64), np.empty(0, np.int32)
             return
         # Cubes in space rather than cells of latitude and longitude: the straight line

@@ -15,6 +15,8 @@ from rules.params import DeviceSpec, RuleParams
 from tests.unit.conftest import make_batch
 from tests.unit.test_rules import T0, S, kinds_of, run
 
+Key = tuple[str, str, int, frozenset[str], str | None]
+
 
 def _fleet(rng: random.Random) -> list[DeviceSpec]:
     """Detectors in tight clusters (many pairs near the reach) in awkward places, a few bins
@@ -87,11 +89,11 @@ def test_partners_follow_registrations_and_changes(monkeypatch: pytest.MonkeyPat
     assert engine._partners._built and len(engine._partners._moved) == 40
     _check(engine, specs)
     change(20, params=RuleParams(confirm_distance_m=500.0))  # a longer reach: rebuilt
-    assert not engine._partners._built
-    _check(engine, specs)  # (rebuilt by the first lookup)
+    assert engine._partners._reach == 500.0 and len(engine._partners._moved) == 19
+    _check(engine, specs)
     monkeypatch.setattr(partners, "_MOVED", 50)
-    change(60)  # more than the overlay takes: rebuilt
-    assert not engine._partners._built
+    change(60)  # more than the overlay takes: rebuilt on the way
+    assert len(engine._partners._moved) < 50
     _check(engine, specs)
 
 
@@ -163,3 +165,78 @@ def test_two_verified_alarms_confirm_each_other() -> None:
         ("d0", "update", "fire.confirmed"),
         ("d1", "update", "fire.confirmed"),
     ]
+
+
+def _both(specs: list[DeviceSpec], rows: list[tuple[int, int, dict[str, float]]]) -> list[Key]:
+    """Each row in its own batch through both engines: the production engine's keys (with
+    partners and zone), after checking that the reference gives the same."""
+    ids = [s.id for s in specs]
+    kinds = {s.index: s.kind for s in specs}
+    seen: list[list[Key]] = []
+    for engine in (RuleEngine(specs), ReferenceEngine(specs)):
+        out: list[Key] = []
+        for row in rows:
+            events = engine.evaluate(make_batch([row], kinds, ids), row[1])
+            out += sorted(
+                (e.device_id, e.kind, e.ts_ms, frozenset(e.partners), e.zone) for e in events
+            )
+        seen.append(out)
+    assert seen[0] == seen[1]
+    return seen[0]
+
+
+SMOKE = {"smoke_obs_pct_m": 12.0}
+
+
+def test_a_reach_of_zero_still_pairs_detectors_at_one_place() -> None:
+    here = RuleParams(confirm_distance_m=0.0)
+    specs = [DeviceSpec(i, f"d{i}", "fire", params=here, lat=-2.54, lon=112.95) for i in range(2)]
+    keys = _both(specs, [(0, T0, SMOKE), (1, T0 + S, SMOKE)])
+    assert [k[:2] for k in keys if k[1] == "fire.confirmed"] == [
+        ("d0", "fire.confirmed"),
+        ("d1", "fire.confirmed"),
+    ]
+
+
+def test_a_nan_reach_confirms_by_zone_only_and_leaves_the_others_alone() -> None:
+    # The rules file rejects NaN (test_rule_params); a DeviceSpec built in code may carry it.
+    nan = replace(RuleParams(), confirm_distance_m=math.nan)
+    specs = [
+        DeviceSpec(0, "d0", "fire", lat=-2.54, lon=112.95),
+        DeviceSpec(1, "d1", "fire", lat=-2.5404, lon=112.95),  # ~45 m from d0
+        DeviceSpec(2, "d2", "fire", params=nan, lat=-2.54, lon=112.96),
+    ]
+    keys = _both(specs, [(0, T0, SMOKE), (1, T0 + S, SMOKE), (2, T0 + 2 * S, SMOKE)])
+    assert {k[0] for k in keys if k[1] == "fire.confirmed"} == {"d0", "d1"}
+
+
+def test_a_detector_back_at_pre_alarm_is_a_partner_again() -> None:
+    """Cleared, then at level 1 again by pre-alarm smoke only: its alarm a few seconds
+    before still counts for confirmation (docs/rules.md)."""
+    quick = RuleParams(fire_clear_hold_s=0.0)
+    specs = [DeviceSpec(i, f"d{i}", "fire", params=quick, zone="z") for i in range(2)]
+    rows = [
+        (1, T0, {"smoke_obs_pct_m": 10.0}),  # d1 pre-alarm (unverified alarm), last alarm T0
+        (1, T0 + 10 * S, {"smoke_obs_pct_m": 0.0}),  # back to normal: cleared
+        (1, T0 + 20 * S, {"smoke_obs_pct_m": 7.0}),  # pre-alarm smoke: level 1 again
+        (0, T0 + 30 * S, {"smoke_obs_pct_m": 10.0}),  # d0 alarms: d1 is its partner
+    ]
+    confirmed = [k[:3] for k in _both(specs, rows) if k[1] == "fire.confirmed"]
+    assert confirmed == [
+        ("d0", "fire.confirmed", T0 + 30 * S),
+        ("d1", "fire.confirmed", T0 + 30 * S),
+    ]
+
+
+def test_a_confirmed_fire_names_a_zone_only_when_the_whole_group_is_in_it() -> None:
+    specs = [
+        DeviceSpec(0, "d0", "fire", zone="z", lat=-2.54, lon=112.95),
+        DeviceSpec(1, "d1", "fire", zone="z", lat=-2.55, lon=112.95),  # 1.1 km: by zone
+        DeviceSpec(2, "d2", "fire", lat=-2.5404, lon=112.95),  # ~45 m from d0, no zone
+        DeviceSpec(3, "d3", "fire", zone="y", lat=-2.60, lon=112.95),
+        DeviceSpec(4, "d4", "fire", zone="y", lat=-2.61, lon=112.95),
+    ]
+    rows = [(1, T0, SMOKE), (2, T0 + S, SMOKE), (0, T0 + 2 * S, SMOKE)]
+    rows += [(3, T0 + 3 * S, SMOKE), (4, T0 + 4 * S, SMOKE)]
+    confirmed = {k[0]: k[4] for k in _both(specs, rows) if k[1] == "fire.confirmed"}
+    assert confirmed == {"d0": None, "d1": None, "d2": None, "d3": "y", "d4": "y"}

@@ -43,6 +43,7 @@ def test_example_rules_file_loads() -> None:
         ({"classes": {"fire": {"smoke_alarm": 3}}}, "unknown rule parameter 'smoke_alarm'"),
         ({"devices": {"d": {"bin_confirm_readings": 1.5}}}, "whole number"),
         ({"devices": {"d": {"ror_enabled": 1}}}, "true or false"),
+        ({"devices": {"d": {"confirm_distance_m": float("nan")}}}, "got NaN"),
         ({"device": {}}, "unknown sections"),
     ],
 )

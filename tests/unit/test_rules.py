@@ -426,3 +426,24 @@ def test_a_changed_profile_applies_to_that_device_only() -> None:
     roomy = RuleParams(heat_fixed_c=60.0, bin_nearly_full_pct=85.0)
     engine.upsert_device(DeviceSpec(3, "d3", "bin", params=roomy, depth_mm=1000))
     assert both(engine, T0) == [("d0", "raise", pre), ("d1", "raise", pre), ("d2", "raise", nearly)]
+
+
+def test_a_negative_clear_margin_clears_a_battery_still_under_the_threshold() -> None:
+    """A clear margin below zero clears at a level the raise threshold still calls low."""
+    lenient = RuleParams(battery_clear_pct_margin=-5.0)
+    engine = RuleEngine([DeviceSpec(0, "d0", "fire", params=lenient)])
+    rows = [(0, T0, {"battery_pct": 5.0}), (0, T0 + MIN, {"battery_pct": 12.0})]
+    assert kinds_of(run(engine, rows)) == [
+        ("d0", "raise", "device.battery_low"),
+        ("d0", "clear", "device.battery_low"),
+    ]
+
+
+def test_a_reading_of_a_device_never_registered_names_it_from_the_batch() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    ids = ["d0", "", "", "stray"]
+    batch = make_batch([(0, T0, {"smoke_obs_pct_m": 20}), (3, T0, {"battery_pct": 5})], None, ids)
+    events = engine.evaluate(batch, T0)
+    assert ("stray", "raise", "device.battery_low") in kinds_of(events)
+    engine.upsert_device(DeviceSpec(3, "stray", "fire"))  # registered after all
+    assert engine._sides(np.array([1], np.uint8), 1) is not None
