@@ -186,8 +186,10 @@ def confirm(
             near = [e for e in mates if e in alarming]
         else:
             near = [e for e in alarming if e in mates]
-        if read(d) >= 3 and all(read(e) >= 3 for e in near):
-            continue  # a detector at level 3 among partners at level 3: nothing can change
+        if read(d) >= 3 and all(read(e) >= 3 or last_of[e] == NEVER for e in near):
+            # At level 3, and every partner either is too or never alarmed (pre-alarm smoke
+            # only): nothing can change.
+            continue
         window = r.at("confirm_window_s", row) * 1000.0
         group = [d]
         for e in sorted(near):
