@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -114,8 +116,30 @@ def _register_stations(api: str, token: str, console: Console) -> None:
             console.print(f"[yellow]station {station['id']}: {response.text}[/]")
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal, `kill`, a service manager) stop the demo the
+    way Ctrl-C does, so that mosquitto, influxd and `sigap up` are stopped too rather
+    than left holding their ports."""
+    before = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def run_demo(settings: Settings, *, devices: int, interval: float, console: Console) -> int:
-    """Run everything until Ctrl-C; returns the exit code."""
+    """Run everything until Ctrl-C (or SIGTERM, SIGHUP); returns the exit code."""
+    with stop_on_signals():
+        return _run_demo(settings, devices=devices, interval=interval, console=console)
+
+
+def _run_demo(settings: Settings, *, devices: int, interval: float, console: Console) -> int:
     from simulators import SimConfig, run_simulation
 
     repo = devstack.REPO
