@@ -389,7 +389,7 @@ class ReferenceEngine:
             ts = max(t_d, max(e.last_alarm_ts for e in partners))
             group = [d, *partners]  # d first, then its partners in index order
             zones = {s.spec.zone for s in group}
-            zone = next(iter(zones)) if len(zones) == 1 else None
+            zone = (next(iter(zones)) or None) if len(zones) == 1 else None  # "": no zone
             for member in group:
                 if member.fire_level >= 3:
                     continue  # already confirmed: nothing more to say
@@ -407,7 +407,7 @@ class ReferenceEngine:
     @staticmethod
     def _near(d: DeviceState, e: DeviceState) -> bool:
         a, b = d.spec, e.spec
-        if a.zone is not None and b.zone is not None and a.zone == b.zone:
+        if a.zone and a.zone == b.zone:  # None and "" are no zone
             return True
         return distance_m(a.lat, a.lon, b.lat, b.lon) <= a.params.confirm_distance_m
 

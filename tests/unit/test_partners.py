@@ -240,3 +240,10 @@ def test_a_confirmed_fire_names_a_zone_only_when_the_whole_group_is_in_it() -> N
     rows += [(3, T0 + 3 * S, SMOKE), (4, T0 + 4 * S, SMOKE)]
     confirmed = {k[0]: k[4] for k in _both(specs, rows) if k[1] == "fire.confirmed"}
     assert confirmed == {"d0": None, "d1": None, "d2": None, "d3": "y", "d4": "y"}
+
+
+def test_an_empty_zone_is_no_zone() -> None:
+    """Detectors 1 km apart, registered with an empty zone: nothing to confirm each other."""
+    specs = [DeviceSpec(i, f"d{i}", "fire", zone="", lat=-2.54 - i * 0.01) for i in range(2)]
+    keys = _both(specs, [(0, T0, SMOKE), (1, T0 + S, SMOKE)])
+    assert [k[1] for k in keys] == ["fire.pre_alarm", "fire.pre_alarm"]
