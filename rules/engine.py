@@ -429,10 +429,10 @@ class RuleEngine:
         n = len(kinds)
         fire_side = bin_side = None
         if n_fire:
-            fire = self._kind_profiles.get(_FIRE, {})
-            if len(fire) != 1:
+            detectors = self._kind_profiles.get(_FIRE, {})
+            if len(detectors) != 1:
                 return None
-            fire_side = next(iter(fire))
+            fire_side = next(iter(detectors))
         if n_fire < n:
             bins_ = self._kind_profiles.get(_BIN, {})
             # The other side may hold devices that are not registered (kind 0): then scan.
