@@ -122,10 +122,7 @@ class RuleEngine:
     def upsert_device(self, spec: DeviceSpec) -> None:
         """Add a device or refresh its attributes and parameters (its state is kept)."""
         st = self.state
-        st.ensure(spec.index + 1)
-        while len(self.device_ids) <= spec.index:
-            self.device_ids.append("")
-            self._zone_names.append(None)
+        self._ensure(spec.index)
         if st.kind[spec.index]:  # registered before (kind 0: never): its old profile goes
             old = self._kind_profiles[int(st.kind[spec.index])]
             was = int(st.profile[spec.index])
@@ -266,14 +263,16 @@ class RuleEngine:
             self._round(device, ts, values, now, events, _by_kind(take, is_fire))
         return events
 
-    def _ensure(self, top: int, batch: ReadingBatch) -> None:
-        """Room for device indices up to `top`; a device that was never registered takes
-        its id from the batch, so that its events name it."""
+    def _ensure(self, top: int, batch: ReadingBatch | None = None) -> None:
+        """Room for device indices up to `top`. A device that was never registered takes
+        its id from the batch that brings its reading, so that its events name it."""
         self.state.ensure(top + 1)
+        names = batch.device_ids if batch is not None else ()
         while len(self.device_ids) <= top:
             index = len(self.device_ids)
-            known = index < len(batch.device_ids)
-            self.device_ids.append(batch.device_ids[index] if known else f"#{index}")
+            # A gap below a registration stays unnamed until it is registered itself.
+            unnamed = "" if batch is None else f"#{index}"
+            self.device_ids.append(names[index] if index < len(names) else unnamed)
             self._zone_names.append(None)
 
     def _admit(self, batch: ReadingBatch, now: int) -> None:
