@@ -30,7 +30,8 @@ import numpy as np
 
 from bench.ingest_ceiling import _cpu_s, _is_bin, make_fleet
 from bench.soak import proc_stats
-from ingest.batch import KIND_CODES, Q_INDEX, QUANTITIES, ReadingBatch
+from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
+from ingest.batch import ReadingBatch
 from ingest.influx import LineEncoder
 from sigap import devstack
 

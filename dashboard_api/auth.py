@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from access import Principal, Role
+from dashboard_api.access import Principal, Role
 from dashboard_api.deps import Services
 
 # auto_error off: a missing header gets our 401 with a WWW-Authenticate challenge, not

@@ -9,18 +9,18 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
-from access import Authenticator
+from contract.bins import BinStatus
+from dashboard_api.access import Authenticator
+from devices.provisioning import BrokerAccounts
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.service import AlertService
+from dispatch.stations.registry import StationRegistry
 from dispatch.store import AlertStore
 from dispatch.webhooks import WebhookOutbox
 from ingest.rejected import RejectedStore
-from provisioning import BrokerAccounts
-from routes.service import RouteService
-from rules.engine import BinStatus
-from stations.registry import StationRegistry
+from pickup_routes.service import RouteService
 
 
 class ReadingQuery(Protocol):

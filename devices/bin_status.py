@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.bins import BinStatus
 from devices.tables import BinStatusRow
-from rules.engine import BinStatus
 
 _CHUNK = 500  # rows per statement: short transactions, and under SQLite's variable limit
 

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from devices.schemas import KIND_CODES, DeviceCreate
+from contract.readings import KIND_CODES
+from devices.schemas import DeviceCreate
 
 
 @dataclass(frozen=True, slots=True)

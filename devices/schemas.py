@@ -18,7 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from rules.params import RuleParams, RulesConfigError
+from contract.readings import QUANTITIES, DeviceKind
+from contract.thresholds import RuleParams, RulesConfigError
 
 # Ids travel in MQTT topics and InfluxDB tags: no wildcards, slashes or whitespace.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -30,18 +31,6 @@ DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
 DEV_EUI_RE = re.compile(r"^[0-9a-fA-F]{16}$")
 # The Things Stack end-device ids: lowercase letters, digits and single dashes, 3..36 chars.
 TTS_DEVICE_ID_RE = re.compile(r"^[a-z0-9](?:-?[a-z0-9]){2,35}$")
-
-
-class DeviceKind(StrEnum):
-    """What a registered device is."""
-
-    fire = "fire"
-    bin = "bin"
-
-
-# Kinds as small integer codes, so that rules can mask numpy columns by kind.
-KIND_CODES: dict[str, int] = {DeviceKind.fire.value: 1, DeviceKind.bin.value: 2}
-KIND_NAMES: dict[int, str] = {code: name for name, code in KIND_CODES.items()}
 
 
 class DeviceStatus(StrEnum):
@@ -75,14 +64,6 @@ class GatewayStatus(StrEnum):
     retired = "retired"
 
 
-def quantity_names() -> tuple[str, ...]:
-    """The reading quantities a field map or an offset may name (ingest.batch.QUANTITIES)."""
-    # Imported late: ingest.batch imports this module for KIND_CODES.
-    from ingest.batch import QUANTITIES
-
-    return QUANTITIES
-
-
 class FieldTarget(BaseModel):
     """A field-map target with a scale, for payloads in other units (e.g. battery in mV)."""
 
@@ -103,9 +84,10 @@ FieldMap = dict[Annotated[str, StringConstraints(min_length=1, max_length=100)],
 
 
 def _check_quantity(what: str, name: str) -> None:
-    names = quantity_names()
-    if name not in names:
-        raise ValueError(f"{what}: {name!r} is not a reading field (one of: {', '.join(names)})")
+    if name not in QUANTITIES:
+        raise ValueError(
+            f"{what}: {name!r} is not a reading field (one of: {', '.join(QUANTITIES)})"
+        )
 
 
 class DeviceCreate(BaseModel):

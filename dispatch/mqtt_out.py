@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import aiomqtt
 
+from contract import topics
 from dispatch.model import AlertChange
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def alert_topic(change: AlertChange) -> str:
     """The topic of one alert change."""
-    return f"sigap/alerts/{change.alert.category}/{change.alert.device_id}"
+    return topics.alert_topic(change.alert.category, change.alert.device_id)
 
 
 class MqttAlertPublisher:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.timeutil import from_ms
+from contract.timeutil import from_ms
 from dispatch.model import (
     ACTIVE_STATUSES,
     OUTCOMES,

@@ -36,9 +36,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from common.sqltypes import NAMING_CONVENTION, UTCDateTime
+from contract.alerts import Severity
+from contract.sqltypes import NAMING_CONVENTION, UTCDateTime
 from dispatch.model import AlertChange, AlertPublic
-from rules.events import Severity
 
 log = logging.getLogger(__name__)
 

@@ -8,25 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from devices.schemas import KIND_CODES, KIND_NAMES
+from contract.readings import Q_INDEX
 
-# Quantities a reading may carry, in column order; units are in the names.
-QUANTITIES: tuple[str, ...] = (
-    "temp_c",
-    "smoke_obs_pct_m",
-    "co_ppm",
-    "pm25_ugm3",
-    "humidity_pct",
-    "fill_pct",
-    "distance_mm",
-    "tilt_deg",
-    "battery_v",
-    "battery_pct",
-    "rssi_dbm",
-)
-Q_INDEX: dict[str, int] = {name: i for i, name in enumerate(QUANTITIES)}
-
-__all__ = ["KIND_CODES", "KIND_NAMES", "QUANTITIES", "Q_INDEX", "ReadingBatch"]
+__all__ = ["ReadingBatch"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

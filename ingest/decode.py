@@ -10,23 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ingest.batch import QUANTITIES
-
-# Physical ranges; anything outside is a broken sensor or a broken payload.
-RANGES: dict[str, tuple[float, float]] = {
-    "temp_c": (-50.0, 1500.0),
-    "smoke_obs_pct_m": (0.0, 100.0),
-    "co_ppm": (0.0, 100_000.0),
-    "pm25_ugm3": (0.0, 100_000.0),
-    "humidity_pct": (0.0, 100.0),
-    "fill_pct": (0.0, 100.0),
-    "distance_mm": (0.0, 20_000.0),
-    "tilt_deg": (0.0, 180.0),
-    "battery_v": (0.0, 60.0),
-    "battery_pct": (0.0, 100.0),
-    "rssi_dbm": (-200.0, 0.0),
-}
-assert set(RANGES) == set(QUANTITIES)
+from contract.readings import QUANTITIES, RANGES
 
 # Fields that are not quantities but are understood; anything else is ignored so that
 # firmware may add fields without its readings being thrown away.

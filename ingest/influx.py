@@ -16,9 +16,10 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from common.timeutil import from_ms, to_ms
+from contract.readings import KIND_NAMES, QUANTITIES
+from contract.timeutil import from_ms, to_ms
 from ingest import metrics
-from ingest.batch import KIND_NAMES, QUANTITIES, ReadingBatch
+from ingest.batch import ReadingBatch
 from ingest.lineprotocol import escape_key, tag_prefix
 from ingest.spool import Spool
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from common.timeutil import from_ms
+from contract.timeutil import from_ms
 from devices.directory import DeviceDirectory
 
 I64 = npt.NDArray[np.int64]

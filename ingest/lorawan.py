@@ -27,9 +27,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.batch import QUANTITIES
+from contract import topics
+from contract.readings import QUANTITIES, RANGES
 from ingest.decode import (
-    RANGES,
     DecodedReading,
     DecodeError,
     Limits,
@@ -44,7 +44,7 @@ TTS = "tts"
 CHIRPSTACK = "chirpstack"
 
 # MQTT subscriptions for both servers' uplinks (ingest's topics are configurable).
-DEFAULT_TOPICS: tuple[str, ...] = ("v3/+/devices/+/up", "application/+/device/+/event/up")
+DEFAULT_TOPICS: tuple[str, ...] = topics.LORAWAN_UP
 
 # Decoded payload key -> Sigap field (or (field, scale)), for keys that common LoRaWAN codecs
 # use. A device's own field_map is applied first and wins; then keys that already are

@@ -26,8 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from contract.readings import QUANTITIES
 from devices.directory import DeviceDirectory, DeviceInfo
-from ingest.batch import QUANTITIES, ReadingBatch
+from ingest.batch import ReadingBatch
 
 TOPIC_PREFIX = "sigap/internal/ingest/"
 WIRE_VERSION = 1

@@ -10,8 +10,8 @@ from sqlalchemy import Integer, LargeBinary, MetaData, String, delete, func, sel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from common.sqltypes import NAMING_CONVENTION, UTCDateTime
-from common.timeutil import from_ms, now_ms
+from contract.sqltypes import NAMING_CONVENTION, UTCDateTime
+from contract.timeutil import from_ms, now_ms
 
 # Enough of a payload to see what was wrong with it, without letting a flood fill the disk.
 RAW_KEEP_BYTES = 4096

@@ -15,12 +15,14 @@ import aiomqtt
 import numpy as np
 import orjson
 
-from common.timeutil import from_ms, now_ms
+from contract.readings import KIND_CODES, Q_INDEX
+from contract.timeutil import from_ms, now_ms
+from contract.topics import DEVICE_UP, GATEWAY_UP, LORAWAN_UP
 from devices.directory import DeviceDirectory, DeviceInfo
-from devices.schemas import KIND_CODES, DeviceCreate
+from devices.schemas import DeviceCreate
 from ingest import decode, lorawan, metrics, partition
 from ingest.acks import AckTracker, Receipt
-from ingest.batch import Q_INDEX, ReadingBatch
+from ingest.batch import ReadingBatch
 from ingest.bufsock import buffer_reads
 from ingest.decode import DecodedReading, DecodeError, Limits, Reason
 from ingest.last_seen import LastSeen
@@ -85,7 +87,7 @@ class MqttEndpoint:
 
     host: str
     port: int
-    topics: tuple[str, ...] = ("sigap/devices/+/up", "sigap/gateways/+/up", *lorawan.DEFAULT_TOPICS)
+    topics: tuple[str, ...] = (DEVICE_UP, GATEWAY_UP, *LORAWAN_UP)
     client_id: str = "sigap-ingest"
     username: str | None = None
     password: str | None = None

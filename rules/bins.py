@@ -6,17 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from devices.schemas import KIND_CODES
+from contract import alerts
+from contract.readings import KIND_CODES
 from rules.core import Bool, Intp, Round, fmt, transition
 from rules.events import Action, Severity
 from rules.heat import Heat
 from rules.state import NEVER, EngineState
 
-FILL_SLOT = "bin.fill"
-FILL_KINDS = {1: "bin.nearly_full", 2: "bin.full"}
+FILL_SLOT = alerts.BIN_FILL_SLOT
+FILL_KINDS = alerts.BIN_FILL_KINDS
 FILL_SEVERITY = {1: Severity.info, 2: Severity.minor}
-FIRE_SLOT = "bin.fire"
-TILT_SLOT = "bin.tilted"
+FIRE_SLOT = alerts.BIN_FIRE_SLOT
+TILT_SLOT = alerts.BIN_TILT_SLOT
 _BIN = KIND_CODES["bin"]
 
 

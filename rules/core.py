@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ingest.batch import Q_INDEX
+from contract.readings import Q_INDEX
+from contract.thresholds import RuleParams
 from rules.events import Action, AlertEvent, Severity
-from rules.params import RuleParams
 from rules.state import Fields
 
 F64 = npt.NDArray[np.float64]

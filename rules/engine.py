@@ -9,12 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from devices.schemas import KIND_CODES
-from ingest.batch import QUANTITIES, ReadingBatch
+from contract.bins import BinStatus
+from contract.readings import KIND_CODES, QUANTITIES
+from contract.thresholds import RuleParams
+from ingest.batch import ReadingBatch
 from rules import bins, fire, health, heat
 from rules.core import ParamTable, Round
 from rules.events import AlertEvent
-from rules.params import DeviceSpec, RuleParams
+from rules.params import DeviceSpec
 from rules.partners import Partners
 from rules.state import EngineState
 
@@ -53,17 +55,6 @@ SLOT_KIND_LEVELS: dict[str, dict[str, int]] = {
     fire.SLOT: {kind: level for level, kind in fire.KINDS.items()},
     bins.FILL_SLOT: {kind: level for level, kind in bins.FILL_KINDS.items()},
 }
-
-
-@dataclass(frozen=True, slots=True)
-class BinStatus:
-    """A bin's smoothed fill, fill rate and predicted time until full."""
-
-    fill_pct: float
-    rate_pct_per_h: float | None
-    hours_to_full: float | None
-    level: int  # 0 ok, 1 nearly full, 2 full
-    reading_ts_ms: int = 0  # event time of the latest fill reading
 
 
 @dataclass(slots=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from contract.alerts import Severity
+
+__all__ = ["Action", "AlertEvent", "Severity"]
+
 
 class Action(StrEnum):
     """What happened to a (device, slot)."""
@@ -12,15 +16,6 @@ class Action(StrEnum):
     raise_ = "raise"  # the slot became active
     update = "update"  # the active slot changed kind (escalation) or details
     clear = "clear"  # the slot is no longer active
-
-
-class Severity(StrEnum):
-    """How urgent an alert is (CAP-like scale)."""
-
-    critical = "critical"
-    major = "major"
-    minor = "minor"
-    info = "info"
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from devices.schemas import KIND_CODES
+from contract import alerts
+from contract.readings import KIND_CODES
 from rules.core import F64, Bool, Intp, Round, fmt, quantities, transition
 from rules.events import Action, AlertEvent, Severity
 from rules.heat import Heat
 from rules.partners import Partners
 from rules.state import NEVER, EngineState
 
-SLOT = "fire"
-KINDS = {1: "fire.pre_alarm", 2: "fire.alarm", 3: "fire.confirmed"}
+SLOT = alerts.FIRE_SLOT
+KINDS = alerts.FIRE_KINDS
 SEVERITY = {1: Severity.major, 2: Severity.critical, 3: Severity.critical}
 _FIRE = KIND_CODES["fire"]
 

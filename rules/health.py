@@ -6,14 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from devices.schemas import KIND_CODES
+from contract import alerts
+from contract.readings import KIND_CODES
 from rules.core import F64, Bool, Round, fmt
 from rules.events import Action, AlertEvent, Severity
 from rules.state import NEVER, EngineState
 
-BATTERY_SLOT = "device.battery_low"
-OFFLINE_SLOT = "device.offline"
-FAULT_SLOT = "device.fault"
+BATTERY_SLOT = alerts.BATTERY_SLOT
+OFFLINE_SLOT = alerts.OFFLINE_SLOT
+FAULT_SLOT = alerts.FAULT_SLOT
 _FIRE = KIND_CODES["fire"]
 _BIN = KIND_CODES["bin"]
 

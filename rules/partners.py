@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devices.schemas import KIND_CODES
+from contract.readings import KIND_CODES
 from rules.core import ParamTable
 from rules.state import EngineState
 

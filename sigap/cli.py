@@ -49,7 +49,7 @@ def ingest() -> None:
 def _serve(*, api: bool) -> None:
     import uvicorn
 
-    import migrations
+    from sigap import migrations
     from sigap.runtime import build_app
 
     settings = Settings()
@@ -359,7 +359,7 @@ def db_upgrade(
     """Migrate the database to the newest schema (`sigap up` also does this at start)."""
     import asyncio
 
-    import migrations
+    from sigap import migrations
 
     url = _database_url()
     try:
@@ -376,7 +376,7 @@ def db_current() -> None:
     """Show the database's revision and the newest one."""
     import asyncio
 
-    import migrations
+    from sigap import migrations
 
     url = _database_url()
     current = asyncio.run(migrations.current_url(url))
@@ -392,7 +392,7 @@ def db_revision(
     message: Annotated[str, typer.Option("--message", "-m", help="What the change does.")],
 ) -> None:
     """Write a migration for what the table modules have and the migrations lack."""
-    import migrations
+    from sigap import migrations
 
     _logging(Settings().log_level)
     path = migrations.revision(message)

@@ -4,7 +4,7 @@ Both run from the repo's own config files (mosquitto.conf, influxdb.conf), with 
 data folders replaced where needed, so the tests exercise the configuration users run.
 `start_mosquitto(..., auth=BrokerAuth(...))` runs the broker with anonymous access off and
 mosquitto's dynamic security plugin, seeded with a provisioning admin and Sigap's service
-account (provisioning/README.md).
+account (devices/provisioning/README.md).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def ensure_dynsec_config(path: Path, auth: BrokerAuth) -> bool:
     must survive a broker restart. Delete it to start over with `auth`'s accounts.
     """
     # Imported here so that the default (anonymous) stack does not need the package.
-    from provisioning.dynsec_config import write_initial_config
+    from devices.provisioning.dynsec_config import write_initial_config
 
     if path.exists():
         return False

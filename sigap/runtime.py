@@ -21,19 +21,24 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-import migrations
-from access import Authenticator, TokenStore
-from common.timeutil import now_ms
+from contract.bins import BinStatus
+from contract.readings import KIND_CODES
+from contract.thresholds import RulesConfigError
+from contract.timeutil import now_ms
+from dashboard_api.access import Authenticator, TokenStore
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
 from devices.bin_status import BinStatusStore
 from devices.directory import DeviceDirectory, DeviceInfo
+from devices.provisioning import BrokerAccounts, DynsecAccounts
 from devices.registry import DeviceRegistry
-from devices.schemas import KIND_CODES, DeviceCreate, DevicePublic
+from devices.schemas import DeviceCreate, DevicePublic
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.feed import ChangeFeed
 from dispatch.mqtt_out import MqttAlertPublisher
 from dispatch.service import AlertService
+from dispatch.stations.registry import StationRegistry
+from dispatch.stations.schemas import StationKind, StationPublic
 from dispatch.store import AlertStore
 from dispatch.webhooks import WebhookOutbox
 from ingest import metrics
@@ -51,18 +56,15 @@ from ingest.partition import Owners, Partition
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, MqttEndpoint, Partitioned
 from ingest.spool import Spool
-from provisioning import BrokerAccounts, DynsecAccounts
-from routes.geo import haversine_m
-from routes.schedule import RouteScheduler
-from routes.service import RouteConfig, RouteService
-from routes.solver import ProcessSolver
-from rules.engine import BinStatus, RuleEngine
+from pickup_routes.geo import haversine_m
+from pickup_routes.schedule import RouteScheduler
+from pickup_routes.service import RouteConfig, RouteService
+from pickup_routes.solver import ProcessSolver
+from rules.engine import RuleEngine
 from rules.events import AlertEvent
-from rules.params import DeviceSpec, RulesConfig, RulesConfigError, load_rules
-from sigap import gcpause, looplag
+from rules.params import DeviceSpec, RulesConfig, load_rules
+from sigap import gcpause, looplag, migrations
 from sigap.settings import RoutesSettings, Settings
-from stations.registry import StationRegistry
-from stations.schemas import StationKind, StationPublic
 
 log = logging.getLogger(__name__)
 

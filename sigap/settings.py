@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import topics
+
 
 class MqttSettings(BaseSettings):
     """Broker connection for ingest, and the accounts that provision devices (SIGAP_MQTT_*)."""
@@ -21,7 +23,7 @@ class MqttSettings(BaseSettings):
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
     # The dynamic security plugin's admin (SIGAP_MQTT_ADMIN_USERNAME / _PASSWORD): the API
-    # issues, re-keys and revokes device and gateway accounts with it (provisioning/).
+    # issues, re-keys and revokes device and gateway accounts with it (devices/provisioning/).
     # Unset: no broker accounts are managed (a broker with anonymous access).
     admin_username: str | None = None
     admin_password: str | None = Field(default=None, repr=False)
@@ -101,12 +103,12 @@ class IngestSettings(BaseSettings):
     # Readings that InfluxDB cannot take yet go to a spool in the data dir, up to this many
     # bytes; past it, ingest stops acknowledging and the broker holds the rest.
     spool_max_bytes: int = Field(default=1024**3, ge=1024 * 1024)
-    device_topics: str = "sigap/devices/+/up"
-    gateway_topics: str = "sigap/gateways/+/up"
+    device_topics: str = topics.DEVICE_UP
+    gateway_topics: str = topics.GATEWAY_UP
     # LoRaWAN network servers' uplink topics (The Things Stack v3, ChirpStack v4), comma
     # separated; empty to subscribe to none. An uplink heard by several gateways or
     # delivered twice within the dedup window is stored once.
-    lorawan_topics: str = "v3/+/devices/+/up,application/+/device/+/event/up"
+    lorawan_topics: str = ",".join(topics.LORAWAN_UP)
     lorawan_dedup_window_s: float = Field(default=900.0, gt=0)
     # Several ingest workers on one broker (docs/deploy.md): every process is told how many
     # there are and which one it is (0..workers-1). Each takes a share of the topics

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import orjson
 
+from contract import topics
 from simulators.fleet import SimDevice
 
 EnvelopeName = Literal["direct", "gateway", "tts", "chirpstack"]
@@ -196,7 +197,7 @@ def gateway_messages(
     gateway_id: str, items: Sequence[dict[str, Any]], max_batch: int = MAX_GATEWAY_BATCH
 ) -> list[tuple[str, bytes, int]]:
     """(topic, JSON, readings) batches `{"readings": [...]}` for one gateway's readings."""
-    topic = f"sigap/gateways/{gateway_id}/up"
+    topic = topics.gateway_up(gateway_id)
     return [
         (
             topic,

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from contract import topics
 from simulators.models import BinParams, DetectorParams, random_bin_params, random_detector_params
 
 Kind = Literal["fire", "bin"]
@@ -67,7 +68,7 @@ class SimDevice:
     @property
     def topic(self) -> str:
         """MQTT topic this device publishes its readings to."""
-        return f"sigap/devices/{self.id}/up"
+        return topics.device_up(self.id)
 
     def registration(self) -> dict[str, Any]:
         """Body for POST /api/v1/devices (devices.schemas.DeviceCreate)."""

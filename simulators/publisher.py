@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from contract import topics
 from simulators.config import SimConfig, SimSummary
 from simulators.envelopes import (
     LorawanApp,
@@ -503,7 +504,7 @@ class _Loop:
                     gateway = device.gateway_id or f"{self.config.id_prefix}-gw-direct"
                     if isinstance(item, bytes):
                         # Broken bytes cannot sit inside a batch: the gateway forwards them.
-                        link.publish(f"sigap/gateways/{gateway}/up", item, kind)
+                        link.publish(topics.gateway_up(gateway), item, kind)
                         continue
                     batches.setdefault(gateway, []).append({"device_id": device.id} | item)
                     batch_counts.setdefault(gateway, []).append(kind)
@@ -601,7 +602,7 @@ def run_replay(
 ) -> SimSummary:
     """Publish a recorded trace as `device_id`'s readings (real time, or `config.speed` x)."""
     stop = stop if stop is not None else threading.Event()
-    topic = f"sigap/devices/{device_id}/up"
+    topic = topics.device_up(device_id)
     log.info(
         "replaying %d rows (%.0f s) of %s as %s at x%g",
         len(trace.times_s),

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ingest.batch import QUANTITIES as READING_QUANTITIES
+from contract.readings import QUANTITIES as READING_QUANTITIES
 from simulators.errors import SimulatorError
 
 # Quantities a trace column may be mapped to: the reading payload's (DESIGN.md).

@@ -11,19 +11,48 @@ from typing import NoReturn
 import pytest
 from sqlalchemy import create_engine
 
-import migrations
+from sigap import migrations
 from tests import postgres
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data"  # third-party reference data, with sources and licences
 
 
-def shared_data(*parts: str) -> Path:
-    """Path into ../shared/data, skipping the test with a clear message when it is absent."""
-    path = SHARED_DATA.joinpath(*parts)
+def reference_data(*parts: str) -> Path:
+    """Path into tests/data (see its README); a missing file is an error, never a skip."""
+    path = DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"reference data {path} not found (../shared/data is not beside this clone)")
+        raise FileNotFoundError(f"reference data {path} is missing from the repository")
     return path
+
+
+# In a full run (SIGAP_REQUIRE_SERVICES=1: `make test`, CI) the only skip allowed is one
+# whose reason starts with this: a privilege the machine does not give (README, "Tests").
+PRIVILEGE_SKIP = "missing privilege:"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In a full run, fail the session on any skip but a missing privilege."""
+    if os.environ.get("SIGAP_REQUIRE_SERVICES") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = [] if reporter is None else reporter.stats.get("skipped", [])
+    refused = [
+        (report.nodeid, _skip_reason(report))
+        for report in skipped
+        if not _skip_reason(report).startswith(PRIVILEGE_SKIP)
+    ]
+    if refused and reporter is not None:
+        reporter.write_sep("=", "skips refused (SIGAP_REQUIRE_SERVICES=1: every test must run)")
+        for nodeid, reason in refused:
+            reporter.write_line(f"{nodeid}: {reason}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def need_service(problem: str) -> NoReturn:

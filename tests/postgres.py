@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import migrations
+from sigap import migrations
 from sigap.devstack import free_port
 
 USER = "sigap"

@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any
 
 from bench.routes.instances import instance
-from routes.baseline import nearest_neighbour
-from routes.planner import PlanOptions, plan_routes
+from pickup_routes.baseline import nearest_neighbour
+from pickup_routes.planner import PlanOptions, plan_routes
 
 RATIO_TARGET = 0.8
 TIME_TARGET_S = 10.0

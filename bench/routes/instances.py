@@ -7,8 +7,8 @@ import math
 import random
 from dataclasses import replace
 
-from routes.baseline import nearest_neighbour
-from routes.planner import PlanProblem, PlanStop
+from pickup_routes.baseline import nearest_neighbour
+from pickup_routes.problem import PlanProblem, PlanStop
 from simulators.fleet import DISTRICTS, METRES_PER_DEG_LAT
 
 DEPOT = (-2.538, 112.950)

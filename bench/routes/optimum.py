@@ -39,9 +39,10 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from bench.routes.instances import instance
-from routes.baseline import nearest_neighbour
-from routes.geo import FloatArray
-from routes.planner import PlanOptions, PlanProblem, PlanResult, plan_routes, travel_matrices
+from pickup_routes.baseline import nearest_neighbour
+from pickup_routes.geo import FloatArray
+from pickup_routes.planner import PlanOptions, plan_routes
+from pickup_routes.problem import PlanProblem, PlanResult, travel_matrices
 
 RATIO_TARGET = 0.8
 

@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 from bench.rules.run import build_fleet, log
-from ingest.batch import Q_INDEX, QUANTITIES, ReadingBatch
+from contract.readings import Q_INDEX, QUANTITIES
+from ingest.batch import ReadingBatch
 from rules.engine import RuleEngine
 
 T0 = 1_795_000_000_000

@@ -15,11 +15,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from devices.schemas import KIND_NAMES
-from ingest.batch import QUANTITIES, ReadingBatch
-from rules.engine import BinStatus
+from contract.bins import BinStatus
+from contract.readings import KIND_NAMES, QUANTITIES
+from contract.thresholds import RuleParams
+from ingest.batch import ReadingBatch
 from rules.events import Action, AlertEvent, Severity
-from rules.params import KIND_DEFAULTS, DeviceSpec, RuleParams
+from rules.params import KIND_DEFAULTS, DeviceSpec
 
 NEVER = -(2**63)  # the minimum int64, "no time yet"
 EARTH_RADIUS_M = 6_371_000.0  # docs/rules.md: haversine with this radius

@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.rules.reference import ReferenceEngine
-from devices.schemas import KIND_CODES
-from ingest.batch import Q_INDEX, QUANTITIES, ReadingBatch
+from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
+from ingest.batch import ReadingBatch
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
 from rules.params import KIND_DEFAULTS, DeviceSpec

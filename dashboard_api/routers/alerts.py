@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from access import Principal
+from dashboard_api.access import Principal
 from dashboard_api.auth import DISPATCHER, Caller
 from dashboard_api.deps import ApiServices, Services
 from dispatch.model import OUTCOMES, AlertActionPublic, AlertChange, AlertPublic, AlertStatus

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
+from contract.readings import DeviceKind
 from dashboard_api.deps import Services
-from devices.schemas import DeviceKind, DevicePublic
+from devices.schemas import DevicePublic
 
 router = APIRouter(prefix="/bins", tags=["bins"])
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from dashboard_api.auth import TECHNICIAN
 from dashboard_api.deps import ApiServices, Services
-from provisioning import (
+from devices.provisioning import (
     AccountConflictError,
     AccountNotFoundError,
     BrokerAccounts,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from contract.readings import DeviceKind
 from dashboard_api.auth import TECHNICIAN
 from dashboard_api.deps import Services
 from dashboard_api.routers.credentials import revoke_on_retire
@@ -17,7 +18,6 @@ from devices.registry import DeviceExistsError, NotFoundError, NsDeviceTakenErro
 from devices.schemas import (
     DeviceCreate,
     DeviceDetail,
-    DeviceKind,
     DevicePublic,
     DeviceStatus,
     DeviceUpdate,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from dashboard_api.auth import CREW
 from dashboard_api.deps import Routes
-from routes.schemas import (
+from pickup_routes.schemas import (
     PlanPublic,
     RoutePlanCreate,
     RoutePublic,
@@ -21,7 +21,7 @@ from routes.schemas import (
     StopPublic,
     StopSkip,
 )
-from routes.service import RouteConflictError, RouteInvalidError, RouteNotFoundError
+from pickup_routes.service import RouteConflictError, RouteInvalidError, RouteNotFoundError
 
 router = APIRouter(prefix="/routes", tags=["routes"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from dashboard_api.auth import DISPATCHER
 from dashboard_api.deps import Stations
-from stations.registry import StationExistsError
-from stations.schemas import StationCreate, StationKind, StationPublic
+from dispatch.stations.registry import StationExistsError
+from dispatch.stations.schemas import StationCreate, StationKind, StationPublic
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from access import Authenticator, TokenCreate, TokenIssued, TokenPublic
+from dashboard_api.access import Authenticator, TokenCreate, TokenIssued, TokenPublic
 from dashboard_api.auth import Admin
 from dashboard_api.deps import Services
 

@@ -237,7 +237,7 @@ class AuthBroker:
 
 @pytest.fixture(scope="session")
 def mosquitto_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthBroker]:
-    """A broker as production runs it (provisioning/README.md), on a free port."""
+    """A broker as production runs it (devices/provisioning/README.md), on a free port."""
     _need("mosquitto")
     workdir = tmp_path_factory.mktemp("mosquitto-auth")
     auth = devstack.BrokerAuth(

@@ -18,7 +18,7 @@ import pytest
 
 from dispatch.webhooks import verify
 from sigap import devstack
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 from tests.integration.conftest import SigapProcess, developer_client, http, start_sigap, stop_sigap
 from tests.integration.test_end_to_end import eventually, publish, register
 
@@ -147,7 +147,7 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
         # CAP 1.2, valid against the OASIS schema.
         import xmlschema
 
-        schema = xmlschema.XMLSchema(str(shared_data("cap-1.2", "CAP-v1.2.xsd")))
+        schema = xmlschema.XMLSchema(str(reference_data("cap-1.2", "CAP-v1.2.xsd")))
         cap = http.get(f"{api}/api/v1/alerts/{alert_id}/cap")
         assert cap.status_code == 200 and cap.headers["content-type"] == "application/cap+xml"
         schema.validate(cap.text)

@@ -11,7 +11,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 from tests.integration.conftest import SigapProcess, http
 from tests.integration.test_end_to_end import eventually, publish, readings, register
 
@@ -24,7 +24,7 @@ def _rfc3339(seconds_ago: float = 0.0) -> str:
 
 
 def tts_envelope(device_id: str, eui: str, f_cnt: int, decoded: dict[str, Any]) -> bytes:
-    """A TTS v3 uplink shaped as the docs' example (../shared/data/lorawan/)."""
+    """A TTS v3 uplink shaped as the docs' example (tests/data/lorawan/)."""
     at = _rfc3339()
     return orjson.dumps(
         {
@@ -117,8 +117,8 @@ def test_tts_and_chirpstack_uplinks_are_mapped_stored_once_and_alerted(
 def test_lorawan_uplinks_that_cannot_be_used_are_rejected_with_their_reason(
     sigap: SigapProcess, publisher: mqtt.Client
 ) -> None:
-    example = shared_data("lorawan", "tts-v3-uplink-docs-example.json").read_bytes()
-    invalid = shared_data(
+    example = reference_data("lorawan", "tts-v3-uplink-docs-example.json").read_bytes()
+    invalid = reference_data(
         "lorawan", "tts-v3-uplink-with-decoded-payload.as-published-invalid-json.txt"
     ).read_bytes()
     publish(publisher, "v3/app1@tenant1/devices/dev1/up", example)

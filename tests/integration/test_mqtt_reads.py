@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from common.timeutil import now_ms
+from contract.timeutil import now_ms
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
 from ingest.batch import ReadingBatch

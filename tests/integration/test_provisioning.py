@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from provisioning import (
+from devices.provisioning import (
     BrokerAccounts,
     BrokerUnavailableError,
     Credentials,

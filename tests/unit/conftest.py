@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from access import Authenticator, TokenStore
+from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
+from dashboard_api.access import Authenticator, TokenStore
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
 from devices.registry import DeviceRegistry
-from devices.schemas import KIND_CODES
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.store import AlertStore
-from ingest.batch import Q_INDEX, QUANTITIES, ReadingBatch
+from ingest.batch import ReadingBatch
 from ingest.rejected import RejectedStore
 from sigap.runtime import make_engine
 

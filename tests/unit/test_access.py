@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from access.tables import ApiTokenRow
+from dashboard_api.access.tables import ApiTokenRow
+from devices.provisioning import InMemoryAccounts
 from dispatch.store import AlertStore
-from provisioning import InMemoryAccounts
 from tests.unit.conftest import ADMIN_HEADERS, api_client, api_services
 from tests.unit.test_alert_lifecycle import fire_event
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.timeutil import from_ms
+from contract.timeutil import from_ms
 from dispatch.broadcast import AlertBroadcaster
 from dispatch.model import AlertStatus, ChangeType
 from dispatch.service import AlertService

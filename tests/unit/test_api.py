@@ -272,7 +272,7 @@ async def test_readings_when_influxdb_is_down(
 async def test_bins_show_fill_rate_and_prediction(
     client: httpx.AsyncClient, services: ApiServices
 ) -> None:
-    from rules.engine import BinStatus
+    from contract.bins import BinStatus
 
     statuses = {
         "bin-001": BinStatus(fill_pct=62.04, rate_pct_per_h=3.456, hours_to_full=8.1, level=0),
@@ -359,7 +359,7 @@ async def test_rule_settings_are_validated(
     from rules.params import RulesConfig
 
     def check(device: Any) -> None:
-        from rules.params import RulesConfigError
+        from contract.thresholds import RulesConfigError
 
         try:
             RulesConfig().params_for(

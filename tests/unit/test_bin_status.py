@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.bins import BinStatus
 from devices.bin_status import BinStatusStore
-from rules.engine import BinStatus
 from tests.postgres import both_backends
 
 pytestmark = both_backends

@@ -12,7 +12,8 @@ import xmlschema
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from devices.schemas import DeviceKind, DevicePublic
+from contract.readings import DeviceKind
+from devices.schemas import DevicePublic
 from dispatch.cap import (
     ATOM_NS,
     CAP_MEDIA_TYPE,
@@ -29,7 +30,7 @@ from dispatch.cap import (
 from dispatch.model import AlertChange, AlertPublic, AlertStatus, ChangeType, IncidentPublic
 from dispatch.store import AlertStore
 from rules.events import Action, AlertEvent, Severity
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 
 NS = {"cap": CAP_NS, "atom": ATOM_NS}
 T0 = datetime(2026, 11, 27, 9, 30, 15, 250_000, tzinfo=UTC)  # 16:30:15 WIB
@@ -76,8 +77,8 @@ BIN = DevicePublic(
 
 @pytest.fixture(scope="module")
 def schema() -> xmlschema.XMLSchema:
-    """The OASIS CAP 1.2 schema from ../shared/data."""
-    return xmlschema.XMLSchema(shared_data("cap-1.2", "CAP-v1.2.xsd"))
+    """The OASIS CAP 1.2 schema from tests/data."""
+    return xmlschema.XMLSchema(reference_data("cap-1.2", "CAP-v1.2.xsd"))
 
 
 def valid(schema: xmlschema.XMLSchema, doc: bytes) -> etree._Element:
@@ -124,20 +125,20 @@ def device_for(alert: AlertPublic) -> DevicePublic:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_specification_examples_validate(schema: xmlschema.XMLSchema, n: int) -> None:
-    schema.validate(str(shared_data("cap-1.2", f"v1dot2_appendix_adot{n}.xml")))
+    schema.validate(str(reference_data("cap-1.2", f"v1dot2_appendix_adot{n}.xml")))
 
 
 def test_a_cap_1_1_document_does_not_validate(schema: xmlschema.XMLSchema) -> None:
-    assert not schema.is_valid(str(shared_data("cap-1.2", "wrong-version-cap-1.1-example.xml")))
+    assert not schema.is_valid(str(reference_data("cap-1.2", "wrong-version-cap-1.1-example.xml")))
 
 
 def test_cap_ref_reads_the_specification_example() -> None:
-    example = shared_data("cap-1.2", "v1dot2_appendix_adot3.xml").read_bytes()
+    example = reference_data("cap-1.2", "v1dot2_appendix_adot3.xml").read_bytes()
     assert cap_ref(example) == CapRef(
         "trinet@caltech.edu", "TRI13970876.2", "2003-06-11T20:56:00-07:00"
     )
     with pytest.raises(ValueError, match=r"not a CAP 1\.2 alert"):
-        cap_ref(shared_data("cap-1.2", "wrong-version-cap-1.1-example.xml").read_bytes())
+        cap_ref(reference_data("cap-1.2", "wrong-version-cap-1.1-example.xml").read_bytes())
 
 
 # --- every alert document validates ---------------------------------------------------------

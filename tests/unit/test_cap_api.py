@@ -10,14 +10,15 @@ import xmlschema
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.readings import DeviceKind
 from dashboard_api.app import create_app
 from devices.registry import DeviceRegistry
-from devices.schemas import DeviceCreate, DeviceKind
+from devices.schemas import DeviceCreate
 from dispatch.cap import ATOM_NS, CAP_NS
 from dispatch.model import AlertStatus
 from dispatch.store import AlertStore
 from rules.events import Action, AlertEvent, Severity
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 from tests.unit.conftest import ADMIN_HEADERS, api_services
 
 NS = {"cap": CAP_NS, "atom": ATOM_NS}
@@ -76,7 +77,7 @@ async def setup(
 
 async def test_cap_endpoints(setup: tuple[httpx.AsyncClient, AlertStore]) -> None:
     client, store = setup
-    schema = xmlschema.XMLSchema(shared_data("cap-1.2", "CAP-v1.2.xsd"))
+    schema = xmlschema.XMLSchema(reference_data("cap-1.2", "CAP-v1.2.xsd"))
     await store.apply([fire(Action.raise_, "fire.alarm", "fire-001", MS)])
     await store.apply([fire(Action.raise_, "fire.alarm", "fire-002", MS + 1000)])
     await store.apply([fire(Action.update, "fire.confirmed", "fire-001", MS + 2000, ("fire-002",))])

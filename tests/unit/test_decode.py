@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.readings import Q_INDEX, RANGES
 from ingest import decode as decode_module
-from ingest.batch import Q_INDEX
 from ingest.decode import (
-    RANGES,
     DecodeError,
     Limits,
     Reason,

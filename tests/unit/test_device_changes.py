@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.readings import DeviceKind
 from devices.registry import DeviceRegistry, changed_since_query
-from devices.schemas import DeviceCreate, DeviceKind, DeviceUpdate
+from devices.schemas import DeviceCreate, DeviceUpdate
 from tests.postgres import both_backends
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.readings import QUANTITIES
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
 from ingest.acks import AckTracker
-from ingest.batch import QUANTITIES, ReadingBatch
+from ingest.batch import ReadingBatch
 from ingest.influx import InfluxClient, InfluxError, InfluxWriter, LineEncoder
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor

@@ -12,7 +12,7 @@ import pytest
 
 from rules.engine import RuleEngine
 from rules.params import DeviceSpec
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 from tests.unit.conftest import make_batch
 
 EXPERIMENTS = ["01_Data_Overstuffed_Closed_Center_1", "01_Data_RedAccent_Open_Corner_1"]
@@ -22,7 +22,7 @@ T0 = 1_790_000_000_000
 
 def ignition_offset_s(name: str, rows: list[dict[str, str]]) -> float:
     """The `Time` value at ignition, from the experiment's events file (it should be 0)."""
-    events = shared_data("fire-traces", "ul-fsri-2018", f"{name}_Events.csv")
+    events = reference_data("fire-traces", "ul-fsri-2018", f"{name}_Events.csv")
     with events.open() as handle:
         ignition = next(row["Time"] for row in csv.DictReader(handle) if row["Event"] == "Ignition")
     at = datetime.strptime(ignition, "%Y-%m-%d-%H:%M:%S")
@@ -31,7 +31,7 @@ def ignition_offset_s(name: str, rows: list[dict[str, str]]) -> float:
 
 
 def load(name: str) -> list[dict[str, str]]:
-    path: Path = shared_data("fire-traces", "ul-fsri-2018", f"{name}.csv")
+    path: Path = reference_data("fire-traces", "ul-fsri-2018", f"{name}.csv")
     with path.open() as handle:
         return list(csv.DictReader(handle))
 

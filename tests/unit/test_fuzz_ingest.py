@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.readings import QUANTITIES
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
 from ingest import decode
 from ingest.acks import AckTracker
-from ingest.batch import QUANTITIES, ReadingBatch
+from ingest.batch import ReadingBatch
 from ingest.decode import DecodeError, Limits, Reason
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor

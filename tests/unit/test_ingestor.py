@@ -10,8 +10,9 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contract.readings import KIND_CODES
 from devices.directory import DeviceDirectory
-from devices.schemas import KIND_CODES, DeviceCreate
+from devices.schemas import DeviceCreate
 from ingest.batch import ReadingBatch
 from ingest.rejected import RAW_KEEP_BYTES, RejectedStore
 from ingest.service import Ingestor

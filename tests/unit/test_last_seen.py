@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.timeutil import from_ms
+from contract.timeutil import from_ms
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
 from ingest.last_seen import LastSeen

@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ingest.batch import KIND_NAMES, QUANTITIES, ReadingBatch
+from contract.readings import KIND_NAMES, QUANTITIES
+from ingest.batch import ReadingBatch
 from ingest.influx import LineEncoder
 from ingest.lineprotocol import FieldValue, LineProtocolError, encode_point, tag_prefix
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 
 
 def _field_value(value: dict[str, Any]) -> FieldValue:
@@ -31,7 +32,7 @@ def _field_value(value: dict[str, Any]) -> FieldValue:
 
 def _cases() -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = json.loads(
-        shared_data("line-protocol", "encode_cases.json").read_text()
+        reference_data("line-protocol", "encode_cases.json").read_text()
     )
     return cases
 

@@ -1,6 +1,6 @@
 """LoRaWAN uplinks from The Things Stack v3 and ChirpStack v4, as those servers publish them.
 
-TTS envelopes are the lorawan-stack-docs examples in ../shared/data/lorawan (used as they
+TTS envelopes are the lorawan-stack-docs examples in tests/data/lorawan (used as they
 are). ChirpStack ships no sample file; CHIRPSTACK_DOCS_UP below is the `up` event JSON
 example of the ChirpStack v4 documentation (chirpstack-docs,
 src/chirpstack/integrations/events.md, "up - Uplink event"), copied field for field. That
@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 import pytest
 
+from contract.readings import Q_INDEX
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
-from ingest.batch import Q_INDEX
 from ingest.decode import Limits, Reason, parse_ts
 from ingest.lorawan import (
     CHIRPSTACK,
@@ -37,7 +37,7 @@ from ingest.lorawan import (
     to_reading,
     topic_network_server,
 )
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 
 TTS_TOPIC = "v3/app1@tenant1/devices/dev1/up"
 CS_TOPIC = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up"
@@ -84,7 +84,7 @@ def chirpstack_up(**changes: Any) -> dict[str, Any]:
 
 
 def tts_published_text() -> str:
-    return shared_data(
+    return reference_data(
         "lorawan", "tts-v3-uplink-with-decoded-payload.as-published-invalid-json.txt"
     ).read_text()
 
@@ -114,7 +114,7 @@ def rejected(topic: str, payload: bytes) -> UplinkError:
 
 
 def test_tts_docs_example_without_decoded_payload_is_rejected_clearly() -> None:
-    payload = shared_data("lorawan", "tts-v3-uplink-docs-example.json").read_bytes()
+    payload = reference_data("lorawan", "tts-v3-uplink-docs-example.json").read_bytes()
     error = rejected(TTS_TOPIC, payload)
     assert error.reason == Reason.NO_DECODED_PAYLOAD == "no_decoded_payload"
     assert "decoded_payload" in error.detail and "payload formatter" in error.detail

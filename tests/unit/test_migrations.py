@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from typer.testing import CliRunner
 
-import migrations
+from sigap import migrations
 from sigap.cli import app
 from tests import postgres
 from tests.postgres import both_backends

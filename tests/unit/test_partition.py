@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from contract.readings import Q_INDEX
 from devices.directory import DeviceDirectory
 from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
@@ -20,7 +21,7 @@ from dispatch.feed import ChangeFeed
 from dispatch.model import AlertChange, AlertPublic, ChangeType
 from ingest import partition
 from ingest.acks import AckTracker
-from ingest.batch import Q_INDEX, ReadingBatch
+from ingest.batch import ReadingBatch
 from ingest.partition import ForwardError, Owners, Partition
 from ingest.rejected import RejectedStore
 from ingest.service import Ingestor, Partitioned

@@ -9,9 +9,10 @@ from dataclasses import replace
 import pytest
 
 from bench.rules.reference import ReferenceEngine, distance_m
+from contract.thresholds import RuleParams
 from rules import partners
 from rules.engine import RuleEngine
-from rules.params import DeviceSpec, RuleParams
+from rules.params import DeviceSpec
 from tests.unit.conftest import make_batch
 from tests.unit.test_rules import T0, S, kinds_of, run
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning import (
+from devices.provisioning import (
     SERVICE_ROLE,
     AccountConflictError,
     AccountKind,
@@ -24,8 +24,8 @@ from provisioning import (
     hash_password,
     initial_config,
 )
-from provisioning.dynsec_config import verify_password, write_initial_config
-from provisioning.policy import (
+from devices.provisioning.dynsec_config import verify_password, write_initial_config
+from devices.provisioning.policy import (
     DEVELOPER_ACLS,
     DEVELOPER_ROLE,
     PUBLISH_SEND,

@@ -9,16 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from routes.baseline import nearest_neighbour
-from routes.planner import (
-    PlanningError,
-    PlanOptions,
-    PlanProblem,
-    PlanResult,
-    PlanStop,
-    plan_routes,
-    travel_matrices,
-)
+from pickup_routes.baseline import nearest_neighbour
+from pickup_routes.planner import PlanOptions, plan_routes
+from pickup_routes.problem import PlanningError, PlanProblem, PlanResult, PlanStop, travel_matrices
 
 DEPOT = (-2.538, 112.950)
 # Stop after a fixed number of solutions: the same answer on any machine, at any load.

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from routes.selection import BinFacts, Excluded, Why, fill_at, select_bins
-from routes.shifts import planning_time, upcoming_shift
-from rules.engine import BinStatus
+from contract.bins import BinStatus
+from pickup_routes.selection import BinFacts, Excluded, Why, fill_at, select_bins
+from pickup_routes.shifts import planning_time, upcoming_shift
 
 H = 3_600_000
 NOW = 1_795_000_000_000  # epoch ms

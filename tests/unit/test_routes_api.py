@@ -16,21 +16,22 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.timeutil import to_ms
+from contract.bins import BinStatus
+from contract.timeutil import to_ms
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate
 from dispatch.broadcast import AlertBroadcaster
+from dispatch.stations.registry import StationRegistry
+from dispatch.stations.schemas import WIB, StationCreate
 from dispatch.store import AlertStore
 from ingest.rejected import RejectedStore
-from routes.planner import PlanOptions, PlanProblem, PlanResult
-from routes.schedule import RouteScheduler
-from routes.service import RouteConfig, RouteService
-from rules.engine import BinStatus
+from pickup_routes.planner import PlanOptions
+from pickup_routes.problem import PlanProblem, PlanResult
+from pickup_routes.schedule import RouteScheduler
+from pickup_routes.service import RouteConfig, RouteService
 from rules.events import Action, AlertEvent, Severity
-from stations.registry import StationRegistry
-from stations.schemas import WIB, StationCreate
 from tests.unit.conftest import ADMIN_HEADERS, DEPOT, auth_for_tests
 
 # 05:00 WIB on 2026-11-27; the depot's 06:00-14:00 WIB shift is 23:00Z to 07:00Z.

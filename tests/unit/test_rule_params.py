@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rules.params import EN54_5_CLASSES, RuleParams, RulesConfigError, load_rules, parse_rules
+from contract.thresholds import EN54_5_CLASSES, RuleParams, RulesConfigError
+from rules.params import load_rules, parse_rules
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from contract.thresholds import RuleParams
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
-from rules.params import DeviceSpec, RuleParams
+from rules.params import DeviceSpec
 from tests.unit.conftest import make_batch
 
 T0 = 1_790_000_000_000

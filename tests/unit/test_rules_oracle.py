@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.rules.reference import ReferenceEngine, distance_m
+from contract.alerts import ALERT_KINDS
 from ingest.batch import ReadingBatch
 from rules.events import AlertEvent
 from rules.params import KIND_DEFAULTS, DeviceSpec
@@ -87,8 +88,16 @@ def batch(specs: Sequence[DeviceSpec], rows: Sequence[Row]) -> ReadingBatch:
     return make_batch(rows, kinds, ids)
 
 
+def in_contract(events: Sequence[AlertEvent]) -> None:
+    """Every event's kind is in the contract, with the contract's slot and category."""
+    for e in events:
+        kind = ALERT_KINDS[e.kind]
+        assert (e.slot, e.category) == (kind.slot, kind.category.value), e.key()
+
+
 def keys(events: Sequence[AlertEvent]) -> list[Key]:
-    """Events as comparable keys, in the order given."""
+    """Events as comparable keys, in the order given (each checked against the contract)."""
+    in_contract(events)
     return [e.key() for e in events]
 
 
@@ -642,6 +651,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 def comparable(events: Sequence[AlertEvent]) -> list[tuple[Key, frozenset[str]]]:
     """Sorted keys, with the partner set of fire.confirmed events."""
+    in_contract(events)
     return sorted(
         (e.key(), frozenset(e.partners) if e.kind == "fire.confirmed" else frozenset())
         for e in events

@@ -42,7 +42,7 @@ from simulators.scenario_file import (
     parse_scenario,
     shipped_scenarios,
 )
-from tests.conftest import shared_data
+from tests.conftest import reference_data
 
 EPOCH0 = 1767200400.0  # 2026-01-01 00:00 WIB
 
@@ -311,7 +311,9 @@ def test_tts_uplink_has_the_things_stack_shape() -> None:
     assert isinstance(rx["snr"], float)
     assert message["received_at"] == up["received_at"] == "2026-01-01T07:00:00.500Z"
     # The same top-level and uplink fields as The Things Stack's own documented example.
-    example = orjson.loads(shared_data("lorawan", "tts-v3-uplink-docs-example.json").read_bytes())
+    example = orjson.loads(
+        reference_data("lorawan", "tts-v3-uplink-docs-example.json").read_bytes()
+    )
     assert set(example) - {"correlation_ids"} <= set(message)
     assert set(example["uplink_message"]) - {"session_key_id"} <= set(up)
     assert set(example["end_device_ids"]) - {"join_eui"} <= set(ids)
@@ -495,7 +497,7 @@ def test_replay_with_an_injected_clock() -> None:
 
 
 def test_real_fire_trace_loads_and_downsamples() -> None:
-    path = shared_data("fire-traces", "ul-fsri-2018", "01_Data_Overstuffed_Closed_Center_1.csv")
+    path = reference_data("fire-traces", "ul-fsri-2018", "01_Data_Overstuffed_Closed_Center_1.csv")
     column = "Quadrant A Temperature 25 mm Below Ceiling"
     trace = load_trace(path, {"temp_c": column})
     assert trace.times_s[0] < 0 < trace.times_s[-1]  # a baseline before ignition

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stations.registry import StationRegistry
+from dispatch.stations.registry import StationRegistry
 from tests.unit.conftest import DEPOT, api_client, api_services
 
 FIRE_STATION: dict[str, Any] = {
