@@ -10,7 +10,8 @@ DEBS := mosquitto mosquitto-clients influxdb postgresql
 
 # Debian/Ubuntu packages for the broker, InfluxDB and PostgreSQL (and venv support), when
 # missing. PostgreSQL's initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin, off PATH;
-# the tests run their own server from there, not the system service.
+# the tests run their own server from there, not the system service. Chromium is for the
+# console's browser tests: Playwright drives /usr/bin/chromium (its own download is not used).
 system-deps:
 	@need=""; \
 	for bin in mosquitto mosquitto_pub influxd; do \
@@ -21,6 +22,7 @@ system-deps:
 	    || need="$(DEBS)"; \
 	done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || need="$$need python3-venv"; \
+	[ -x /usr/bin/chromium ] || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing Debian packages: $$need"; \
 	  $(SUDO) apt-get update -qq && \

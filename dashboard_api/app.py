@@ -1,11 +1,16 @@
-"""The FastAPI application: REST under /api/v1, health and metrics at the root."""
+"""The FastAPI application: REST under /api/v1, the console at /, health and metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from dashboard_api.auth import authenticated
 from dashboard_api.deps import ApiServices
@@ -13,6 +18,7 @@ from dashboard_api.routers import (
     alerts,
     bins,
     cap,
+    console,
     credentials,
     devices,
     gateways,
@@ -27,6 +33,58 @@ from dashboard_api.routers import (
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
+# The console's page and assets, installed with the package (pyproject package-data).
+CONSOLE_STATIC = Path(__file__).resolve().parent / "console" / "static"
+# The page is the console's entry point: always revalidated, so an upgrade shows at once,
+# and never framed by another site (clickjacking of the alert buttons).
+_PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
+
+
+class ConsoleStatic(StaticFiles):
+    """The console's assets, revalidated on each use (ETag), like the page that loads them."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        """The file, with `Cache-Control: no-cache` (a 304 when it has not changed)."""
+        response = await super().get_response(path, scope)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+    async def check_config(self) -> None:
+        """A 404, not a 500, on an installation without the console's files."""
+        try:
+            await super().check_config()
+        except RuntimeError:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, "the console is not installed here"
+            ) from None
+
+
+async def console_page() -> FileResponse:
+    """The browser console (dashboard_api/console/static/index.html)."""
+    page = CONSOLE_STATIC / "index.html"
+    if not page.is_file():
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "the console is not installed here (dashboard_api/console/static/index.html is "
+            "missing); the API is under /api/v1, its documentation at /docs",
+        )
+    return FileResponse(page, media_type="text/html", headers=_PAGE_HEADERS)
+
+
+async def api_docs() -> HTMLResponse:
+    """Swagger UI for the OpenAPI document, from Sigap's own vendored copy (no CDN)."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Sigap API",
+        swagger_js_url="/console/static/vendor/swagger-ui-dist/swagger-ui-bundle.js",
+        swagger_css_url="/console/static/vendor/swagger-ui-dist/swagger-ui.css",
+        swagger_favicon_url="/console/static/icons/sigap.svg",
+    )
+
 
 def create_app(
     lifespan: Lifespan | None = None, services: ApiServices | None = None, *, api: bool = True
@@ -40,6 +98,10 @@ def create_app(
         summary="Fire and waste-bin alerts for Kotawaringin Timur",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load their scripts from a CDN; a fire post may
+        # have no internet, so /docs is served below from the vendored Swagger UI.
+        docs_url=None,
+        redoc_url=None,
     )
     if services is not None:
         app.state.services = services
@@ -62,4 +124,9 @@ def create_app(
     v1.include_router(webhooks.router)
     v1.include_router(tokens.router)
     app.include_router(v1)
+    # The console: its page, its assets, and its sign-in (a cookie that /api/v1 accepts).
+    app.include_router(console.router)
+    app.add_api_route("/", console_page, methods=["GET"], include_in_schema=False)
+    app.mount("/console/static", ConsoleStatic(directory=CONSOLE_STATIC, check_dir=False))
+    app.add_api_route("/docs", api_docs, methods=["GET"], include_in_schema=False)
     return app

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from contract.bins import BinStatus
 from dashboard_api.access import Authenticator
+from dashboard_api.console.sessions import SessionStore
 from devices.provisioning import BrokerAccounts
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate
@@ -57,12 +58,19 @@ class ApiServices:
     routes: RouteService | None = None
     auth: Authenticator | None = None  # None: every /api/v1 endpoint answers 503
     accounts: BrokerAccounts | None = None  # device MQTT logins; None: not managed here
+    console: SessionStore | None = None  # console sign-ins; built on auth's database if None
 
     def dispatch(self) -> AlertService:
         """The alert service that records people's actions and notifies every channel."""
         if self.alert_service is None:
             self.alert_service = AlertService(self.alerts, self.broadcaster)
         return self.alert_service
+
+    def console_sessions(self) -> SessionStore | None:
+        """The console's session store (None, like auth, when the API has no tokens)."""
+        if self.console is None and self.auth is not None:
+            self.console = SessionStore(self.auth.store.sessions)
+        return self.console
 
 
 def get_services(request: Request) -> ApiServices:

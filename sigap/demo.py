@@ -116,6 +116,38 @@ def _register_stations(api: str, token: str, console: Console) -> None:
             console.print(f"[yellow]station {station['id']}: {response.text}[/]")
 
 
+CONSOLE_ROLES = ("dispatcher", "crew", "technician")
+
+
+def _console_tokens(api: str, token: str, credentials: Path) -> dict[str, str]:
+    """A sign-in token per console role: the ones kept from an earlier run, or new ones."""
+    admin = {"Authorization": f"Bearer {token}"}
+    tokens: dict[str, str] = {}
+    for role in CONSOLE_ROLES:
+        key = f"console_token_{role}"
+        kept = devstack.dev_credential(credentials, key)
+        if kept is not None:
+            probe = httpx.get(
+                f"{api}/api/v1/alerts",
+                params={"limit": 1},
+                headers={"Authorization": f"Bearer {kept}"},
+                timeout=10,
+            )
+            if probe.status_code == 200:
+                tokens[role] = kept
+                continue
+        issued = httpx.post(
+            f"{api}/api/v1/tokens",
+            json={"name": f"demo {role}", "role": role},
+            headers=admin,
+            timeout=10,
+        )
+        issued.raise_for_status()
+        tokens[role] = issued.json()["token"]
+        devstack.save_dev_credential(credentials, key, tokens[role])
+    return tokens
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -219,8 +251,14 @@ def _run_demo(settings: Settings, *, devices: int, interval: float, console: Con
         _wait_ready(api, sigap_up, up_log)
         console.print(f"sigap up: ready (log {up_log})")
         _register_stations(api, token, console)
+        signin = _console_tokens(api, token, credentials)
         console.rule("Sigap demo")
         console.print(
+            f"Console       {api}/  (sign in with a token below; kept in {credentials})\n"
+            f"  dispatcher  {signin['dispatcher']}\n"
+            f"  crew        {signin['crew']}\n"
+            f"  technician  {signin['technician']}\n"
+            f"  admin       {token}\n"
             f"Admin token   {token}  (SIGAP_ADMIN_TOKEN; send as Authorization: Bearer)\n"
             f"API docs      {api}/docs\n"
             f"Alerts        {api}/api/v1/alerts?active=true\n"

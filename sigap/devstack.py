@@ -193,6 +193,22 @@ def dev_api_token(path: Path) -> str:
     return _dev_credentials(path)["api_token"]
 
 
+def save_dev_credential(path: Path, name: str, value: str) -> None:
+    """Add or replace one entry of the local stack's credentials file (owner-only)."""
+    import json  # local: only the development stack needs it
+
+    saved = _dev_credentials(path)
+    saved[name] = value
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(saved, out, indent=2)
+
+
+def dev_credential(path: Path, name: str) -> str | None:
+    """One entry of the local stack's credentials file, if it is there."""
+    return _dev_credentials(path).get(name)
+
+
 def broker_auth(mqtt: MqttSettings) -> BrokerAuth:
     """BrokerAuth from SIGAP_MQTT_ADMIN_USERNAME/_PASSWORD and SIGAP_MQTT_USERNAME/_PASSWORD."""
     admin, service = (mqtt.admin_username, mqtt.admin_password), (mqtt.username, mqtt.password)

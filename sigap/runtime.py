@@ -27,6 +27,7 @@ from contract.thresholds import RulesConfigError
 from contract.timeutil import now_ms
 from dashboard_api.access import Authenticator, TokenStore
 from dashboard_api.app import create_app
+from dashboard_api.console.sessions import SessionStore
 from dashboard_api.deps import ApiServices
 from devices.bin_status import BinStatusStore
 from devices.directory import DeviceDirectory, DeviceInfo
@@ -202,6 +203,7 @@ class Runtime:
     webhooks: WebhookOutbox | None = None
     pipeline: Pipeline | None = None
     auth: Authenticator | None = None
+    console: SessionStore | None = None  # the browser console's sign-ins
     accounts: BrokerAccounts | None = None
     owners: Owners | None = None  # with several ingest workers: who owns which device
     # Bins that other workers evaluate, as they last saved them (devices/bin_status.py).
@@ -258,6 +260,7 @@ class Runtime:
             alert_service=self.alerts,
             cap_sender=self.settings.dispatch.cap_sender,
             auth=self.auth,
+            console=self.console,
             accounts=self.accounts,
         )
 
@@ -438,6 +441,9 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
             runtime.pipeline = pipeline
             runtime.owners = owners
             runtime.auth = Authenticator(TokenStore(sessions), settings.admin_token)
+            runtime.console = SessionStore(
+                sessions, idle=timedelta(hours=settings.console_session_idle_h)
+            )
             runtime.accounts = broker_accounts(settings)
             if settings.admin_token is None:
                 log.warning(

@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     admin_token: str | None = None
+    # A console sign-in ends after this long unused (SIGAP_CONSOLE_SESSION_IDLE_H); each use
+    # slides it forward, so a dispatcher's open console stays signed in through a shift.
+    console_session_idle_h: float = Field(default=12.0, gt=0)
     log_level: str = "INFO"
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

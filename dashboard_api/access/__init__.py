@@ -9,6 +9,7 @@ from dashboard_api.access.tokens import (
     TokenIssued,
     TokenPublic,
     TokenStore,
+    hash_token,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "TokenIssued",
     "TokenPublic",
     "TokenStore",
+    "hash_token",
 ]

@@ -1,4 +1,4 @@
-"""The API tokens table (hashes only; a token is shown once, when issued)."""
+"""API tokens and console sessions, stored as hashes (a token is shown once, when issued)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,19 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(100))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ConsoleSessionRow(Base):
+    """One browser console sign-in (dashboard_api/console/sessions.py)."""
+
+    __tablename__ = "console_sessions"
+
+    # SHA-256 of the cookie's secret: someone who reads the table cannot use a session.
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # SHA-256 of the API token it was opened with: the principal is found again through it
+    # on every use, so a revoked token ends its sessions.
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

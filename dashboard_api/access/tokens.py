@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract.timeutil import from_ms, now_ms
-from dashboard_api.access.tables import ApiTokenRow
+from dashboard_api.access.tables import ApiTokenRow, ConsoleSessionRow
 
 TOKEN_PREFIX = "sigap_"
 ADMIN_TOKEN_NAME = "SIGAP_ADMIN_TOKEN"
@@ -72,6 +72,9 @@ class TokenIssued(TokenPublic):
     token: str
 
 
+_ADMIN = Principal(ADMIN_TOKEN_NAME, Role.admin, None)
+
+
 def hash_token(token: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -107,22 +110,37 @@ class TokenStore:
             return [_public(row) for row in rows]
 
     async def revoke(self, token_id: int) -> TokenPublic | None:
-        """Revoke a token (idempotent); None when there is no such token."""
+        """Revoke a token (idempotent) and end its console sessions; None when unknown."""
         async with self._sessions() as session:
             await session.execute(
                 update(ApiTokenRow)
                 .where(ApiTokenRow.id == token_id, ApiTokenRow.revoked_at.is_(None))
                 .values(revoked_at=from_ms(now_ms()))
             )
-            await session.commit()
             row = await session.get(ApiTokenRow, token_id)
+            if row is not None:
+                # They would fail on their next use anyway (the token is checked each
+                # time); deleting them now leaves no dead sessions behind.
+                await session.execute(
+                    delete(ConsoleSessionRow).where(ConsoleSessionRow.token_hash == row.token_hash)
+                )
+            await session.commit()
             return None if row is None else _public(row)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The SQL sessions it uses (the console's session store shares the database)."""
+        return self._sessions
 
     async def find(self, token: str) -> Principal | None:
         """The principal of a valid (not revoked) token."""
+        return await self.find_hash(hash_token(token))
+
+    async def find_hash(self, token_hash: str) -> Principal | None:
+        """The principal of a valid (not revoked) token, from its stored hash."""
         async with self._sessions() as session:
             row = await session.scalar(
-                select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token))
+                select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)
             )
         if row is None or row.revoked_at is not None:
             return None
@@ -135,20 +153,31 @@ class Authenticator:
     def __init__(self, store: TokenStore, admin_token: str | None = None) -> None:
         self.store = store
         self._admin = admin_token
+        self._admin_hash = hash_token(admin_token) if admin_token else None
+        # Keyed by the token's hash, so that no secret stays in memory.
         self._cache: dict[str, tuple[int, Principal | None]] = {}
 
     async def principal(self, token: str) -> Principal | None:
         """Who holds this token, or None."""
         if self._admin and hmac.compare_digest(token.encode(), self._admin.encode()):
-            return Principal(ADMIN_TOKEN_NAME, Role.admin, None)
+            return _ADMIN
+        return await self._issued(hash_token(token))
+
+    async def principal_by_hash(self, token_hash: str) -> Principal | None:
+        """Who holds the token with this hash (a console session keeps only the hash)."""
+        if self._admin_hash and hmac.compare_digest(token_hash, self._admin_hash):
+            return _ADMIN
+        return await self._issued(token_hash)
+
+    async def _issued(self, token_hash: str) -> Principal | None:
         now = now_ms()
-        cached = self._cache.get(token)
+        cached = self._cache.get(token_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        found = await self.store.find(token)
+        found = await self.store.find_hash(token_hash)
         if len(self._cache) > 10_000:  # bounded: a flood of made-up tokens cannot grow it
             self._cache.clear()
-        self._cache[token] = (now + _CACHE_MS, found)
+        self._cache[token_hash] = (now + _CACHE_MS, found)
         return found
 
     def forget(self) -> None:

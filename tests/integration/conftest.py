@@ -19,6 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sigap import devstack
+from tests.conftest import need_service
 
 pytestmark = pytest.mark.integration
 
@@ -133,8 +134,9 @@ def start_sigap(
     **env: str,
 ) -> SigapProcess:
     """Start `sigap up` (or `sigap ingest`) as its own process and wait until /readyz (or
-    /healthz) answers 200; a new InfluxDB database unless `influx_db` names one."""
-    api_port = devstack.free_port()
+    /healthz) answers 200; a new InfluxDB database unless `influx_db` names one, a free API
+    port unless env has SIGAP_API_PORT (a restart that open browser pages must find again)."""
+    api_port = int(env.get("SIGAP_API_PORT") or devstack.free_port())
     db = influx_db or "t" + uuid.uuid4().hex[:12]
     environment = (
         os.environ
@@ -251,3 +253,13 @@ def mosquitto_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthBro
         service, auth, workdir / "mosquitto" / "dynamic-security.json", service.process.pid
     )
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch options with Debian's chromium: Playwright's own browser
+    download (`playwright install`) is not used, so the browser tests need the package."""
+    chromium = shutil.which("chromium") or shutil.which("/usr/bin/chromium")
+    if chromium is None:
+        need_service("chromium is not installed (Debian package `chromium`: `make system-deps`)")
+    return {**browser_type_launch_args, "executable_path": chromium}

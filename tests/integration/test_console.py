@@ -1,0 +1,524 @@
+"""The web console in a real browser (headless Chromium) against the real stack: mosquitto,
+influxd and `sigap up` serving the console; readings go in over MQTT as devices send them.
+
+The selectors are the console's DOM contract (tests/integration/console_page.py). Screenshots
+land in artifacts/console/ (gitignored): the views in both languages on a phone and a wall
+screen, and every open page of a failed test."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from sigap import devstack
+from tests.integration.console_page import (
+    ACTION,
+    ALERT,
+    ALERT_LIST,
+    ARTIFACTS,
+    BANNER,
+    CONFIRM_DISPATCH,
+    CONFIRM_RESOLVE,
+    DISPATCH_DIALOG,
+    FLASHING,
+    LANG,
+    OUTCOME,
+    PHONE,
+    RESOLVE_DIALOG,
+    SIGN_IN,
+    SIGN_IN_ERROR,
+    SIGN_OUT,
+    STATION,
+    TOKEN,
+    USER,
+    WALL,
+    alert_article,
+    alert_ids,
+    catalogue,
+    forging_page,
+    i18n_elements,
+    other_site,
+    screenshot,
+    set_language,
+    show_dispatch,
+    sign_in,
+    template_matches,
+    visible_texts,
+)
+from tests.integration.console_stack import (
+    FAR_STATION,
+    FIRE_KINDS,
+    NEAR_STATION,
+    ROLE_NAMES,
+    ConsoleStack,
+    close_console_stack,
+    start_console_stack,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+REFUSED = "cross-site request refused"
+
+
+@pytest.fixture(scope="module")
+def console_stack(
+    mosquitto: devstack.Service, influxd: devstack.Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConsoleStack]:
+    """One `sigap up` for every browser test here (stations, role tokens; see console_stack)."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # no screenshots left from an earlier run
+    stack = start_console_stack(mosquitto, influxd, tmp_path_factory.mktemp("console"))
+    yield stack
+    close_console_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def console_browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """Chromium for this module only (not pytest-playwright's session-wide `browser`): while
+    Playwright's sync driver lives it marks the thread's event loop as running, which would
+    break every asyncio test that runs after this module."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**browser_type_launch_args)
+        yield browser
+        browser.close()
+
+
+class Pages:
+    """Browser pages on the console, each in its own context (its own cookies)."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.opened: list[Page] = []
+        self.errors: list[str] = []  # uncaught exceptions and console errors, for reports
+
+    def open(self, viewport: dict[str, int] = WALL) -> Page:
+        """A new page in a new context, relative URLs against the console."""
+        context = self.browser.new_context(
+            base_url=self.base_url,
+            viewport={"width": viewport["width"], "height": viewport["height"]},
+        )
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        n = len(self.opened)
+        page.on("pageerror", lambda exc: self.errors.append(f"page {n}: uncaught {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"page {n}: console.{msg.type}: {msg.text}")
+                if msg.type in ("error", "warning")
+                else None
+            ),
+        )
+        self.opened.append(page)
+        return page
+
+
+@pytest.fixture
+def pages(
+    console_browser: Browser, console_stack: ConsoleStack, request: pytest.FixtureRequest
+) -> Iterator[Pages]:
+    """Pages to open; on failure each is saved to artifacts/console/failed-<test>-<n>.png
+    and the pages' errors are printed."""
+    opened = Pages(console_browser, console_stack.base_url)
+    yield opened
+    # pytest-playwright's report hook records the call phase's report on the item.
+    report = getattr(request.node, "rep_call", None)
+    failed = report is None or report.failed
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
+    for n, page in enumerate(opened.opened):
+        if failed:
+            try:
+                print(f"saved {screenshot(page, f'failed-{name}-{n}')}")
+            except PlaywrightError as exc:
+                print(f"no screenshot of page {n}: {exc}")
+        page.context.close()
+    if failed and opened.errors:
+        print("browser errors:\n" + "\n".join(opened.errors))
+
+
+def wait_for_stream(page: Page, token: str) -> None:
+    """Sign in and wait until the console's live stream answers (its response headers)."""
+    with page.expect_response(
+        lambda r: "/api/v1/alerts/stream" in r.url and r.status == 200, timeout=10_000
+    ):
+        sign_in(page, token)
+    expect(page.locator(BANNER)).to_be_hidden()
+
+
+def test_catalogues_have_the_same_keys() -> None:
+    ident, en = catalogue("id"), catalogue("en")
+    assert sorted(set(ident) - set(en)) == [], "keys in id.json missing from en.json"
+    assert sorted(set(en) - set(ident)) == [], "keys in en.json missing from id.json"
+    for lang, messages in (("id", ident), ("en", en)):
+        blank = [key for key, text in messages.items() if not str(text).strip()]
+        assert not blank, f"empty messages in {lang}.json: {blank}"
+
+
+def test_dispatcher_takes_a_fire_from_raise_to_resolution(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    page = pages.open()
+    wait_for_stream(page, stack.tokens["dispatcher"])
+    show_dispatch(page)
+    expect(page.locator(ALERT_LIST)).to_be_attached()
+
+    # The alert must be on screen within 2 s of the detector's reading leaving it.
+    published = time.monotonic()
+    stack.publish_fire(device)
+    alert = stack.alert_for(device, timeout=2.0)  # only to learn its id
+    article = alert_article(page, alert["id"])
+    try:
+        remaining_ms = (2.0 - (time.monotonic() - published)) * 1000
+        article.wait_for(state="visible", timeout=max(remaining_ms, 1))
+    except PlaywrightTimeoutError:
+        try:  # how late, for the report
+            article.wait_for(state="visible", timeout=10_000)
+            late = f"it came {time.monotonic() - published:.2f} s after the publish"
+        except PlaywrightTimeoutError:
+            late = f"not there 10 s later either; articles: {alert_ids(page)}"
+        pytest.fail(f"alert {alert['id']} ({alert['kind']}) not shown within 2 s: {late}")
+    shown_after = time.monotonic() - published
+    print(f"alert article visible {shown_after * 1000:.0f} ms after the publish")
+    assert shown_after <= 2.0
+
+    assert alert["kind"] in FIRE_KINDS, alert
+    expect(article).to_have_attribute("data-status", "open")
+    expect(article).to_have_attribute("data-kind", alert["kind"])
+    expect(article).to_have_attribute("data-severity", alert["severity"])
+    expect(article).to_have_class(FLASHING)
+
+    article.locator("button[data-action=ack]").click()
+    expect(article).to_have_attribute("data-status", "acknowledged")
+    expect(article).not_to_have_class(FLASHING)
+
+    article.locator("button[data-action=dispatch]").click()
+    dialog = page.locator(DISPATCH_DIALOG)
+    expect(dialog).to_be_visible()
+    radios = dialog.locator(STATION)
+    expect(radios.first).to_be_attached()
+    listed: list[str] = radios.evaluate_all("inputs => inputs.map(i => i.value)")
+    assert alert["proposed_stations"] == [NEAR_STATION, FAR_STATION], alert
+    assert listed[:2] == alert["proposed_stations"], f"stations in the dialog: {listed}"
+    labels: list[str] = radios.evaluate_all(
+        "inputs => inputs.map(i => ((i.labels && i.labels[0]) || i.closest('label') || {})"
+        ".textContent || '')"
+    )
+    unlabelled = [v for v, text in zip(listed, labels, strict=True) if not re.search(r"\d", text)]
+    assert not unlabelled, f"stations without a distance in their label: {unlabelled} {labels}"
+    dialog.locator(f'{STATION}[value="{NEAR_STATION}"]').check()
+    dialog.locator(CONFIRM_DISPATCH).click()
+    expect(article).to_have_attribute("data-status", "dispatched")
+    expect(dialog).to_be_hidden()
+
+    article.locator("button[data-action=resolve]").click()
+    closing = page.locator(RESOLVE_DIALOG)
+    expect(closing).to_be_visible()
+    closing.locator(OUTCOME).select_option("false_alarm")
+    closing.locator(CONFIRM_RESOLVE).click()
+    expect(article).to_have_count(0)
+    expect(closing).to_be_hidden()
+
+    # The API tells the same story, under the dispatcher's name.
+    name = ROLE_NAMES["dispatcher"]
+    with stack.client("dispatcher") as api:
+        final = api.get(f"/api/v1/alerts/{alert['id']}").json()
+        trail = api.get(f"/api/v1/alerts/{alert['id']}/actions").json()
+    assert final["status"] == "false_alarm", final
+    assert final["acknowledged_by"] == name and final["acknowledged_at"], final
+    assert final["dispatched_by"] == name and final["station_id"] == NEAR_STATION, final
+    assert final["resolved_by"] == name and final["resolved_at"], final
+    assert [(a["action"], a["by"]) for a in trail] == [
+        ("ack", name),
+        ("dispatch", name),
+        ("resolve", name),
+    ], trail
+    assert trail[1]["details"]["station_id"] == NEAR_STATION
+    assert trail[2]["details"]["outcome"] == "false_alarm"
+
+
+@pytest.mark.parametrize("role", ["crew", "technician"])
+def test_other_roles_see_alerts_without_actions(
+    console_stack: ConsoleStack, pages: Pages, role: str
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    page = pages.open()
+    sign_in(page, stack.tokens[role])
+    expect(page.locator(USER)).to_contain_text(ROLE_NAMES[role])
+    show_dispatch(page)
+    expect(alert_article(page, alert["id"])).to_be_visible()
+    expect(page.locator(f"{ALERT} {ACTION}")).to_have_count(0)
+
+
+def test_cross_site_post_with_the_session_cookie_is_refused(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    page = pages.open()
+    # A dispatcher's browser with a console session (the cookie) visits another site. The
+    # other site is 127.0.0.1 on another port: the same *site* to the browser, so even a
+    # SameSite=Strict cookie goes along and only the server's checks stand in the way.
+    opened = page.request.post(
+        f"{stack.base_url}/console/session", data={"token": stack.tokens["dispatcher"]}
+    )
+    assert opened.status == 200, opened.text()
+    target = f"{stack.base_url}/api/v1/alerts/{alert['id']}/ack"
+
+    def to_target(kind: str) -> Any:
+        return lambda r: r.url == target and r.request.resource_type == kind
+
+    with (
+        other_site(forging_page(target)) as url,
+        page.expect_response(to_target("fetch")) as fetched,
+        page.expect_response(to_target("document")) as posted,
+    ):
+        page.goto(url)
+    # The form's raw request headers show the cookie went along (Playwright has no raw
+    # headers for a no-cors fetch): the refusal is the server's CSRF check, not a lost login.
+    cookie = posted.value.request.all_headers().get("cookie", "")
+    assert "sigap_session=" in cookie, "the forged form POST went without the session cookie"
+    assert posted.value.status == 403 and REFUSED in posted.value.text(), posted.value.text()
+    assert fetched.value.status == 403  # an opaque answer: Chromium keeps no body of it
+
+    with stack.client("dispatcher") as api:
+        still = api.get(f"/api/v1/alerts/{alert['id']}").json()
+        trail = api.get(f"/api/v1/alerts/{alert['id']}/actions").json()
+    assert still["status"] == "open" and still["acknowledged_by"] is None, still
+    assert trail == []
+
+
+def test_cookie_session_needs_the_csrf_header_and_its_own_origin(
+    console_stack: ConsoleStack,
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    ack = f"/api/v1/alerts/{alert['id']}/ack"
+    with httpx.Client(base_url=stack.base_url, timeout=10.0) as client:
+        assert client.post("/console/session", json={"token": "sigap_nope"}).status_code == 401
+        assert client.post("/console/session", json={"tok": 1}).status_code == 422
+        foreign_login = client.post(
+            "/console/session",
+            json={"token": stack.tokens["dispatcher"]},
+            headers={"Origin": "http://localhost:1"},
+        )
+        assert foreign_login.status_code == 403, foreign_login.text
+
+        opened = client.post("/console/session", json={"token": stack.tokens["dispatcher"]})
+        assert opened.status_code == 200, opened.text
+        session = opened.json()
+        assert session["name"] == ROLE_NAMES["dispatcher"] and session["role"] == "dispatcher"
+        assert session["csrf_token"] and session["expires_at"]
+        set_cookie = opened.headers["set-cookie"]
+        for attribute in ("HttpOnly", "SameSite=Strict", "Path=/"):
+            assert attribute.lower() in set_cookie.lower(), set_cookie
+        cookie = {"Cookie": f"sigap_session={opened.cookies['sigap_session']}"}
+        client.cookies.clear()  # only the explicit header from here on
+
+        assert client.get("/console/session", headers=cookie).json()["role"] == "dispatcher"
+        assert client.get(f"/api/v1/alerts/{alert['id']}", headers=cookie).status_code == 200
+
+        for name, headers in {
+            "no CSRF header": cookie,
+            "a wrong CSRF header": cookie | {"X-CSRF-Token": "x" + session["csrf_token"]},
+            "another origin": cookie
+            | {"X-CSRF-Token": session["csrf_token"], "Origin": "http://127.0.0.1:1"},
+        }.items():
+            refused = client.post(ack, json={}, headers=headers)
+            assert refused.status_code == 403, (name, refused.text)
+            assert REFUSED in refused.json()["detail"], (name, refused.text)
+        with stack.client("dispatcher") as api:
+            assert api.get(f"/api/v1/alerts/{alert['id']}").json()["status"] == "open"
+
+        # The same request with the session's CSRF token from its own origin goes through.
+        good = cookie | {"X-CSRF-Token": session["csrf_token"], "Origin": stack.base_url}
+        done = client.post(ack, json={}, headers=good)
+        assert done.status_code == 200, done.text
+        assert done.json()["acknowledged_by"] == ROLE_NAMES["dispatcher"]
+
+        assert client.delete("/console/session", headers=cookie).status_code == 403
+        assert client.delete("/console/session", headers=good).status_code == 204
+        assert client.get("/console/session", headers=cookie).status_code == 401
+        assert client.get("/api/v1/alerts", headers=cookie).status_code == 401
+
+
+def test_wrong_token_is_refused_and_sign_out_ends_the_session(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    page = pages.open()
+    page.goto("/")
+    token = page.locator(TOKEN)
+    expect(token).to_have_attribute("type", "password")
+    assert token.evaluate("input => input.labels.length") >= 1, "#token has no <label>"
+    token.fill("sigap_not-a-token")
+    page.locator(SIGN_IN).click()
+    expect(page.locator(SIGN_IN_ERROR)).to_be_visible()
+    expect(page.locator(SIGN_IN_ERROR)).not_to_have_text("")
+    expect(page.locator(USER)).to_be_hidden()
+
+    sign_in(page, console_stack.tokens["dispatcher"])
+    expect(page.locator(USER)).to_contain_text(ROLE_NAMES["dispatcher"])
+    page.reload()  # the session outlives the page (a cookie, not script state)
+    expect(page.locator(USER)).to_be_visible()
+    page.locator(SIGN_OUT).click()
+    expect(page.locator(TOKEN)).to_be_visible()
+    assert page.request.get("/console/session").status == 401
+    page.reload()
+    expect(page.locator(TOKEN)).to_be_visible()
+    expect(page.locator(USER)).to_be_hidden()
+
+
+def audit_texts(page: Page, lang: str) -> list[str]:
+    """Visible text that breaks the catalogue rule in `lang`, one line per piece."""
+    messages = catalogue(lang)
+    problems: list[str] = []
+    for piece in visible_texts(page):
+        key = piece["i18n"]
+        if key is None and not piece["value"]:
+            problems.append(
+                f"[{lang}] neither data-i18n nor data-value: {piece['text']!r} at {piece['where']}"
+            )
+        elif key is not None and key not in messages:
+            problems.append(
+                f"[{lang}] key {key!r} is not in {lang}.json: {piece['text']!r} at {piece['where']}"
+            )
+    for element in i18n_elements(page):
+        key, text = element["key"], element["text"]
+        if key in messages and not template_matches(messages[key], text):
+            problems.append(f"[{lang}] {key!r} shows {text!r}, {lang}.json has {messages[key]!r}")
+    return problems
+
+
+def test_every_visible_text_comes_from_the_catalogue_in_both_languages(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    ident, en = catalogue("id"), catalogue("en")
+    page = pages.open()
+    sign_in(page, stack.tokens["dispatcher"])
+    show_dispatch(page)
+    article = alert_article(page, alert["id"])
+    expect(article).to_be_visible()
+
+    set_language(page, "id")
+    problems = audit_texts(page, "id")
+    set_language(page, "en")
+    problems += audit_texts(page, "en")
+    # Switching must leave nothing in Indonesian behind, but words both languages share.
+    for element in i18n_elements(page):
+        key, text = element["key"], element["text"]
+        if key in ident and ident[key] != en.get(key) and template_matches(ident[key], text):
+            problems.append(f"[en] {key!r} still shows the Indonesian {text!r}")
+
+    # The dialogs too (closed by script: how they close is not part of the contract).
+    article.locator("button[data-action=dispatch]").click()
+    dialog = page.locator(DISPATCH_DIALOG)
+    expect(dialog).to_be_visible()
+    problems += [f"{p} (dispatch dialog open)" for p in audit_texts(page, "en")]
+    dialog.evaluate("d => d.close()")
+    article.locator("button[data-action=resolve]").click()
+    closing = page.locator(RESOLVE_DIALOG)
+    expect(closing).to_be_visible()
+    problems += [f"{p} (resolve dialog open)" for p in audit_texts(page, "en")]
+    closing.evaluate("d => d.close()")
+
+    set_language(page, "id")
+    problems += audit_texts(page, "id")
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))
+
+
+def test_screenshots_of_the_views_in_both_languages(
+    console_stack: ConsoleStack, console_browser: Browser
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    saved: list[str] = []
+    for viewport in (PHONE, WALL):
+        width = viewport["width"]
+        context = console_browser.new_context(
+            base_url=stack.base_url,
+            viewport={"width": viewport["width"], "height": viewport["height"]},
+        )
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        try:
+            for lang in ("id", "en"):
+                page.goto("/")
+                expect(page.locator(TOKEN)).to_be_visible()
+                if page.locator("html").get_attribute("lang") != lang:
+                    if page.locator(LANG).is_visible():
+                        set_language(page, lang)
+                    else:  # no choice before signing in: choose in the header, sign out
+                        sign_in(page, stack.tokens["dispatcher"])
+                        set_language(page, lang)
+                        page.locator(SIGN_OUT).click()
+                        expect(page.locator(TOKEN)).to_be_visible()
+                expect(page.locator("html")).to_have_attribute("lang", lang)
+                saved.append(screenshot(page, f"signin-{lang}-{width}").name)
+
+                sign_in(page, stack.tokens["dispatcher"])
+                show_dispatch(page)
+                set_language(page, lang)
+                expect(alert_article(page, alert["id"])).to_be_visible()
+                saved.append(screenshot(page, f"dispatch-{lang}-{width}").name)
+                page.locator(SIGN_OUT).click()
+                expect(page.locator(TOKEN)).to_be_visible()
+        except BaseException:
+            saved.append(screenshot(page, f"failed-screenshots-{width}").name)
+            raise
+        finally:
+            context.close()
+    print("saved " + ", ".join(saved))
+
+
+def test_console_survives_a_restart_of_the_server(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    # Last in this module: it restarts the shared `sigap up`.
+    stack = console_stack
+    device = stack.new_detector()  # registered while the API is up
+    page = pages.open()
+    wait_for_stream(page, stack.tokens["dispatcher"])
+    show_dispatch(page)
+    banner = page.locator(BANNER)
+
+    stack.stop()
+    expect(banner).to_be_visible(timeout=10_000)
+    stack.start()  # same port, data folder and InfluxDB database; sessions are in SQL
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    article = alert_article(page, alert["id"])
+    expect(article).to_be_visible(timeout=20_000)
+    expect(banner).to_be_hidden(timeout=20_000)
+    expect(page.locator(USER)).to_be_visible()  # still signed in
+
+    # A later change, made elsewhere: once the page shows it, everything before it is drawn.
+    with stack.client("dispatcher") as api:
+        assert api.post(f"/api/v1/alerts/{alert['id']}/ack", json={}).status_code == 200
+    expect(article).to_have_attribute("data-status", "acknowledged")
+    expect(article).to_have_count(1)
+    ids = alert_ids(page)
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicated, f"alert articles shown more than once: {duplicated} in {ids}"
