@@ -38,6 +38,14 @@ class ReadingQuery(Protocol):
 ReadinessCheck = Callable[[], Awaitable[dict[str, str | None]]]
 
 
+@dataclass(frozen=True)
+class MapTiles:
+    """A tile layer for the console's map: an XYZ URL template and its attribution."""
+
+    url: str
+    attribution: str = ""
+
+
 @dataclass
 class ApiServices:
     """Everything the routers use; built by the composition root (sigap.runtime)."""
@@ -59,6 +67,7 @@ class ApiServices:
     auth: Authenticator | None = None  # None: every /api/v1 endpoint answers 503
     accounts: BrokerAccounts | None = None  # device MQTT logins; None: not managed here
     console: SessionStore | None = None  # console sign-ins; built on auth's database if None
+    map_tiles: MapTiles | None = None  # the console map's tile layer; None: a plain map
 
     def dispatch(self) -> AlertService:
         """The alert service that records people's actions and notifies every channel."""

@@ -28,7 +28,7 @@ from contract.timeutil import now_ms
 from dashboard_api.access import Authenticator, TokenStore
 from dashboard_api.app import create_app
 from dashboard_api.console.sessions import SessionStore
-from dashboard_api.deps import ApiServices
+from dashboard_api.deps import ApiServices, MapTiles
 from devices.bin_status import BinStatusStore
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.provisioning import BrokerAccounts, DynsecAccounts
@@ -262,6 +262,11 @@ class Runtime:
             auth=self.auth,
             console=self.console,
             accounts=self.accounts,
+            map_tiles=(
+                MapTiles(self.settings.console_tile_url, self.settings.console_tile_attribution)
+                if self.settings.console_tile_url
+                else None
+            ),
         )
 
     def emptied_pct(self, device_id: str) -> float:

@@ -201,6 +201,11 @@ class Settings(BaseSettings):
     # A console sign-in ends after this long unused (SIGAP_CONSOLE_SESSION_IDLE_H); each use
     # slides it forward, so a dispatcher's open console stays signed in through a shift.
     console_session_idle_h: float = Field(default=12.0, gt=0)
+    # The console's map draws devices on a plain background with district labels; with a
+    # tile server (an XYZ URL with {z}, {x}, {y}, e.g. one on the regency's network) it
+    # draws the tiles under them. Its attribution is shown on the map, as tile licences ask.
+    console_tile_url: str | None = None
+    console_tile_attribution: str = ""
     log_level: str = "INFO"
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

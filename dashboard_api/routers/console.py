@@ -20,7 +20,7 @@ from dashboard_api.auth import (
     refuse_foreign_origin,
 )
 from dashboard_api.console.sessions import ConsoleSession, SessionStore
-from dashboard_api.deps import Services
+from dashboard_api.deps import ApiServices, Services
 
 router = APIRouter(prefix="/console", tags=["console"])
 
@@ -33,6 +33,13 @@ class SignIn(BaseModel):
     token: str = Field(min_length=1, max_length=1000, description="a token from POST /tokens")
 
 
+class TileLayer(BaseModel):
+    """The map's tile layer (SIGAP_CONSOLE_TILE_URL and its attribution)."""
+
+    url: str = Field(description="XYZ template with {z}, {x} and {y}")
+    attribution: str
+
+
 class SessionInfo(BaseModel):
     """A console session: who it acts as, and the token its writes must carry."""
 
@@ -40,6 +47,9 @@ class SessionInfo(BaseModel):
     role: Role
     csrf_token: str = Field(description="send it as X-CSRF-Token on every write")
     expires_at: datetime = Field(description="when it ends unless used (slid forward by use)")
+    tiles: TileLayer | None = Field(
+        default=None, description="the map's tile layer; none: a plain background"
+    )
 
 
 def _access(services: Services) -> tuple[SessionStore, Authenticator]:
@@ -51,12 +61,14 @@ def _access(services: Services) -> tuple[SessionStore, Authenticator]:
     return store, services.auth
 
 
-def _info(session: ConsoleSession, principal: Principal) -> SessionInfo:
+def _info(services: ApiServices, session: ConsoleSession, principal: Principal) -> SessionInfo:
+    tiles = services.map_tiles
     return SessionInfo(
         name=principal.name,
         role=principal.role,
         csrf_token=session.csrf_token,
         expires_at=session.expires_at,
+        tiles=None if tiles is None else TileLayer(url=tiles.url, attribution=tiles.attribution),
     )
 
 
@@ -102,7 +114,7 @@ async def sign_in(
     secret, session = await store.open(hash_token(body.token))
     response.headers.append("Set-Cookie", _cookie(request, secret))
     _no_store(response)
-    return _info(session, principal)
+    return _info(services, session, principal)
 
 
 @router.get("/session", responses={401: {"description": "no valid session"}})
@@ -118,7 +130,7 @@ async def current_session(
             headers={"WWW-Authenticate": "Bearer"},
         )
     _no_store(response)
-    return _info(*found)
+    return _info(services, *found)
 
 
 @router.delete(

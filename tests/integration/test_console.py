@@ -493,6 +493,48 @@ def test_screenshots_of_the_views_in_both_languages(
     print("saved " + ", ".join(saved))
 
 
+MAP_VIEW = "[data-testid=view-map]"
+MAP_CANVAS = f"{MAP_VIEW} canvas.map-canvas"
+
+
+def map_count(page: Page, state: str) -> int:
+    """How many devices the map's header counts in a state."""
+    return int(page.locator(f"{MAP_VIEW} li[data-state={state}]").get_attribute("data-count") or 0)
+
+
+def test_the_map_draws_every_device_and_a_new_fire_on_top(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    quiet, burning = stack.new_detector(), stack.new_detector()
+    with stack.client("crew") as api:
+        devices = [
+            d for d in api.get("/api/v1/devices?limit=10000").json() if d["status"] != "retired"
+        ]
+    page = pages.open()
+    sign_in(page, stack.tokens["crew"])
+    page.locator("a[data-view=map]").click()
+    expect(page.locator(MAP_VIEW)).to_be_visible()
+    # Every registered device is drawn (the canvas says how many points its last frame had).
+    expect(page.locator(MAP_CANVAS)).to_have_attribute("data-points", str(len(devices)))
+    before = map_count(page, "alarming")
+    published = time.monotonic()
+    stack.publish_fire(burning)
+    expect(page.locator(f"{MAP_VIEW} li[data-state=alarming]")).to_have_attribute(
+        "data-count", str(before + 1), timeout=2_000
+    )
+    assert time.monotonic() - published <= 2.0
+    assert quiet != burning
+    # The map's own words are from the catalogue too, in both languages.
+    problems = audit_texts(page, "id")
+    set_language(page, "en")
+    problems += audit_texts(page, "en")
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(problems)
+    screenshot(page, "map-en-1920")
+    set_language(page, "id")
+    screenshot(page, "map-id-1920")
+
+
 def test_console_survives_a_restart_of_the_server(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:

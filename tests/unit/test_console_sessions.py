@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from dashboard_api.access import Authenticator, TokenStore, hash_token
 from dashboard_api.access.tables import ApiTokenRow, ConsoleSessionRow
 from dashboard_api.app import create_app
 from dashboard_api.console.sessions import SLIDE_EVERY, SessionStore
-from dashboard_api.deps import ApiServices
+from dashboard_api.deps import ApiServices, MapTiles
 from dispatch.store import AlertStore
 from sigap.runtime import make_engine
 from tests.postgres import both_backends
@@ -104,7 +105,7 @@ async def test_sign_in_sets_an_http_only_strict_cookie_and_never_shows_the_token
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"name", "role", "csrf_token", "expires_at"}
+    assert set(body) == {"name", "role", "csrf_token", "expires_at", "tiles"}
     assert body["name"] == "console-damkar-1" and body["role"] == "dispatcher"
     assert token not in response.text and response.headers["cache-control"] == "no-store"
     set_cookie = response.headers["set-cookie"]
@@ -490,3 +491,26 @@ async def test_the_shipped_console_is_served() -> None:
 def _iso(moment: datetime) -> str:
     """A datetime as the API writes it."""
     return moment.isoformat().replace("+00:00", "Z")
+
+
+async def test_the_session_names_the_map_tiles_when_configured(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
+    """SIGAP_CONSOLE_TILE_URL reaches the page with the session; without it, a plain map."""
+    plain = api_services(sessions, console=SessionStore(sessions, clock=clock))
+    async with api_client(plain) as c:
+        c.headers.clear()
+        signed = await sign_in(c, await issue(c, "dispatcher"))
+        assert signed.body["tiles"] is None
+    tiled = dataclasses.replace(
+        plain, map_tiles=MapTiles("http://tiles.kotim.local/{z}/{x}/{y}.png", "© OSM")
+    )
+    async with api_client(tiled) as c:
+        c.headers.clear()
+        signed = await sign_in(c, await issue(c, "crew"))
+        assert signed.body["tiles"] == {
+            "url": "http://tiles.kotim.local/{z}/{x}/{y}.png",
+            "attribution": "© OSM",
+        }
+        again = await c.get("/console/session", headers=signed.cookie)
+        assert again.json()["tiles"] == signed.body["tiles"]

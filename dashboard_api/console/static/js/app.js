@@ -1,7 +1,9 @@
 // The console: sign-in, the header (who, language, sound, sign-out), the connection
 // banner, and the views a role may use. Talks to the same /api/v1 as every other client.
 import { AlertStream, ApiError, api, setCsrf } from "./api.js";
+import { CrewView } from "./crew.js";
 import { DispatchView } from "./dispatch.js";
+import { MapView } from "./mapview.js";
 import { h, icon } from "./dom.js";
 import { currentLang, loadLang, retranslate, savedLang, tr } from "./i18n.js";
 import { enableSound, soundEnabled } from "./sound.js";
@@ -70,64 +72,104 @@ function brandBar(...extra) {
 
 function languageSelect() {
   // Each language's name in itself, so one can find one's own whatever is showing.
-  const select = h("select", { "data-testid": "lang", id: "lang", "data-i18n-label": "header.language" },
+  const chooser = h("select", { "data-testid": "lang", id: "lang", "data-i18n-label": "header.language" },
     h("option", { value: "id", lang: "id", i18n: "lang.id" }),
     h("option", { value: "en", lang: "en", i18n: "lang.en" }),
   );
-  select.value = currentLang();
-  select.addEventListener("change", async () => {
-    await loadLang(select.value);
+  chooser.value = currentLang();
+  chooser.addEventListener("change", async () => {
+    await loadLang(chooser.value);
     retranslate();
-    rerender?.();
+    if (session) rerender();
   });
-  return select;
+  return chooser;
 }
 
-let rerender = null;
+// The views, in tab order. Every role may read every view (the API enforces who may
+// change what); `acts` says which roles see a view's action buttons. A view is a class
+// taking a context ({ session, canAct, notify, onUnauthorized }) with:
+//   root (its element), apply(alert) (each alert change from the live stream),
+//   reload() (fetch its data; also the catch-up after a reconnect without an event id),
+//   redraw() (after a language switch), show() / hide() (its tab selected or left).
+const VIEWS = [
+  { id: "dispatch", label: "nav.dispatch", acts: ["dispatcher", "admin"], make: (ctx) => new DispatchView(ctx) },
+  { id: "map", label: "nav.map", acts: [], make: (ctx) => new MapView(ctx) },
+  { id: "crew", label: "crew.nav", acts: ["crew", "admin"], make: (ctx) => new CrewView(ctx) },
+];
+
+let views = [];
+let current = null;
 
 function showConsole() {
   setCsrf(session.csrf_token);
-  const canAct = () => ACTING_ROLES.has(session?.role);
-  const view = new DispatchView({ canAct, notify, onUnauthorized: () => showSignIn("error.session") });
-  rerender = () => {
-    for (const card of view.list.children) card.dataset.version = ""; // force re-render
-    view.render();
-  };
   const soundButton = h("button", { type: "button", "data-testid": "enable-sound", class: "sound", "aria-pressed": "false" },
     icon("bell"), h("span", { i18n: "header.sound_off" }));
-  soundButton.addEventListener("click", async () => {
-    if (await enableSound()) {
-      soundButton.setAttribute("aria-pressed", "true");
-      tr(soundButton.querySelector("span:last-child"), "header.sound_on");
-    }
-  });
-  if (soundEnabled()) {
+  const soundOn = () => {
     soundButton.setAttribute("aria-pressed", "true");
     tr(soundButton.querySelector("span:last-child"), "header.sound_on");
-  }
+  };
+  soundButton.addEventListener("click", async () => {
+    if (await enableSound()) soundOn();
+  });
+  if (soundEnabled()) soundOn();
   const user = h("span", { class: "user", "data-testid": "user" },
     h("span", { text: session.name }),
     h("span", { class: "role", i18n: `role.${session.role}` }),
   );
   const signOut = h("button", { type: "button", "data-testid": "sign-out", i18n: "header.signout", onclick: signOutNow });
+  const onUnauthorized = () => showSignIn("error.session");
+  views = VIEWS.map((spec) => ({
+    spec,
+    view: spec.make({
+      session,
+      canAct: () => spec.acts.includes(session?.role),
+      notify,
+      onUnauthorized,
+    }),
+  }));
   const nav = h("nav", { class: "tabs", "data-i18n-label": "nav.label" },
-    h("a", { href: "#dispatch", "data-view": "dispatch", "aria-current": "page", i18n: "nav.dispatch" }),
+    ...views.map(({ spec }) => h("a", { href: `#${spec.id}`, "data-view": spec.id, i18n: spec.label })),
   );
-  app.replaceChildren(brandBar(soundButton, user, signOut), nav, h("main", { id: "main" }, view.root));
+  const main = h("main", { id: "main" }, ...views.map(({ view }) => view.root));
+  app.replaceChildren(brandBar(soundButton, user, signOut), nav, main);
   retranslate(app);
-  startLive(view);
+  window.onhashchange = () => select(location.hash.slice(1));
+  select(location.hash.slice(1));
+  startLive();
   // Keep the session alive while the console is open (it expires after hours idle).
-  refresher = setInterval(() => api("GET", "/console/session").catch((e) => e instanceof ApiError && e.status === 401 && showSignIn("error.session")), 5 * 60 * 1000);
+  refresher = setInterval(
+    () => api("GET", "/console/session").catch((e) => e instanceof ApiError && e.status === 401 && onUnauthorized()),
+    5 * 60 * 1000,
+  );
 }
 
-function startLive(view) {
+function select(id) {
+  const chosen = views.find(({ spec }) => spec.id === id) ?? views[0];
+  for (const entry of views) {
+    const active = entry === chosen;
+    entry.view.root.hidden = !active;
+    document.querySelector(`a[data-view="${entry.spec.id}"]`)?.toggleAttribute("aria-current", active);
+    if (active) document.querySelector(`a[data-view="${entry.spec.id}"]`).setAttribute("aria-current", "page");
+    if (active && entry !== current) entry.view.show?.();
+    if (!active && entry === current) entry.view.hide?.();
+  }
+  current = chosen;
+}
+
+function rerender() {
+  for (const { view } of views) view.redraw();
+}
+
+function startLive() {
   stopLive();
   stream = new AlertStream({
-    onEvent: (_event, alert) => view.apply(alert),
+    onEvent: (_event, alert) => {
+      for (const { view } of views) view.apply(alert);
+    },
     onOpen: async (fresh) => {
       banner.hidden = true;
-      // Without an event id to resume from, the list itself is the catch-up.
-      if (fresh) await view.reload();
+      // Without an event id to resume from, the views' own lists are the catch-up.
+      if (fresh) await Promise.all(views.map(({ view }) => view.reload()));
     },
     onDown: () => {
       banner.hidden = false;

@@ -73,6 +73,12 @@ export class DispatchView {
     );
   }
 
+  // Redraw every card (after a language switch: times and numbers change with it).
+  redraw() {
+    for (const card of this.list.children) card.dataset.version = "";
+    this.render();
+  }
+
   render() {
     const alerts = this.sorted();
     tr(this.count, "dispatch.count", { count: formatNumber(alerts.length) });
