@@ -94,6 +94,7 @@ def extract(asset: Asset, tarball: bytes) -> dict[str, str]:
             if member is None:
                 raise SystemExit(f"{asset.package}: {name} is not in the package")
             data = member.read()
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
             (target / name).write_bytes(data)
             sums[f"{asset.package}/{name}"] = hashlib.sha256(data).hexdigest()
     return sums

@@ -535,6 +535,37 @@ def test_the_map_draws_every_device_and_a_new_fire_on_top(
     screenshot(page, "map-id-1920")
 
 
+def test_the_incident_page_charts_its_detectors_and_links_its_cap_document(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device = stack.new_detector()
+    stack.publish(device, temp_c=31.0, smoke_obs_pct_m=0.2)  # a quiet reading before the fire
+    stack.publish_fire(device)
+    alert = stack.alert_for(device)
+    assert alert["kind"] == "fire.confirmed" and alert["incident_id"] is not None
+    page = pages.open()
+    sign_in(page, stack.tokens["dispatcher"])
+    show_dispatch(page)
+    alert_article(page, alert["id"]).locator("[data-testid=incident-link]").click()
+    view = page.locator("[data-testid=view-incident]")
+    expect(view).to_be_visible()
+    expect(view.locator(f"li[data-device-id='{device}']")).to_be_visible()
+    # Both readings are on the temperature chart and the smoke chart.
+    for field in ("temp_c", "smoke_obs_pct_m"):
+        expect(view.locator(f"figure.chart[data-field={field}]")).to_have_attribute(
+            "data-points", "2"
+        )
+        expect(view.locator(f"figure.chart[data-field={field}] canvas")).to_be_visible()
+    cap = page.request.get(view.locator("[data-testid=cap-link]").get_attribute("href") or "")
+    assert cap.status == 200 and "urn:oasis:names:tc:emergency:cap:1.2" in cap.text()
+    problems = audit_texts(page, "id")
+    set_language(page, "en")
+    problems += audit_texts(page, "en")
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(problems)
+    screenshot(page, "incident-en-1920")
+
+
 def test_console_survives_a_restart_of_the_server(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:

@@ -3,7 +3,9 @@
 import { AlertStream, ApiError, api, setCsrf } from "./api.js";
 import { CrewView } from "./crew.js";
 import { DispatchView } from "./dispatch.js";
+import { IncidentView } from "./incident.js";
 import { MapView } from "./mapview.js";
+import { TechnicianView } from "./technician.js";
 import { h, icon } from "./dom.js";
 import { currentLang, loadLang, retranslate, savedLang, tr } from "./i18n.js";
 import { enableSound, soundEnabled } from "./sound.js";
@@ -95,6 +97,9 @@ const VIEWS = [
   { id: "dispatch", label: "nav.dispatch", acts: ["dispatcher", "admin"], make: (ctx) => new DispatchView(ctx) },
   { id: "map", label: "nav.map", acts: [], make: (ctx) => new MapView(ctx) },
   { id: "crew", label: "crew.nav", acts: ["crew", "admin"], make: (ctx) => new CrewView(ctx) },
+  { id: "devices", label: "tech.nav", acts: ["technician", "admin"], make: (ctx) => new TechnicianView(ctx) },
+  // Opened from an alert's incident line (#incident/<id>), not a tab of its own.
+  { id: "incident", label: null, acts: [], make: (ctx) => new IncidentView(ctx) },
 ];
 
 let views = [];
@@ -128,7 +133,7 @@ function showConsole() {
     }),
   }));
   const nav = h("nav", { class: "tabs", "data-i18n-label": "nav.label" },
-    ...views.map(({ spec }) => h("a", { href: `#${spec.id}`, "data-view": spec.id, i18n: spec.label })),
+    ...views.filter(({ spec }) => spec.label).map(({ spec }) => h("a", { href: `#${spec.id}`, "data-view": spec.id, i18n: spec.label })),
   );
   const main = h("main", { id: "main" }, ...views.map(({ view }) => view.root));
   app.replaceChildren(brandBar(soundButton, user, signOut), nav, main);
@@ -143,16 +148,20 @@ function showConsole() {
   );
 }
 
-function select(id) {
+// A hash is a view id and its arguments: #dispatch, #map, #incident/12.
+function select(hash) {
+  const [id, ...args] = hash.split("/");
   const chosen = views.find(({ spec }) => spec.id === id) ?? views[0];
   for (const entry of views) {
     const active = entry === chosen;
     entry.view.root.hidden = !active;
-    document.querySelector(`a[data-view="${entry.spec.id}"]`)?.toggleAttribute("aria-current", active);
-    if (active) document.querySelector(`a[data-view="${entry.spec.id}"]`).setAttribute("aria-current", "page");
-    if (active && entry !== current) entry.view.show?.();
+    const tab = document.querySelector(`a[data-view="${entry.spec.id}"]`);
+    if (active) tab?.setAttribute("aria-current", "page");
+    else tab?.removeAttribute("aria-current");
     if (!active && entry === current) entry.view.hide?.();
   }
+  // Shown again even when already current: the arguments may have changed.
+  chosen.view.show?.(args);
   current = chosen;
 }
 

@@ -164,7 +164,9 @@ export class DispatchView {
     }
     for (const line of lines) {
       line.replaceChildren(
-        h("strong", { i18n: ["alert.incident", { id: incident.id }] }),
+        h("a", { href: `#incident/${incident.id}`, class: "incident-link", "data-testid": "incident-link" },
+          h("strong", { i18n: ["alert.incident", { id: incident.id }] }),
+        ),
         h("span", { class: "members", text: incident.device_ids.join(", ") }),
       );
     }
