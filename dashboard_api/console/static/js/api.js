@@ -2,6 +2,7 @@
 // never readable here), the CSRF token on writes, and a resumable alert stream.
 
 let csrfToken = null;
+const SILENT_MS = 40000; // the stream's pings come every 15 s
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -49,15 +50,25 @@ export class AlertStream {
     this.lastEventId = null;
     this.stopped = false;
     this.controller = null;
+    this.lastByte = 0;
+    this.watchdog = null;
   }
 
   start() {
     this.stopped = false;
+    // A cable pulled or a router gone quiet closes nothing: the server pings every 15 s,
+    // so a stream silent for 40 s is dead; cutting it shows the banner and reconnects.
+    this.watchdog = setInterval(() => {
+      if (this.controller && this.lastByte && performance.now() - this.lastByte > SILENT_MS) {
+        this.controller.abort();
+      }
+    }, 5000);
     this.loop();
   }
 
   stop() {
     this.stopped = true;
+    clearInterval(this.watchdog);
     this.controller?.abort();
   }
 
@@ -96,12 +107,14 @@ export class AlertStream {
     if (!response.ok) {
       throw new ApiError(response.status, response.statusText);
     }
+    this.lastByte = performance.now();
     await this.onOpen(this.lastEventId === null);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      this.lastByte = performance.now();
       buffer += value.replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {

@@ -32,6 +32,10 @@ async function start() {
 
 function showSignIn(messageKey) {
   stopLive();
+  // Views stop their own timers (a device page polls) before their page goes.
+  current?.view.hide?.();
+  current = null;
+  views = [];
   session = null;
   setCsrf(null);
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, spellcheck: "false" });

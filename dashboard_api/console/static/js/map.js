@@ -362,8 +362,9 @@ export class MapCanvas {
     ctx.fillStyle = "#3a3a44";
     for (const label of this.labels) {
       const [x, y] = this.toScreen(label.x, label.y);
-      ctx.strokeText(label.text, x, y);
-      ctx.fillText(label.text, x, y);
+      const dy = label.dy ?? 0; // e.g. a stop's number just above its symbol
+      ctx.strokeText(label.text, x, y + dy);
+      ctx.fillText(label.text, x, y + dy);
     }
   }
 

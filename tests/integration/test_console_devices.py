@@ -1,0 +1,558 @@
+"""The technician's view of the console (js/technician.js) in a real browser against the real
+stack: registration with the API's own messages beside their fields, the CSV import's per-row
+report, MQTT credentials shown once, and a device's first reading arriving live on its page
+after the device published it over MQTT with those credentials."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+
+from sigap import devstack
+from tests.integration.console_page import (
+    LANG,
+    PHONE,
+    SIGN_OUT,
+    TOKEN,
+    WALL,
+    catalogue,
+    i18n_elements,
+    screenshot,
+    set_language,
+    sign_in,
+    template_matches,
+    visible_texts,
+)
+from tests.integration.console_stack import (
+    ConsoleStack,
+    close_console_stack,
+    start_console_stack,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+# The view's DOM contract (tests here and the lead's wiring rely on these).
+VIEW = "[data-testid=view-devices]"
+TAB = "a[data-view=devices]"
+REGISTER_FORM = "form[data-testid=register-form]"
+SUMMARY = "[data-testid=register-summary]"
+DEVICE_LIST = "[data-testid=device-list]"
+DEVICE_PAGE = "article[data-testid=device-page]"
+IMPORT_REPORT = "[data-testid=import-report]"
+TECH_BUTTONS = (
+    "button[data-action=register]",
+    "button[data-action=import]",
+    "button[data-action=issue-credentials]",
+    "button[data-action=confirm-credentials]",
+)
+# What a detector sends on its first contact: values, battery and signal.
+FIRST_READING = {
+    "temp_c": 29.5,
+    "smoke_obs_pct_m": 0.25,
+    "humidity_pct": 71.0,
+    "battery_pct": 87.0,
+    "battery_v": 3.6,
+    "rssi_dbm": -71.0,
+}
+
+
+@pytest.fixture(scope="module")
+def console_stack(
+    mosquitto: devstack.Service, influxd: devstack.Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConsoleStack]:
+    """One `sigap up` for the tests here (stations and role tokens; see console_stack)."""
+    stack = start_console_stack(mosquitto, influxd, tmp_path_factory.mktemp("console-devices"))
+    yield stack
+    close_console_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def console_browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """Chromium for this module only (see test_console.py: it keeps asyncio tests working)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**browser_type_launch_args)
+        yield browser
+        browser.close()
+
+
+class Pages:
+    """Console pages, each in its own browser context; page errors are collected."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.opened: list[Page] = []
+        self.errors: list[str] = []
+
+    def open(self, viewport: dict[str, int] = WALL) -> Page:
+        """A new page in a new context (clipboard allowed), relative URLs on the console."""
+        context = self.browser.new_context(
+            base_url=self.base_url,
+            viewport={"width": viewport["width"], "height": viewport["height"]},
+        )
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=self.base_url)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        n = len(self.opened)
+        page.on("pageerror", lambda exc: self.errors.append(f"page {n}: uncaught {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"page {n}: console.{msg.type}: {msg.text}")
+                # 4xx answers the view shows on purpose are logged by Chromium too.
+                if msg.type == "error" and "Failed to load resource" not in msg.text
+                else None
+            ),
+        )
+        self.opened.append(page)
+        return page
+
+
+@pytest.fixture
+def pages(
+    console_browser: Browser, console_stack: ConsoleStack, request: pytest.FixtureRequest
+) -> Iterator[Pages]:
+    """Pages to open; each saved as artifacts/console/failed-<test>-<n>.png on failure.
+    Uncaught page errors (and missing catalogue keys) fail the test."""
+    opened = Pages(console_browser, console_stack.base_url)
+    yield opened
+    report = getattr(request.node, "rep_call", None)
+    failed = report is None or report.failed
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
+    for n, page in enumerate(opened.opened):
+        if failed:
+            try:
+                print(f"saved {screenshot(page, f'failed-{name}-{n}')}")
+            except PlaywrightError as exc:
+                print(f"no screenshot of page {n}: {exc}")
+        page.context.close()
+    if opened.errors:
+        print("browser errors:\n" + "\n".join(opened.errors))
+        if not failed:
+            pytest.fail("errors in the browser:\n" + "\n".join(opened.errors))
+
+
+def show_devices(page: Page) -> Locator:
+    """The technician's view, through its tab."""
+    page.locator(TAB).click()
+    view = page.locator(VIEW)
+    expect(view).to_be_visible()
+    return view
+
+
+def fill_form(form: Locator, values: dict[str, str], kind: str = "fire") -> None:
+    """Type a registration into the form (kind by its radio button)."""
+    form.locator(f"input[name=kind][value={kind}]").check()
+    for name, value in values.items():
+        form.locator(f"[name={name}]").fill(value)
+
+
+def device_page(page: Page, device_id: str) -> Locator:
+    """The page of one device."""
+    return page.locator(f'{DEVICE_PAGE}[data-device-id="{device_id}"]')
+
+
+def new_id(prefix: str) -> str:
+    """A device id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def publish_as_device(port: int, username: str, password: str, payload: dict[str, Any]) -> None:
+    """Connect with the device's own MQTT login and publish one reading (QoS 1, acknowledged)."""
+    connected = threading.Event()
+    refused: list[str] = []
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"{username}-{uuid.uuid4().hex[:4]}"
+    )
+    client.username_pw_set(username, password)
+
+    def on_connect(_c: object, _u: object, _f: object, code: Any, _p: object) -> None:
+        if code.is_failure:
+            refused.append(str(code))
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert connected.wait(10), "no CONNACK"
+        assert not refused, f"the broker refused the issued login: {refused}"
+        topic = f"sigap/devices/{username}/up"
+        client.publish(topic, orjson.dumps(payload), qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def register_through_form(page: Page, device_id: str) -> Locator:
+    """Register a fire detector with the form; the device's page opens."""
+    form = page.locator(REGISTER_FORM)
+    fill_form(
+        form,
+        {"id": device_id, "name": "Ruko Jl. Tjilik Riwut", "lat": "-2.5401", "lon": "112.9503"},
+    )
+    form.locator("button[data-action=register]").click()
+    opened = device_page(page, device_id)
+    expect(opened).to_be_visible()
+    return opened
+
+
+def test_technician_registers_a_device_and_sees_its_first_reading_arrive(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device_id = new_id("fire-roof")
+    page = pages.open()
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+
+    # lat 95: the API's own message, beside the lat field, introduced by the catalogue.
+    fill_form(
+        form,
+        {
+            "id": device_id,
+            "name": "Ruko Jl. Tjilik Riwut",
+            "lat": "95",
+            "lon": "112.9503",
+            "district": "Baamang",
+            "zone": "ruko-tjilik",
+        },
+    )
+    form.locator("button[data-action=register]").click()
+    lat_error = form.locator("[data-error-for=lat]")
+    expect(lat_error).to_contain_text("less than or equal to 90")
+    expect(lat_error.locator("[data-i18n='tech.form.check']")).to_be_visible()
+    expect(lat_error.locator("[data-value]")).to_have_text(re.compile("less than or equal to 90"))
+    expect(form.locator("[name=lat]")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("[data-error-for=lon]")).to_be_empty()
+    summary = form.locator(SUMMARY)
+    expect(summary).to_be_visible()
+    expect(summary).to_contain_text("less than or equal to 90")
+    expect(summary).to_be_focused()
+    with stack.client("technician") as api:
+        assert api.get(f"/api/v1/devices/{device_id}").status_code == 404
+
+    # Corrected, it registers and the device's page opens, waiting for the first reading.
+    form.locator("[name=lat]").fill("-2,5401")  # a decimal comma, as an Indonesian keyboard types
+    form.locator("button[data-action=register]").click()
+    opened = device_page(page, device_id)
+    expect(opened).to_be_visible()
+    expect(page).to_have_url(re.compile(f"#devices/{device_id}$"))
+    expect(opened.locator("[data-testid=no-reading]")).to_be_visible()
+    with stack.client("technician") as api:
+        registered = api.get(f"/api/v1/devices/{device_id}").json()
+    assert registered["lat"] == -2.5401 and registered["zone"] == "ruko-tjilik", registered
+
+    # MQTT credentials: shown once, with the warning and a copy button.
+    opened.locator("button[data-action=issue-credentials]").click()
+    opened.locator("button[data-action=confirm-credentials]").click()
+    shown = opened.locator("[data-testid=credentials]")
+    expect(shown).to_be_visible()
+    expect(shown.locator("[data-testid=credentials-warning]")).to_be_visible()
+    expect(shown.locator("[data-testid=credentials-warning]")).to_have_attribute(
+        "data-i18n", "tech.creds.warning"
+    )
+    username = shown.locator("[data-testid=credential-username]").inner_text()
+    password = shown.locator("[data-testid=credential-password]").inner_text()
+    assert username == device_id and len(password) >= 16, (username, password)
+    expect(shown).to_contain_text(f"sigap/devices/{device_id}/up")
+    shown.locator("button[data-copy=password]").click()
+    expect(shown.locator("button[data-copy=password]")).to_have_attribute(
+        "data-i18n", re.compile(r"tech\.creds\.(copied|selected)")
+    )
+    if shown.locator("button[data-copy=password]").get_attribute("data-i18n") == (
+        "tech.creds.copied"
+    ):
+        assert page.evaluate("navigator.clipboard.readText()") == password
+
+    # The device publishes with that login; the reading arrives on its page by itself.
+    publish_as_device(stack.mosquitto.port, username, password, {"seq": 1, **FIRST_READING})
+    news = opened.locator("[data-testid=reading-news]")
+    expect(news).to_be_visible(timeout=15_000)
+    expect(news).to_have_attribute("data-news", "first")
+    expect(news.locator("[data-i18n='tech.live.first']")).to_be_visible()
+    values = opened.locator("[data-testid=reading-values]")
+    expect(values.locator("[data-quantity=temp_c]")).to_have_text(re.compile(r"29,5\s*°C"))
+    expect(values.locator("[data-quantity=smoke_obs_pct_m]")).to_contain_text("0,25")
+    expect(opened.locator("[data-testid=battery]")).to_contain_text("87")
+    expect(opened.locator("[data-testid=battery]")).to_contain_text("3,60")
+    expect(opened.locator("[data-testid=signal]")).to_have_text(re.compile(r"-71\s*dBm"))
+    expect(opened.locator("[data-testid=no-reading]")).to_have_count(0)
+
+    # The password was shown once: gone when the technician leaves, and kept nowhere.
+    opened.locator("button[data-action=back]").click()
+    expect(page.locator(DEVICE_PAGE)).to_have_count(0)
+    expect(page.locator(DEVICE_LIST)).to_be_visible()
+    page.locator(f'{DEVICE_LIST} button[data-device-id="{device_id}"]').click()
+    again = device_page(page, device_id)
+    expect(again.locator("[data-testid=reading-values]")).to_be_visible()
+    expect(again.locator("[data-testid=credentials]")).to_have_count(0)
+    kept = page.evaluate(
+        "() => [document.body.innerText, location.href, document.cookie,"
+        " JSON.stringify({...localStorage}), JSON.stringify({...sessionStorage})].join(' ')"
+    )
+    assert password not in kept, "the MQTT password is still in the page or its storage"
+    # A second reading is news again, but not the first.
+    publish_as_device(stack.mosquitto.port, username, password, {"seq": 2, "temp_c": 30.5})
+    expect(again.locator("[data-testid=reading-news]")).to_have_attribute("data-news", "new")
+    expect(again.locator("[data-quantity=temp_c]")).to_have_text(re.compile(r"30,5\s*°C"))
+
+
+CSV_WITH_A_BAD_ROW = (
+    "id,kind,name,lat,lon,district,zone,depth_mm\n"
+    "{ok},fire,Ruko A,-2.5401,112.9503,Baamang,ruko-a,\n"
+    "{bad},fire,Ruko B,95,112.9503,Baamang,ruko-b,\n"
+    "{bin},bin,,-2.5302,112.9411,Baamang,,\n"
+)
+
+
+def test_csv_import_shows_the_per_row_report_then_registers_a_good_file(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    ids = {"ok": new_id("fire-csv"), "bad": new_id("fire-csv"), "bin": new_id("bin-csv")}
+    page = pages.open()
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    chooser = view.locator("input[type=file][name=file]")
+    chooser.set_input_files(
+        {
+            "name": "perangkat.csv",
+            "mimeType": "text/csv",
+            "buffer": CSV_WITH_A_BAD_ROW.format(**ids).encode(),
+        }
+    )
+    expect(view.locator(".tech-file-name")).to_have_text("perangkat.csv")
+    view.locator("button[data-action=import]").click()
+    report = view.locator(IMPORT_REPORT)
+    table = report.locator("[data-testid=import-errors]")
+    expect(table).to_be_visible()
+    expect(table.locator('tr[data-row="3"][data-field="lat"]')).to_contain_text("90")
+    expect(table.locator('tr[data-row="4"][data-field="depth_mm"]')).to_contain_text("required")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    with stack.client("technician") as api:  # all rows or none
+        for device_id in ids.values():
+            assert api.get(f"/api/v1/devices/{device_id}").status_code == 404
+
+    fixed = (
+        CSV_WITH_A_BAD_ROW.replace(",95,", ",-2.5402,")
+        .replace(",Baamang,,\n", ",Baamang,,1100\n")
+        .format(**ids)
+    )
+    chooser.set_input_files(
+        {"name": "perangkat.csv", "mimeType": "text/csv", "buffer": fixed.encode()}
+    )
+    view.locator("button[data-action=import]").click()
+    done = report.locator("[data-testid=import-done]")
+    expect(done).to_be_visible()
+    expect(done).to_have_attribute("data-i18n", "tech.import.done")
+    expect(done).to_contain_text("3")
+    with stack.client("technician") as api:
+        for device_id in ids.values():
+            assert api.get(f"/api/v1/devices/{device_id}").status_code == 200
+    # The new devices are in the list at once.
+    view.locator("input[name=q]").fill(ids["bin"])
+    expect(view.locator(f'{DEVICE_LIST} button[data-device-id="{ids["bin"]}"]')).to_be_visible()
+
+
+@pytest.mark.parametrize("role", ["crew", "dispatcher"])
+def test_other_roles_see_devices_without_technician_buttons(
+    console_stack: ConsoleStack, pages: Pages, role: str
+) -> None:
+    stack = console_stack
+    device_id = stack.new_detector()
+    page = pages.open(PHONE)
+    sign_in(page, stack.tokens[role])
+    view = show_devices(page)
+    expect(view.locator(f'{DEVICE_LIST} button[data-device-id="{device_id}"]')).to_be_visible()
+    expect(view.locator(REGISTER_FORM)).to_have_count(0)
+    expect(view.locator("input[type=file]")).to_have_count(0)
+    view.locator(f'{DEVICE_LIST} button[data-device-id="{device_id}"]').click()
+    opened = device_page(page, device_id)
+    expect(opened).to_be_visible()
+    expect(opened.locator("[data-testid=live-status]")).to_contain_text(re.compile(r"\d"))
+    expect(opened.locator("[data-testid=credentials-panel]")).to_have_count(0)
+    for button in TECH_BUTTONS:
+        expect(page.locator(button)).to_have_count(0)
+
+
+def test_a_click_on_the_location_map_fills_the_coordinates(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    page = pages.open()
+    sign_in(page, console_stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+    canvas = form.locator("[data-testid=location-map] canvas.map-canvas")
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box is not None
+    # The map opens on Sampit; a click at its middle is Sampit's centre.
+    canvas.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+    lat = float(form.locator("[name=lat]").input_value())
+    lon = float(form.locator("[name=lon]").input_value())
+    assert abs(lat - -2.5363) < 0.001 and abs(lon - 112.9511) < 0.001
+    # The chosen spot is drawn as the device-to-be.
+    expect(canvas).to_have_attribute("data-points", "1")
+    # Typed coordinates move the marker too.
+    form.locator("[name=lat]").fill("-2.5401")
+    form.locator("[name=lon]").fill("112.9503")
+    form.locator("[name=lon]").blur()
+    expect(canvas).to_have_attribute("data-points", "1")
+
+
+def audit(page: Page, lang: str) -> list[str]:
+    """Visible text breaking the catalogue rule in `lang` (console_page's helpers)."""
+    messages = catalogue(lang)
+    problems: list[str] = []
+    for piece in visible_texts(page):
+        key = piece["i18n"]
+        if key is None and not piece["value"]:
+            problems.append(
+                f"[{lang}] neither data-i18n nor data-value: {piece['text']!r} at {piece['where']}"
+            )
+        elif key is not None and key not in messages:
+            problems.append(f"[{lang}] key {key!r} is not in {lang}.json at {piece['where']}")
+    for element in i18n_elements(page):
+        key, text = element["key"], element["text"]
+        if key in messages and not template_matches(messages[key], text):
+            problems.append(f"[{lang}] {key!r} shows {text!r}, {lang}.json has {messages[key]!r}")
+    return problems
+
+
+def audit_both(page: Page, where: str) -> list[str]:
+    """The audit in Indonesian, then in English with no Indonesian left behind."""
+    ident, en = catalogue("id"), catalogue("en")
+    set_language(page, "id")
+    problems = audit(page, "id")
+    set_language(page, "en")
+    problems += audit(page, "en")
+    for element in i18n_elements(page):
+        key, text = element["key"], element["text"]
+        if key in ident and ident[key] != en.get(key) and template_matches(ident[key], text):
+            problems.append(f"[en] {key!r} still shows the Indonesian {text!r}")
+    set_language(page, "id")
+    return [f"{p} ({where})" for p in problems]
+
+
+def test_every_visible_text_of_the_view_comes_from_the_catalogue(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    ident, en = catalogue("id"), catalogue("en")
+    mine = sorted(k for k in ident if k.startswith("tech."))
+    assert mine == sorted(k for k in en if k.startswith("tech.")), "tech.* keys differ"
+
+    page = pages.open()
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+    # The home with a refused import and a registration refused for a field, the "more"
+    # fields open; then refused with a message that names no field (summary only).
+    view.locator("input[type=file][name=file]").set_input_files(
+        {
+            "name": "x.csv",
+            "mimeType": "text/csv",
+            "buffer": b"id,kind,lat,lon,colour\nx,fire,1,2,red\n",
+        }
+    )
+    view.locator("button[data-action=import]").click()
+    expect(view.locator("[data-testid=import-errors]")).to_be_visible()
+    form.locator("details.tech-more summary").click()
+    fill_form(form, {"id": new_id("fire-audit"), "lat": "95", "lon": "112.95"})
+    form.locator("button[data-action=register]").click()
+    expect(form.locator("[data-error-for=lat]")).not_to_be_empty()
+    problems = audit_both(page, "home, field message")
+    fill_form(form, {"lat": "-2.54", "rule_class": "no-such-class"})
+    form.locator("button[data-action=register]").click()
+    expect(form.locator(SUMMARY)).to_contain_text("unknown rule class")
+    expect(form.locator("[data-error-for=lat]")).to_be_empty()
+    problems += audit_both(page, "home, summary message")
+
+    # A device page with a reading, battery, signal and freshly issued credentials.
+    form.locator("[name=rule_class]").fill("")
+    device_id = new_id("fire-audit")
+    opened = register_through_form(page, device_id)
+    stack.publish(device_id, **FIRST_READING)
+    expect(opened.locator("[data-testid=reading-values]")).to_be_visible(timeout=15_000)
+    opened.locator("button[data-action=issue-credentials]").click()
+    expect(opened.locator("button[data-action=confirm-credentials]")).to_be_visible()
+    problems += audit_both(page, "credentials confirm")
+    opened.locator("button[data-action=confirm-credentials]").click()
+    expect(opened.locator("[data-testid=credentials]")).to_be_visible()
+    problems += audit_both(page, "device page")
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))
+
+
+def test_screenshots_of_the_view_in_both_languages(
+    console_stack: ConsoleStack, console_browser: Browser
+) -> None:
+    stack = console_stack
+    device_id = new_id("fire-foto")
+    with stack.client("technician") as api:
+        created = api.post(
+            "/api/v1/devices",
+            json={
+                "id": device_id,
+                "kind": "fire",
+                "name": "Gudang Pasar Keramat",
+                "lat": -2.5382,
+                "lon": 112.9467,
+                "district": "Mentawa Baru Ketapang",
+                "zone": "pasar-keramat",
+                "reporting_interval_s": 60,
+            },
+        )
+        assert created.status_code == 201, created.text
+    stack.publish(device_id, **FIRST_READING)
+    saved: list[str] = []
+    for viewport in (PHONE, WALL):
+        width = viewport["width"]
+        context = console_browser.new_context(
+            base_url=stack.base_url,
+            viewport={"width": viewport["width"], "height": viewport["height"]},
+        )
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        try:
+            for lang in ("id", "en"):
+                page.goto("/")
+                expect(page.locator(TOKEN)).to_be_visible()
+                sign_in(page, stack.tokens["technician"])
+                if page.locator(LANG).input_value() != lang:
+                    set_language(page, lang)
+                view = show_devices(page)
+                form = view.locator(REGISTER_FORM)
+                fill_form(form, {"id": new_id("fire-x"), "lat": "95", "lon": "112.95"})
+                form.locator("button[data-action=register]").click()
+                expect(form.locator("[data-error-for=lat]")).not_to_be_empty()
+                page.evaluate("window.scrollTo(0, 0)")
+                saved.append(screenshot(page, f"devices-{lang}-{width}").name)
+
+                page.goto(f"/#devices/{device_id}")
+                opened = device_page(page, device_id)
+                expect(opened.locator("[data-testid=reading-values]")).to_be_visible()
+                opened.locator("button[data-action=issue-credentials]").click()
+                opened.locator("button[data-action=confirm-credentials]").click()
+                expect(opened.locator("[data-testid=credentials]")).to_be_visible()
+                page.evaluate("window.scrollTo(0, 0)")
+                saved.append(screenshot(page, f"devices-page-{lang}-{width}").name)
+                page.locator(SIGN_OUT).click()
+                expect(page.locator(TOKEN)).to_be_visible()
+        except BaseException:
+            saved.append(screenshot(page, f"failed-devices-screenshots-{width}").name)
+            raise
+        finally:
+            context.close()
+    print("saved " + ", ".join(saved))
