@@ -11,15 +11,20 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import Browser, sync_playwright
 
 from sigap import devstack
 from tests.conftest import need_service
+from tests.integration import console_page
+
+if TYPE_CHECKING:
+    from tests.integration.console_stack import ConsoleStack
 
 pytestmark = pytest.mark.integration
 
@@ -263,3 +268,62 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     if chromium is None:
         need_service("chromium is not installed (Debian package `chromium`: `make system-deps`)")
     return {**browser_type_launch_args, "executable_path": chromium}
+
+
+# --- The browser console's tests (test_console*.py) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def console_artifacts() -> Path:
+    """artifacts/console/, emptied once per session: screenshots for people to look at."""
+    shutil.rmtree(console_page.ARTIFACTS, ignore_errors=True)
+    console_page.ARTIFACTS.mkdir(parents=True)
+    return console_page.ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def console_stack(
+    mosquitto: devstack.Service,
+    influxd: devstack.Service,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[ConsoleStack]:
+    """One `sigap up` per test module, with stations and a token per role (console_stack)."""
+    # Imported here: console_stack builds on this conftest's helpers.
+    from tests.integration.console_stack import close_console_stack, start_console_stack
+
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    stack = start_console_stack(mosquitto, influxd, tmp_path_factory.mktemp(name))
+    yield stack
+    close_console_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def console_browser(
+    browser_type_launch_args: dict[str, Any], console_artifacts: Path
+) -> Iterator[Browser]:
+    """Chromium for one module, not pytest-playwright's session-wide `browser`: while
+    Playwright's sync driver lives it marks the thread's event loop as running, which would
+    break every asyncio test that runs after it."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**browser_type_launch_args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def pages(
+    console_browser: Browser,
+    console_stack: ConsoleStack,
+    request: pytest.FixtureRequest,
+) -> Iterator[console_page.Pages]:
+    """Pages to open on the module's console; saved as screenshots when the test fails, and
+    a passing test fails on any error in the browser."""
+    opened = console_page.Pages(console_browser, console_stack.base_url)
+    yield opened
+    # pytest-playwright's report hook records the call phase's report on the item.
+    report = getattr(request.node, "rep_call", None)
+    failed = report is None or report.failed
+    opened.close(request.node.name, failed)
+    if opened.errors and not failed:
+        pytest.fail("errors in the browser:\n" + "\n".join(opened.errors))

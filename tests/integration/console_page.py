@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import REPO
 
@@ -213,3 +214,89 @@ def forging_page(target: str) -> str:
   document.getElementById("forged").submit();
 </script>
 </body></html>"""
+
+
+class Pages:
+    """Console pages, each in its own browser context (its own cookies; clipboard allowed).
+
+    Uncaught page errors and console errors are collected; the `pages` fixture fails a
+    test that passed with any (Chromium's "Failed to load resource" lines for the 4xx
+    answers the console shows on purpose aside)."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.opened: list[Page] = []
+        self.errors: list[str] = []
+
+    def open(self, viewport: dict[str, int] = WALL) -> Page:
+        """A new page in a new context, relative URLs against the console."""
+        context = self.browser.new_context(
+            base_url=self.base_url,
+            viewport={"width": viewport["width"], "height": viewport["height"]},
+        )
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=self.base_url)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        n = len(self.opened)
+        page.on("pageerror", lambda exc: self.errors.append(f"page {n}: uncaught {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"page {n}: console.{msg.type}: {msg.text}")
+                if msg.type == "error" and "Failed to load resource" not in msg.text
+                else None
+            ),
+        )
+        self.opened.append(page)
+        return page
+
+    def close(self, test_name: str, failed: bool) -> None:
+        """Close every page: on failure each is saved as failed-<test>-<n>.png first."""
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", test_name).strip("-")
+        for n, page in enumerate(self.opened):
+            if failed:
+                try:
+                    print(f"saved {screenshot(page, f'failed-{name}-{n}')}")
+                except PlaywrightError as exc:
+                    print(f"no screenshot of page {n}: {exc}")
+            page.context.close()
+        if self.errors:
+            print("browser errors:\n" + "\n".join(self.errors))
+
+
+def audit_texts(page: Page, lang: str) -> list[str]:
+    """Visible text that breaks the catalogue rule in `lang`, one line per piece."""
+    messages = catalogue(lang)
+    problems: list[str] = []
+    for piece in visible_texts(page):
+        key = piece["i18n"]
+        if key is None and not piece["value"]:
+            problems.append(
+                f"[{lang}] neither data-i18n nor data-value: {piece['text']!r} at {piece['where']}"
+            )
+        elif key is not None and key not in messages:
+            problems.append(
+                f"[{lang}] key {key!r} is not in {lang}.json: {piece['text']!r} at {piece['where']}"
+            )
+    for element in i18n_elements(page):
+        key, text = element["key"], element["text"]
+        if key in messages and not template_matches(messages[key], text):
+            problems.append(f"[{lang}] {key!r} shows {text!r}, {lang}.json has {messages[key]!r}")
+    return problems
+
+
+def audit_languages(page: Page, where: str = "") -> list[str]:
+    """The audit in Indonesian, then in English with no Indonesian left behind; the page is
+    left in Indonesian."""
+    ident, en = catalogue("id"), catalogue("en")
+    set_language(page, "id")
+    problems = audit_texts(page, "id")
+    set_language(page, "en")
+    problems += audit_texts(page, "en")
+    for element in i18n_elements(page):
+        key, text = element["key"], element["text"]
+        if key in ident and ident[key] != en.get(key) and template_matches(ident[key], text):
+            problems.append(f"[en] {key!r} still shows the Indonesian {text!r}")
+    set_language(page, "id")
+    return [f"{p} ({where})" if where else p for p in problems]

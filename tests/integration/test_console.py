@@ -8,23 +8,18 @@ screen, and every open page of a failed test."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from sigap import devstack
 from tests.integration.console_page import (
     ACTION,
     ALERT,
     ALERT_LIST,
-    ARTIFACTS,
     BANNER,
     CONFIRM_DISPATCH,
     CONFIRM_RESOLVE,
@@ -41,8 +36,11 @@ from tests.integration.console_page import (
     TOKEN,
     USER,
     WALL,
+    Pages,
     alert_article,
     alert_ids,
+    audit_languages,
+    audit_texts,
     catalogue,
     forging_page,
     i18n_elements,
@@ -52,7 +50,6 @@ from tests.integration.console_page import (
     show_dispatch,
     sign_in,
     template_matches,
-    visible_texts,
 )
 from tests.integration.console_stack import (
     FAR_STATION,
@@ -60,89 +57,11 @@ from tests.integration.console_stack import (
     NEAR_STATION,
     ROLE_NAMES,
     ConsoleStack,
-    close_console_stack,
-    start_console_stack,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 REFUSED = "cross-site request refused"
-
-
-@pytest.fixture(scope="module")
-def console_stack(
-    mosquitto: devstack.Service, influxd: devstack.Service, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ConsoleStack]:
-    """One `sigap up` for every browser test here (stations, role tokens; see console_stack)."""
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # no screenshots left from an earlier run
-    stack = start_console_stack(mosquitto, influxd, tmp_path_factory.mktemp("console"))
-    yield stack
-    close_console_stack(stack)
-
-
-@pytest.fixture(scope="module")
-def console_browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
-    """Chromium for this module only (not pytest-playwright's session-wide `browser`): while
-    Playwright's sync driver lives it marks the thread's event loop as running, which would
-    break every asyncio test that runs after this module."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**browser_type_launch_args)
-        yield browser
-        browser.close()
-
-
-class Pages:
-    """Browser pages on the console, each in its own context (its own cookies)."""
-
-    def __init__(self, browser: Browser, base_url: str) -> None:
-        self.browser = browser
-        self.base_url = base_url
-        self.opened: list[Page] = []
-        self.errors: list[str] = []  # uncaught exceptions and console errors, for reports
-
-    def open(self, viewport: dict[str, int] = WALL) -> Page:
-        """A new page in a new context, relative URLs against the console."""
-        context = self.browser.new_context(
-            base_url=self.base_url,
-            viewport={"width": viewport["width"], "height": viewport["height"]},
-        )
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        n = len(self.opened)
-        page.on("pageerror", lambda exc: self.errors.append(f"page {n}: uncaught {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                self.errors.append(f"page {n}: console.{msg.type}: {msg.text}")
-                if msg.type in ("error", "warning")
-                else None
-            ),
-        )
-        self.opened.append(page)
-        return page
-
-
-@pytest.fixture
-def pages(
-    console_browser: Browser, console_stack: ConsoleStack, request: pytest.FixtureRequest
-) -> Iterator[Pages]:
-    """Pages to open; on failure each is saved to artifacts/console/failed-<test>-<n>.png
-    and the pages' errors are printed."""
-    opened = Pages(console_browser, console_stack.base_url)
-    yield opened
-    # pytest-playwright's report hook records the call phase's report on the item.
-    report = getattr(request.node, "rep_call", None)
-    failed = report is None or report.failed
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
-    for n, page in enumerate(opened.opened):
-        if failed:
-            try:
-                print(f"saved {screenshot(page, f'failed-{name}-{n}')}")
-            except PlaywrightError as exc:
-                print(f"no screenshot of page {n}: {exc}")
-        page.context.close()
-    if failed and opened.errors:
-        print("browser errors:\n" + "\n".join(opened.errors))
 
 
 def wait_for_stream(page: Page, token: str) -> None:
@@ -385,27 +304,6 @@ def test_wrong_token_is_refused_and_sign_out_ends_the_session(
     expect(page.locator(USER)).to_be_hidden()
 
 
-def audit_texts(page: Page, lang: str) -> list[str]:
-    """Visible text that breaks the catalogue rule in `lang`, one line per piece."""
-    messages = catalogue(lang)
-    problems: list[str] = []
-    for piece in visible_texts(page):
-        key = piece["i18n"]
-        if key is None and not piece["value"]:
-            problems.append(
-                f"[{lang}] neither data-i18n nor data-value: {piece['text']!r} at {piece['where']}"
-            )
-        elif key is not None and key not in messages:
-            problems.append(
-                f"[{lang}] key {key!r} is not in {lang}.json: {piece['text']!r} at {piece['where']}"
-            )
-    for element in i18n_elements(page):
-        key, text = element["key"], element["text"]
-        if key in messages and not template_matches(messages[key], text):
-            problems.append(f"[{lang}] {key!r} shows {text!r}, {lang}.json has {messages[key]!r}")
-    return problems
-
-
 def test_every_visible_text_comes_from_the_catalogue_in_both_languages(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:
@@ -526,13 +424,11 @@ def test_the_map_draws_every_device_and_a_new_fire_on_top(
     assert time.monotonic() - published <= 2.0
     assert quiet != burning
     # The map's own words are from the catalogue too, in both languages.
-    problems = audit_texts(page, "id")
-    set_language(page, "en")
-    problems += audit_texts(page, "en")
+    problems = audit_languages(page, "map")
     assert not problems, "text outside the catalogue rule:\n" + "\n".join(problems)
-    screenshot(page, "map-en-1920")
-    set_language(page, "id")
     screenshot(page, "map-id-1920")
+    set_language(page, "en")
+    screenshot(page, "map-en-1920")
 
 
 def test_the_incident_page_charts_its_detectors_and_links_its_cap_document(
@@ -559,11 +455,9 @@ def test_the_incident_page_charts_its_detectors_and_links_its_cap_document(
         expect(view.locator(f"figure.chart[data-field={field}] canvas")).to_be_visible()
     cap = page.request.get(view.locator("[data-testid=cap-link]").get_attribute("href") or "")
     assert cap.status == 200 and "urn:oasis:names:tc:emergency:cap:1.2" in cap.text()
-    problems = audit_texts(page, "id")
-    set_language(page, "en")
-    problems += audit_texts(page, "en")
+    problems = audit_languages(page, "incident")
     assert not problems, "text outside the catalogue rule:\n" + "\n".join(problems)
-    screenshot(page, "incident-en-1920")
+    screenshot(page, "incident-id-1920")
 
 
 def test_console_survives_a_restart_of_the_server(

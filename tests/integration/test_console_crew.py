@@ -10,18 +10,18 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
-from sigap import devstack
 from tests.integration.console_page import (
     PHONE,
     WALL,
+    Pages,
+    audit_texts,
     catalogue,
     i18n_elements,
     screenshot,
@@ -32,10 +32,7 @@ from tests.integration.console_page import (
 from tests.integration.console_stack import (
     ROLE_NAMES,
     ConsoleStack,
-    close_console_stack,
-    start_console_stack,
 )
-from tests.integration.test_console import Pages, audit_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -133,79 +130,47 @@ def shift_hhmm(offset: timedelta) -> str:
 
 
 @pytest.fixture(scope="module")
-def yard(
-    mosquitto: devstack.Service, influxd: devstack.Service, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Yard]:
+def yard(console_stack: ConsoleStack) -> Yard:
     """`sigap up` with a depot whose next shift starts in two hours (so the schedule, which
-    plans 30 minutes ahead, leaves planning to the test), four full bins and a filling one."""
-    stack = start_console_stack(mosquitto, influxd, tmp_path_factory.mktemp("console-crew"))
-    try:
-        depot = {
-            "id": DEPOT_ID,
-            "kind": "waste_depot",
-            "name": "Depo Sampah Baamang",
-            "lat": DEPOT_LAT,
-            "lon": DEPOT_LON,
-            "district": "Baamang",
-            "trucks": TRUCKS,
-            "truck_capacity_bins": TRUCK_CAPACITY_BINS,
-            "shift_start": shift_hhmm(timedelta(hours=2)),
-            "shift_end": shift_hhmm(timedelta(hours=8)),
-        }
-        with stack.client("admin") as api:
-            response = api.post("/api/v1/stations", json=depot)
-        assert response.status_code == 201, response.text
-        names: dict[str, str] = {}
-        full = []
-        for name, district, dlat, dlon in FULL_BINS:
-            bin_id = register_bin(stack, name, district, dlat, dlon)
-            names[bin_id] = name
-            full.append(bin_id)
-        predicted = register_bin(stack, *PREDICTED_BIN)
-        names[predicted] = PREDICTED_BIN[0]
-        for bin_id in full:
-            fill_up(stack, bin_id)
-        now_ms = time.time() * 1000
-        for hours_ago, pct in RISING:
-            stack.publish(predicted, fill_pct=pct, ts=now_ms - hours_ago * 3_600_000 - 1000)
-        for bin_id in full:
-            wait_for_bin(stack, bin_id, lambda b: b["level"] == "full", "full")
-        wait_for_bin(
-            stack,
-            predicted,
-            lambda b: b["level"] == "ok" and b["hours_to_full"] and 0 < b["hours_to_full"] < 8,
-            "predicted full within 8 h",
-        )
-    except BaseException:
-        close_console_stack(stack)
-        raise
-    yield Yard(stack, full, predicted, names)
-    close_console_stack(stack)
-
-
-@pytest.fixture(scope="module")
-def console_browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
-    """Chromium for this module only (see test_console.console_browser for why)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**browser_type_launch_args)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def pages(console_browser: Browser, yard: Yard, request: pytest.FixtureRequest) -> Iterator[Pages]:
-    """Pages to open; on failure each is saved to artifacts/console/failed-<test>-<n>.png."""
-    opened = Pages(console_browser, yard.stack.base_url)
-    yield opened
-    report = getattr(request.node, "rep_call", None)
-    failed = report is None or report.failed
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
-    for n, page in enumerate(opened.opened):
-        if failed:
-            print(f"saved {screenshot(page, f'failed-{name}-{n}')}")
-        page.context.close()
-    if failed and opened.errors:
-        print("browser errors:\n" + "\n".join(opened.errors))
+    plans 30 minutes ahead, leaves planning to the test), six full bins and a filling one."""
+    stack = console_stack
+    depot = {
+        "id": DEPOT_ID,
+        "kind": "waste_depot",
+        "name": "Depo Sampah Baamang",
+        "lat": DEPOT_LAT,
+        "lon": DEPOT_LON,
+        "district": "Baamang",
+        "trucks": TRUCKS,
+        "truck_capacity_bins": TRUCK_CAPACITY_BINS,
+        "shift_start": shift_hhmm(timedelta(hours=2)),
+        "shift_end": shift_hhmm(timedelta(hours=8)),
+    }
+    with stack.client("admin") as api:
+        response = api.post("/api/v1/stations", json=depot)
+    assert response.status_code == 201, response.text
+    names: dict[str, str] = {}
+    full = []
+    for name, district, dlat, dlon in FULL_BINS:
+        bin_id = register_bin(stack, name, district, dlat, dlon)
+        names[bin_id] = name
+        full.append(bin_id)
+    predicted = register_bin(stack, *PREDICTED_BIN)
+    names[predicted] = PREDICTED_BIN[0]
+    for bin_id in full:
+        fill_up(stack, bin_id)
+    now_ms = time.time() * 1000
+    for hours_ago, pct in RISING:
+        stack.publish(predicted, fill_pct=pct, ts=now_ms - hours_ago * 3_600_000 - 1000)
+    for bin_id in full:
+        wait_for_bin(stack, bin_id, lambda b: b["level"] == "full", "full")
+    wait_for_bin(
+        stack,
+        predicted,
+        lambda b: b["level"] == "ok" and b["hours_to_full"] and 0 < b["hours_to_full"] < 8,
+        "predicted full within 8 h",
+    )
+    return Yard(stack, full, predicted, names)
 
 
 def show_crew(page: Page, token: str) -> Locator:

@@ -8,35 +8,29 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from sigap import devstack
 from tests.integration.console_page import (
     LANG,
     PHONE,
     SIGN_OUT,
     TOKEN,
     WALL,
+    Pages,
+    audit_languages,
     catalogue,
-    i18n_elements,
     screenshot,
     set_language,
     sign_in,
-    template_matches,
-    visible_texts,
 )
 from tests.integration.console_stack import (
     ConsoleStack,
-    close_console_stack,
-    start_console_stack,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -64,82 +58,6 @@ FIRST_READING = {
     "battery_v": 3.6,
     "rssi_dbm": -71.0,
 }
-
-
-@pytest.fixture(scope="module")
-def console_stack(
-    mosquitto: devstack.Service, influxd: devstack.Service, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ConsoleStack]:
-    """One `sigap up` for the tests here (stations and role tokens; see console_stack)."""
-    stack = start_console_stack(mosquitto, influxd, tmp_path_factory.mktemp("console-devices"))
-    yield stack
-    close_console_stack(stack)
-
-
-@pytest.fixture(scope="module")
-def console_browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
-    """Chromium for this module only (see test_console.py: it keeps asyncio tests working)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**browser_type_launch_args)
-        yield browser
-        browser.close()
-
-
-class Pages:
-    """Console pages, each in its own browser context; page errors are collected."""
-
-    def __init__(self, browser: Browser, base_url: str) -> None:
-        self.browser = browser
-        self.base_url = base_url
-        self.opened: list[Page] = []
-        self.errors: list[str] = []
-
-    def open(self, viewport: dict[str, int] = WALL) -> Page:
-        """A new page in a new context (clipboard allowed), relative URLs on the console."""
-        context = self.browser.new_context(
-            base_url=self.base_url,
-            viewport={"width": viewport["width"], "height": viewport["height"]},
-        )
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=self.base_url)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        n = len(self.opened)
-        page.on("pageerror", lambda exc: self.errors.append(f"page {n}: uncaught {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                self.errors.append(f"page {n}: console.{msg.type}: {msg.text}")
-                # 4xx answers the view shows on purpose are logged by Chromium too.
-                if msg.type == "error" and "Failed to load resource" not in msg.text
-                else None
-            ),
-        )
-        self.opened.append(page)
-        return page
-
-
-@pytest.fixture
-def pages(
-    console_browser: Browser, console_stack: ConsoleStack, request: pytest.FixtureRequest
-) -> Iterator[Pages]:
-    """Pages to open; each saved as artifacts/console/failed-<test>-<n>.png on failure.
-    Uncaught page errors (and missing catalogue keys) fail the test."""
-    opened = Pages(console_browser, console_stack.base_url)
-    yield opened
-    report = getattr(request.node, "rep_call", None)
-    failed = report is None or report.failed
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name).strip("-")
-    for n, page in enumerate(opened.opened):
-        if failed:
-            try:
-                print(f"saved {screenshot(page, f'failed-{name}-{n}')}")
-            except PlaywrightError as exc:
-                print(f"no screenshot of page {n}: {exc}")
-        page.context.close()
-    if opened.errors:
-        print("browser errors:\n" + "\n".join(opened.errors))
-        if not failed:
-            pytest.fail("errors in the browser:\n" + "\n".join(opened.errors))
 
 
 def show_devices(page: Page) -> Locator:
@@ -412,40 +330,6 @@ def test_a_click_on_the_location_map_fills_the_coordinates(
     expect(canvas).to_have_attribute("data-points", "1")
 
 
-def audit(page: Page, lang: str) -> list[str]:
-    """Visible text breaking the catalogue rule in `lang` (console_page's helpers)."""
-    messages = catalogue(lang)
-    problems: list[str] = []
-    for piece in visible_texts(page):
-        key = piece["i18n"]
-        if key is None and not piece["value"]:
-            problems.append(
-                f"[{lang}] neither data-i18n nor data-value: {piece['text']!r} at {piece['where']}"
-            )
-        elif key is not None and key not in messages:
-            problems.append(f"[{lang}] key {key!r} is not in {lang}.json at {piece['where']}")
-    for element in i18n_elements(page):
-        key, text = element["key"], element["text"]
-        if key in messages and not template_matches(messages[key], text):
-            problems.append(f"[{lang}] {key!r} shows {text!r}, {lang}.json has {messages[key]!r}")
-    return problems
-
-
-def audit_both(page: Page, where: str) -> list[str]:
-    """The audit in Indonesian, then in English with no Indonesian left behind."""
-    ident, en = catalogue("id"), catalogue("en")
-    set_language(page, "id")
-    problems = audit(page, "id")
-    set_language(page, "en")
-    problems += audit(page, "en")
-    for element in i18n_elements(page):
-        key, text = element["key"], element["text"]
-        if key in ident and ident[key] != en.get(key) and template_matches(ident[key], text):
-            problems.append(f"[en] {key!r} still shows the Indonesian {text!r}")
-    set_language(page, "id")
-    return [f"{p} ({where})" for p in problems]
-
-
 def test_every_visible_text_of_the_view_comes_from_the_catalogue(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:
@@ -473,12 +357,12 @@ def test_every_visible_text_of_the_view_comes_from_the_catalogue(
     fill_form(form, {"id": new_id("fire-audit"), "lat": "95", "lon": "112.95"})
     form.locator("button[data-action=register]").click()
     expect(form.locator("[data-error-for=lat]")).not_to_be_empty()
-    problems = audit_both(page, "home, field message")
+    problems = audit_languages(page, "home, field message")
     fill_form(form, {"lat": "-2.54", "rule_class": "no-such-class"})
     form.locator("button[data-action=register]").click()
     expect(form.locator(SUMMARY)).to_contain_text("unknown rule class")
     expect(form.locator("[data-error-for=lat]")).to_be_empty()
-    problems += audit_both(page, "home, summary message")
+    problems += audit_languages(page, "home, summary message")
 
     # A device page with a reading, battery, signal and freshly issued credentials.
     form.locator("[name=rule_class]").fill("")
@@ -488,10 +372,10 @@ def test_every_visible_text_of_the_view_comes_from_the_catalogue(
     expect(opened.locator("[data-testid=reading-values]")).to_be_visible(timeout=15_000)
     opened.locator("button[data-action=issue-credentials]").click()
     expect(opened.locator("button[data-action=confirm-credentials]")).to_be_visible()
-    problems += audit_both(page, "credentials confirm")
+    problems += audit_languages(page, "credentials confirm")
     opened.locator("button[data-action=confirm-credentials]").click()
     expect(opened.locator("[data-testid=credentials]")).to_be_visible()
-    problems += audit_both(page, "device page")
+    problems += audit_languages(page, "device page")
     assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))
 
 
