@@ -43,13 +43,11 @@ from tests.integration.console_page import (
     audit_texts,
     catalogue,
     forging_page,
-    i18n_elements,
     other_site,
     screenshot,
     set_language,
     show_dispatch,
     sign_in,
-    template_matches,
 )
 from tests.integration.console_stack import (
     FAR_STATION,
@@ -311,24 +309,18 @@ def test_every_visible_text_comes_from_the_catalogue_in_both_languages(
     device = stack.new_detector()
     stack.publish_fire(device)
     alert = stack.alert_for(device)
-    ident, en = catalogue("id"), catalogue("en")
     page = pages.open()
     sign_in(page, stack.tokens["dispatcher"])
     show_dispatch(page)
     article = alert_article(page, alert["id"])
     expect(article).to_be_visible()
 
-    set_language(page, "id")
-    problems = audit_texts(page, "id")
+    # Both languages, and nothing in Indonesian left after switching.
+    problems = audit_languages(page)
     set_language(page, "en")
-    problems += audit_texts(page, "en")
-    # Switching must leave nothing in Indonesian behind, but words both languages share.
-    for element in i18n_elements(page):
-        key, text = element["key"], element["text"]
-        if key in ident and ident[key] != en.get(key) and template_matches(ident[key], text):
-            problems.append(f"[en] {key!r} still shows the Indonesian {text!r}")
 
-    # The dialogs too (closed by script: how they close is not part of the contract).
+    # The dialogs too, in English (a modal dialog leaves the language switch out of reach);
+    # closed by script: how they close is not part of the contract.
     article.locator("button[data-action=dispatch]").click()
     dialog = page.locator(DISPATCH_DIALOG)
     expect(dialog).to_be_visible()
