@@ -428,7 +428,9 @@ def test_the_incident_page_charts_its_detectors_and_links_its_cap_document(
 ) -> None:
     stack = console_stack
     device = stack.new_detector()
-    stack.publish(device, temp_c=31.0, smoke_obs_pct_m=0.2)  # a quiet reading before the fire
+    # A quiet reading 5 s before the fire (its own event time: two readings in one
+    # millisecond would be one reading to the rules).
+    stack.publish(device, temp_c=31.0, smoke_obs_pct_m=0.2, ts=time.time() * 1000 - 5000)
     stack.publish_fire(device)
     alert = stack.alert_for(device)
     assert alert["kind"] == "fire.confirmed" and alert["incident_id"] is not None

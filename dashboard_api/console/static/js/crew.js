@@ -105,6 +105,11 @@ export class CrewView {
   // for every view's reload when the live stream (re)opens.
   reload(force = false) {
     if (this.loading) return this.loading;
+    // Before the view is first opened there is nothing to catch up on: show() loads it.
+    if (!this.visible && !this.loadedAt) {
+      this.stale = { route: true, due: true };
+      return Promise.resolve();
+    }
     if (!force && Date.now() - this.loadedAt < 2000) return Promise.resolve();
     this.loading = (async () => {
       try {

@@ -18,6 +18,7 @@ export class DispatchView {
     this.alerts = new Map(); // id -> alert (the newest version seen)
     this.devices = new Map(); // id -> promise of the device (null when unknown)
     this.known = new Map(); // id -> the device, once the registry answered
+    this.incidents = new Map(); // id -> promise of the incident
     this.stations = null;
     this.loaded = false;
     this.root = h("section", { "data-testid": "view-dispatch", class: "view" });
@@ -53,7 +54,10 @@ export class DispatchView {
     else this.alerts.delete(alert.id);
     this.render();
     if (isNew) this.announce(alert);
-    if (alert.incident_id != null) this.refreshIncident(alert.incident_id);
+    if (alert.incident_id != null) {
+      this.incidents.delete(alert.incident_id); // it may have grown
+      this.refreshIncident(alert.incident_id);
+    }
   }
 
   async announce(alert) {
@@ -155,13 +159,16 @@ export class DispatchView {
   }
 
   // An incident grows as more detectors confirm: every card of it shows the current list.
+  // Cards share one request per incident; a change of any of its alerts asks again.
   async refreshIncident(id, lines = this.list.querySelectorAll(`.incident[data-incident-id="${id}"]`)) {
-    let incident;
-    try {
-      incident = await api("GET", `/api/v1/incidents/${id}`);
-    } catch {
-      return;
+    if (!this.incidents.has(id)) {
+      this.incidents.set(id, api("GET", `/api/v1/incidents/${id}`).catch(() => {
+        this.incidents.delete(id);
+        return null;
+      }));
     }
+    const incident = await this.incidents.get(id);
+    if (!incident) return;
     for (const line of lines) {
       line.replaceChildren(
         h("a", { href: `#incident/${incident.id}`, class: "incident-link", "data-testid": "incident-link" },

@@ -48,7 +48,15 @@ export class MapView {
     );
   }
 
+  // The registry is the heaviest thing the console loads (about 440 bytes a device): only
+  // when the map is on screen, or already loaded (then kept current).
   async reload() {
+    if (this.root.hidden && !this.loaded) {
+      this.stale = true;
+      return;
+    }
+    this.stale = false;
+    this.loaded = true;
     const devices = [];
     for (let offset = 0; ; offset += PAGE) {
       const page = await api("GET", `/api/v1/devices?limit=${PAGE}&offset=${offset}`);
@@ -81,6 +89,7 @@ export class MapView {
   }
 
   apply(alert) {
+    if (!this.loaded) return; // the first load reads the active alerts anyway
     this.track(alert);
     this.map.setState(alert.device_id, this.state(alert.device_id));
     this.renderCounts();
@@ -88,6 +97,7 @@ export class MapView {
   }
 
   show() {
+    if (this.stale || !this.loaded) this.reload();
     // A hidden canvas has no size: fit and draw once the view is on screen.
     requestAnimationFrame(() => (this.map.following ? this.map.fit() : this.map.requestDraw()));
   }

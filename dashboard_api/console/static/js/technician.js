@@ -78,6 +78,8 @@ export class TechnicianView {
 
   async reload() {
     // Never throws: app.js waits for every view's reload before it reads the live stream.
+    // Nothing to catch up on before the view was first opened: show() loads it then.
+    if (!this.active && !this.listLoaded) return;
     await Promise.all([this.loadList(), this.current ? this.poll() : null, this.current ? this.loadAlerts() : null]);
   }
 
