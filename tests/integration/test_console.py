@@ -373,6 +373,17 @@ def test_screenshots_of_the_views_in_both_languages(
                 set_language(page, lang)
                 expect(alert_article(page, alert["id"])).to_be_visible()
                 saved.append(screenshot(page, f"dispatch-{lang}-{width}").name)
+                # The map and the fire's incident page, in the same language and width.
+                page.locator("a[data-view=map]").click()
+                expect(page.locator("[data-testid=view-map] canvas.map-canvas")).to_have_attribute(
+                    "data-points", re.compile(r"[1-9]")
+                )
+                saved.append(screenshot(page, f"map-{lang}-{width}").name)
+                page.goto(f"/#incident/{alert['incident_id']}")
+                expect(
+                    page.locator("[data-testid=view-incident] figure.chart canvas")
+                ).to_have_count(2)
+                saved.append(screenshot(page, f"incident-{lang}-{width}").name)
                 page.locator(SIGN_OUT).click()
                 expect(page.locator(TOKEN)).to_be_visible()
         except BaseException:
@@ -418,9 +429,6 @@ def test_the_map_draws_every_device_and_a_new_fire_on_top(
     # The map's own words are from the catalogue too, in both languages.
     problems = audit_languages(page, "map")
     assert not problems, "text outside the catalogue rule:\n" + "\n".join(problems)
-    screenshot(page, "map-id-1920")
-    set_language(page, "en")
-    screenshot(page, "map-en-1920")
 
 
 def test_the_incident_page_charts_its_detectors_and_links_its_cap_document(
@@ -451,7 +459,6 @@ def test_the_incident_page_charts_its_detectors_and_links_its_cap_document(
     assert cap.status == 200 and "urn:oasis:names:tc:emergency:cap:1.2" in cap.text()
     problems = audit_languages(page, "incident")
     assert not problems, "text outside the catalogue rule:\n" + "\n".join(problems)
-    screenshot(page, "incident-id-1920")
 
 
 def test_console_survives_a_restart_of_the_server(
