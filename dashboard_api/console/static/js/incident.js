@@ -103,7 +103,10 @@ export class IncidentView {
 
   async loadCharts() {
     if (!this.incident) return;
-    const since = new Date(Date.now() - HOUR_MS).toISOString();
+    const now = Date.now();
+    const since = new Date(now - HOUR_MS).toISOString();
+    // The axis spans the whole hour, whatever the readings cover (one reading is a dot).
+    this.window = [(now - HOUR_MS) / 1000, now / 1000];
     const readings = await Promise.all(
       this.incident.device_ids.map((id) =>
         api("GET", `/api/v1/devices/${encodeURIComponent(id)}/readings?since=${encodeURIComponent(since)}&limit=10000`).catch(() => []),
@@ -143,7 +146,7 @@ export class IncidentView {
         height: 240,
         legend: { show: false }, // our own legend above: its text is catalogue and data
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: () => this.window } },
         axes: [
           { values: (_u, ticks) => ticks.map((s) => `${clock.format(new Date(s * 1000))}`), label: t("time.zone") },
           { label },
