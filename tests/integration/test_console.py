@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.integration.console_page import (
@@ -338,7 +338,7 @@ def test_every_visible_text_comes_from_the_catalogue_in_both_languages(
 
 
 def test_screenshots_of_the_views_in_both_languages(
-    console_stack: ConsoleStack, console_browser: Browser
+    console_stack: ConsoleStack, pages: Pages
 ) -> None:
     stack = console_stack
     device = stack.new_detector()
@@ -347,50 +347,37 @@ def test_screenshots_of_the_views_in_both_languages(
     saved: list[str] = []
     for viewport in (PHONE, WALL):
         width = viewport["width"]
-        context = console_browser.new_context(
-            base_url=stack.base_url,
-            viewport={"width": viewport["width"], "height": viewport["height"]},
-        )
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        try:
-            for lang in ("id", "en"):
-                page.goto("/")
-                expect(page.locator(TOKEN)).to_be_visible()
-                if page.locator("html").get_attribute("lang") != lang:
-                    if page.locator(LANG).is_visible():
-                        set_language(page, lang)
-                    else:  # no choice before signing in: choose in the header, sign out
-                        sign_in(page, stack.tokens["dispatcher"])
-                        set_language(page, lang)
-                        page.locator(SIGN_OUT).click()
-                        expect(page.locator(TOKEN)).to_be_visible()
-                expect(page.locator("html")).to_have_attribute("lang", lang)
-                saved.append(screenshot(page, f"signin-{lang}-{width}").name)
+        page = pages.open(viewport)  # saved as failed-*.png if the test fails
+        for lang in ("id", "en"):
+            page.goto("/")
+            expect(page.locator(TOKEN)).to_be_visible()
+            if page.locator("html").get_attribute("lang") != lang:
+                if page.locator(LANG).is_visible():
+                    set_language(page, lang)
+                else:  # no choice before signing in: choose in the header, sign out
+                    sign_in(page, stack.tokens["dispatcher"])
+                    set_language(page, lang)
+                    page.locator(SIGN_OUT).click()
+                    expect(page.locator(TOKEN)).to_be_visible()
+            expect(page.locator("html")).to_have_attribute("lang", lang)
+            saved.append(screenshot(page, f"signin-{lang}-{width}").name)
 
-                sign_in(page, stack.tokens["dispatcher"])
-                show_dispatch(page)
-                set_language(page, lang)
-                expect(alert_article(page, alert["id"])).to_be_visible()
-                saved.append(screenshot(page, f"dispatch-{lang}-{width}").name)
-                # The map and the fire's incident page, in the same language and width.
-                page.locator("a[data-view=map]").click()
-                expect(page.locator("[data-testid=view-map] canvas.map-canvas")).to_have_attribute(
-                    "data-points", re.compile(r"[1-9]")
-                )
-                saved.append(screenshot(page, f"map-{lang}-{width}").name)
-                page.goto(f"/#incident/{alert['incident_id']}")
-                expect(
-                    page.locator("[data-testid=view-incident] figure.chart canvas")
-                ).to_have_count(2)
-                saved.append(screenshot(page, f"incident-{lang}-{width}").name)
-                page.locator(SIGN_OUT).click()
-                expect(page.locator(TOKEN)).to_be_visible()
-        except BaseException:
-            saved.append(screenshot(page, f"failed-screenshots-{width}").name)
-            raise
-        finally:
-            context.close()
+            sign_in(page, stack.tokens["dispatcher"])
+            show_dispatch(page)
+            set_language(page, lang)
+            expect(alert_article(page, alert["id"])).to_be_visible()
+            saved.append(screenshot(page, f"dispatch-{lang}-{width}").name)
+            # The map and the fire's incident page, in the same language and width.
+            page.locator("a[data-view=map]").click()
+            expect(page.locator("[data-testid=view-map] canvas.map-canvas")).to_have_attribute(
+                "data-points", re.compile(r"[1-9]")
+            )
+            saved.append(screenshot(page, f"map-{lang}-{width}").name)
+            page.goto(f"/#incident/{alert['incident_id']}")
+            expect(page.locator("[data-testid=view-incident] figure.chart canvas")).to_have_count(2)
+            saved.append(screenshot(page, f"incident-{lang}-{width}").name)
+            page.locator(SIGN_OUT).click()
+            expect(page.locator(TOKEN)).to_be_visible()
     print("saved " + ", ".join(saved))
 
 

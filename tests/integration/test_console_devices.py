@@ -14,7 +14,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.integration.console_page import (
     LANG,
@@ -380,7 +380,7 @@ def test_every_visible_text_of_the_view_comes_from_the_catalogue(
 
 
 def test_screenshots_of_the_view_in_both_languages(
-    console_stack: ConsoleStack, console_browser: Browser
+    console_stack: ConsoleStack, pages: Pages
 ) -> None:
     stack = console_stack
     device_id = new_id("fire-foto")
@@ -403,40 +403,29 @@ def test_screenshots_of_the_view_in_both_languages(
     saved: list[str] = []
     for viewport in (PHONE, WALL):
         width = viewport["width"]
-        context = console_browser.new_context(
-            base_url=stack.base_url,
-            viewport={"width": viewport["width"], "height": viewport["height"]},
-        )
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        try:
-            for lang in ("id", "en"):
-                page.goto("/")
-                expect(page.locator(TOKEN)).to_be_visible()
-                sign_in(page, stack.tokens["technician"])
-                if page.locator(LANG).input_value() != lang:
-                    set_language(page, lang)
-                view = show_devices(page)
-                form = view.locator(REGISTER_FORM)
-                fill_form(form, {"id": new_id("fire-x"), "lat": "95", "lon": "112.95"})
-                form.locator("button[data-action=register]").click()
-                expect(form.locator("[data-error-for=lat]")).not_to_be_empty()
-                page.evaluate("window.scrollTo(0, 0)")
-                saved.append(screenshot(page, f"devices-{lang}-{width}").name)
+        page = pages.open(viewport)  # saved as failed-*.png if the test fails
+        for lang in ("id", "en"):
+            page.goto("/")
+            expect(page.locator(TOKEN)).to_be_visible()
+            sign_in(page, stack.tokens["technician"])
+            if page.locator(LANG).input_value() != lang:
+                set_language(page, lang)
+            view = show_devices(page)
+            form = view.locator(REGISTER_FORM)
+            fill_form(form, {"id": new_id("fire-x"), "lat": "95", "lon": "112.95"})
+            form.locator("button[data-action=register]").click()
+            expect(form.locator("[data-error-for=lat]")).not_to_be_empty()
+            page.evaluate("window.scrollTo(0, 0)")
+            saved.append(screenshot(page, f"devices-{lang}-{width}").name)
 
-                page.goto(f"/#devices/{device_id}")
-                opened = device_page(page, device_id)
-                expect(opened.locator("[data-testid=reading-values]")).to_be_visible()
-                opened.locator("button[data-action=issue-credentials]").click()
-                opened.locator("button[data-action=confirm-credentials]").click()
-                expect(opened.locator("[data-testid=credentials]")).to_be_visible()
-                page.evaluate("window.scrollTo(0, 0)")
-                saved.append(screenshot(page, f"devices-page-{lang}-{width}").name)
-                page.locator(SIGN_OUT).click()
-                expect(page.locator(TOKEN)).to_be_visible()
-        except BaseException:
-            saved.append(screenshot(page, f"failed-devices-screenshots-{width}").name)
-            raise
-        finally:
-            context.close()
+            page.goto(f"/#devices/{device_id}")
+            opened = device_page(page, device_id)
+            expect(opened.locator("[data-testid=reading-values]")).to_be_visible()
+            opened.locator("button[data-action=issue-credentials]").click()
+            opened.locator("button[data-action=confirm-credentials]").click()
+            expect(opened.locator("[data-testid=credentials]")).to_be_visible()
+            page.evaluate("window.scrollTo(0, 0)")
+            saved.append(screenshot(page, f"devices-page-{lang}-{width}").name)
+            page.locator(SIGN_OUT).click()
+            expect(page.locator(TOKEN)).to_be_visible()
     print("saved " + ", ".join(saved))
