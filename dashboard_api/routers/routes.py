@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
-from dashboard_api.auth import CREW
+from dashboard_api.auth import CREW, Caller
 from dashboard_api.deps import Routes
 from pickup_routes.schemas import (
     PlanPublic,
@@ -101,11 +101,16 @@ async def stop_done(
     route_id: int,
     bin_id: str,
     routes: Routes,
+    caller: Caller,
     done: Annotated[StopDone | None, Body()] = None,
 ) -> StopPublic:
     """The crew emptied the bin; its next readings confirm it or flag the stop."""
+    done = done or StopDone()
+    # Who, by default the token's name, as for alert actions: the audit trail needs a name.
+    if done.by is None:
+        done = done.model_copy(update={"by": caller.name})
     with _errors():
-        return await routes.mark_done(route_id, bin_id, done or StopDone())
+        return await routes.mark_done(route_id, bin_id, done)
 
 
 @router.post("/{route_id}/stops/{bin_id}/skip", dependencies=CREW)
@@ -114,7 +119,11 @@ async def stop_done(
     include_in_schema=False,
     dependencies=CREW,
 )
-async def stop_skipped(route_id: int, bin_id: str, skip: StopSkip, routes: Routes) -> StopPublic:
+async def stop_skipped(
+    route_id: int, bin_id: str, skip: StopSkip, routes: Routes, caller: Caller
+) -> StopPublic:
     """The crew could not empty the bin; `reason` says why."""
+    if skip.by is None:
+        skip = skip.model_copy(update={"by": caller.name})
     with _errors():
         return await routes.mark_skipped(route_id, bin_id, skip)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract.bins import BinStatus
 from contract.timeutil import to_ms
+from dashboard_api.access import ADMIN_TOKEN_NAME
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
 from devices.registry import DeviceRegistry
@@ -383,6 +384,21 @@ async def test_done_and_skipped_stops(world: World) -> None:
     ]
     assert (await world.client.get("/api/v1/routes/9999")).status_code == 404
     assert (await world.client.get("/api/v1/routes/plans/9999")).status_code == 404
+
+
+async def test_a_stop_without_by_is_recorded_under_the_token_s_name(world: World) -> None:
+    """Like alert actions: the audit trail names who acted even when the body does not."""
+    plan = await world.plan()
+    stops = stops_of(plan)
+    world.at(SHIFT_START + timedelta(hours=1))
+    route_id, _ = stops["bin-01"]
+    done = await world.client.post(f"/api/v1/routes/{route_id}/stops/bin-01/done")
+    assert done.status_code == 200 and done.json()["by"] == ADMIN_TOKEN_NAME
+    other, _ = stops["bin-02"]
+    skipped = await world.client.post(
+        f"/api/v1/routes/{other}/stops/bin-02/skip", json={"reason": "gate locked"}
+    )
+    assert skipped.status_code == 200 and skipped.json()["by"] == ADMIN_TOKEN_NAME
 
 
 async def test_next_readings_confirm_or_flag(world: World) -> None:
