@@ -7,14 +7,22 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Scope
 
 from dashboard_api.auth import authenticated
 from dashboard_api.deps import ApiServices
+from dashboard_api.limits import (
+    BodyLimits,
+    BodySizeLimit,
+    short_http_error_handler,
+    validation_error_handler,
+)
 from dashboard_api.routers import (
     alerts,
     bins,
@@ -88,11 +96,16 @@ async def api_docs() -> HTMLResponse:
 
 
 def create_app(
-    lifespan: Lifespan | None = None, services: ApiServices | None = None, *, api: bool = True
+    lifespan: Lifespan | None = None,
+    services: ApiServices | None = None,
+    *,
+    api: bool = True,
+    limits: BodyLimits | None = None,
 ) -> FastAPI:
     """Build the app; the lifespan (from the composition root) attaches `app.state.services`.
 
-    `api=False` is an ingest worker's app: /healthz, /readyz and /metrics only.
+    `api=False` is an ingest worker's app: /healthz, /readyz and /metrics only. `limits`
+    are the request body limits (SIGAP_API_MAX_BODY_BYTES, SIGAP_API_MAX_IMPORT_BYTES).
     """
     app = FastAPI(
         title="Sigap",
@@ -106,6 +119,11 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
+    # Every body is counted before anything parses it (issue #22: a 20 MB JSON body held
+    # the event loop for seconds), and no 4xx repeats more than a prefix of the input.
+    app.add_middleware(BodySizeLimit, limits=limits or BodyLimits())
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, short_http_error_handler)
     app.include_router(health.router)
     if not api:
         return app

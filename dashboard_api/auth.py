@@ -164,6 +164,15 @@ async def maybe_authenticated(
 MaybeCaller = Annotated[Principal | None, Depends(maybe_authenticated)]
 
 
+def for_admin(caller: Principal | None, detail: str, public: str) -> str:
+    """The detail for an admin, a stable message for everyone else.
+
+    Errors of InfluxDB, the broker or SQL name internal hosts, ports and files, and quote
+    third-party text: only an admin (and the log) needs that to fix what is wrong.
+    """
+    return detail if caller is not None and caller.role is Role.admin else public
+
+
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through the given roles (and admin); 403 for the others."""
     allowed = ", ".join(sorted({Role.admin.value, *(r.value for r in roles)}))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import re
+import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +22,34 @@ from devices.schemas import DeviceCreate, ImportReport, ImportRowError, validati
 JSON_COLUMNS = frozenset({"thresholds", "sensor_offsets", "field_map"})
 REQUIRED_COLUMNS = ("id", "kind", "lat", "lon")
 MAX_ROWS = 10_000
+# DeviceCreate has about 25 fields; a header with more than this is not a device file,
+# and is refused before the csv module splits it (issue #22: 300k columns, 2.3 MB).
+MAX_COLUMNS = 64
+# The longest real cell is a JSON field map or thresholds object of a few hundred
+# characters; the csv module itself fails past 131,072 (a 500 before issue #22).
+MAX_CELL_CHARS = 4096
+# Errors listed in one report (a file of 10,000 bad rows would list 10,000s): the first
+# ones, in row order, and how many more there are.
+MAX_LISTED_ERRORS = 100
+# How much of a column name an error message repeats.
+_NAME_CHARS = 60
+# Parsing and validating run in these threads, never on the event loop: a 5 MB file is a
+# second of CPU. Two at a time bounds the CPU and memory that concurrent imports take.
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sigap-csv-import")
+_FIRST_LINE = re.compile(r"[^\r\n]*")
+# Rows between two hand-overs of the GIL to the event loop (see _let_the_loop_run).
+_YIELD_EVERY = 50
+
+
+def _let_the_loop_run() -> None:
+    # A worker thread still holds the GIL while it validates: the event loop would wait
+    # the switch interval (5 ms) for each step of each request it serves, and /healthz
+    # took 50-300 ms. Sleeping 0 releases the GIL to a waiting thread at once.
+    time.sleep(0)
+
+
+def _name(name: str) -> str:
+    return name if len(name) <= _NAME_CHARS else name[:_NAME_CHARS] + "..."
 
 
 def _header_errors(header: list[str]) -> list[ImportRowError]:
@@ -24,15 +57,19 @@ def _header_errors(header: list[str]) -> list[ImportRowError]:
     errors = [
         ImportRowError(
             row=1,
-            field=name or None,
-            message=f"unknown column {name!r}; columns are: {', '.join(known)}",
+            field=_name(name) or None,
+            message=f"unknown column {_name(name)!r}; columns are: {', '.join(known)}",
         )
         for name in header
         if name not in known
     ]
+    # Counted once: header.count() per name made a wide header cost its square (#22).
+    counts = Counter(header)
     errors += [
-        ImportRowError(row=1, field=name, message=f"column {name!r} appears more than once")
-        for name in sorted({n for n in header if header.count(n) > 1})
+        ImportRowError(
+            row=1, field=_name(name), message=f"column {_name(name)!r} appears more than once"
+        )
+        for name in sorted(n for n, count in counts.items() if count > 1)
     ]
     errors += [
         ImportRowError(row=1, field=name, message=f"required column {name!r} is missing")
@@ -48,18 +85,66 @@ def _delimiter(first_line: str) -> str:
     return ";" if ";" in first_line and "," not in first_line else ","
 
 
+def _csv_error(row: int, exc: csv.Error) -> ImportRowError:
+    if "field larger than field limit" in str(exc):
+        message = f"a cell is over {MAX_CELL_CHARS} characters"
+    else:
+        message = f"not readable as CSV: {exc}"
+    return ImportRowError(row=row, field=None, message=message)
+
+
+def _long_cell(row: int, header: list[str], cells: list[str]) -> ImportRowError | None:
+    for name, cell in zip(header, cells, strict=False):
+        if len(cell) > MAX_CELL_CHARS:
+            return ImportRowError(
+                row=row,
+                field=_name(name) or None,
+                message=f"a cell is over {MAX_CELL_CHARS} characters ({len(cell)})",
+            )
+    return None
+
+
 def parse_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[ImportRowError]]:
     """CSV text -> (row number, field values) per data row, and errors found on the way."""
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    match = _FIRST_LINE.match(text)
+    first_line = match.group() if match else ""
+    if not first_line.strip():
         return [], [ImportRowError(row=1, field=None, message="the file has no header row")]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(lines[0]))
-    header = [name.strip() for name in next(reader)]
+    delimiter = _delimiter(first_line)
+    # Column names hold no delimiter, so this counts the header's columns without parsing
+    # it: a header of 100,000s of names is refused in one pass over its line.
+    columns = first_line.count(delimiter) + 1
+    if columns > MAX_COLUMNS:
+        message = (
+            f"the header has {columns} columns; at most {MAX_COLUMNS}, of: "
+            f"{', '.join(DeviceCreate.model_fields)}"
+        )
+        return [], [ImportRowError(row=1, field=None, message=message)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except csv.Error as exc:
+        return [], [_csv_error(1, exc)]
+    long_name = _long_cell(1, header, header)
+    if long_name:
+        return [], [long_name]
     errors = _header_errors(header)
     if errors:
         return [], errors
     rows: list[tuple[int, dict[str, Any]]] = []
-    for number, cells in enumerate(reader, start=2):
+    number = 1
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The reader cannot find the next row after this: report it and stop.
+            errors.append(_csv_error(number, exc))
+            break
+        if number % _YIELD_EVERY == 0:
+            _let_the_loop_run()
         if not any(cell.strip() for cell in cells):
             continue  # blank lines, common at the end of exported files
         if len(rows) >= MAX_ROWS:
@@ -75,6 +160,10 @@ def parse_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Import
                     message=f"{len(cells)} cells, but the header has {len(header)} columns",
                 )
             )
+            continue
+        long_cell = _long_cell(number, header, cells)
+        if long_cell:
+            errors.append(long_cell)
             continue
         values: dict[str, Any] = {}
         for name, cell in zip(header, cells, strict=True):
@@ -102,6 +191,8 @@ def _validate(
     devices: list[tuple[int, DeviceCreate]] = []
     first_row: dict[object, int] = {}
     for number, values in rows:
+        if number % _YIELD_EVERY == 0:
+            _let_the_loop_run()
         try:
             device = DeviceCreate.model_validate(values)
         except ValidationError as exc:
@@ -180,6 +271,36 @@ async def _check_registry(
             )
 
 
+def read_csv(
+    data: bytes, check: Callable[[DeviceCreate], None]
+) -> tuple[int, list[tuple[int, DeviceCreate]], list[ImportRowError]]:
+    """Decode, parse and validate a CSV file: (data rows, valid devices, errors)."""
+    try:
+        text = data.decode("utf-8-sig")  # Excel puts a byte-order mark first
+    except UnicodeDecodeError as exc:
+        error = ImportRowError(row=1, field=None, message=f"the file is not UTF-8 text: {exc}")
+        return 0, [], [error]
+    rows, errors = parse_rows(text)
+    devices = _validate(rows, errors, check)
+    if not rows and not errors:
+        errors.append(ImportRowError(row=2, field=None, message="the file has no data rows"))
+    return len(rows), devices, errors
+
+
+def _listed(errors: list[ImportRowError]) -> list[ImportRowError]:
+    errors.sort(key=lambda e: e.row)
+    if len(errors) <= MAX_LISTED_ERRORS:
+        return errors
+    first_unlisted = errors[MAX_LISTED_ERRORS]
+    more = ImportRowError(
+        row=first_unlisted.row,
+        field=None,
+        message=f"{len(errors) - MAX_LISTED_ERRORS} more errors from this row on are not "
+        "listed; fix the ones above and import again",
+    )
+    return [*errors[:MAX_LISTED_ERRORS], more]
+
+
 async def import_csv(
     registry: DeviceRegistry,
     data: bytes,
@@ -187,27 +308,19 @@ async def import_csv(
 ) -> ImportReport:
     """Validate every row, then register all devices in one transaction, or none of them.
 
-    `check` is the runtime's extra per-device check (rule classes); it raises ValueError.
-    A report with errors means nothing was registered.
+    `check` is the runtime's extra per-device check (rule classes); it raises ValueError
+    and is called from a worker thread. A report with errors means nothing was registered.
     """
-    try:
-        text = data.decode("utf-8-sig")  # Excel puts a byte-order mark first
-    except UnicodeDecodeError as exc:
-        error = ImportRowError(row=1, field=None, message=f"the file is not UTF-8 text: {exc}")
-        return ImportReport(rows=0, created=0, errors=[error])
-    rows, errors = parse_rows(text)
-    devices = _validate(rows, errors, check)
+    loop = asyncio.get_running_loop()
+    rows, devices, errors = await loop.run_in_executor(_WORKERS, read_csv, data, check)
     if devices:
         await _check_registry(registry, devices, errors)
-    if not rows and not errors:
-        errors.append(ImportRowError(row=2, field=None, message="the file has no data rows"))
     if errors:
-        errors.sort(key=lambda e: e.row)
-        return ImportReport(rows=len(rows), created=0, errors=errors)
+        return ImportReport(rows=rows, created=0, errors=_listed(errors))
     try:
         created = await registry.create_many([d for _, d in devices])
     except RegistryError as exc:
         # A concurrent registration took an id after our checks; nothing was written.
         error = ImportRowError(row=1, field=None, message=f"{exc}; nothing was imported")
-        return ImportReport(rows=len(rows), created=0, errors=[error])
-    return ImportReport(rows=len(rows), created=len(created))
+        return ImportReport(rows=rows, created=0, errors=[error])
+    return ImportReport(rows=rows, created=len(created))

@@ -150,7 +150,9 @@ class WebhookPublic(BaseModel):
     min_severity: Severity | None
     active: bool
     created_at: datetime
-    secret_hint: str
+    secret_hint: str | None = Field(
+        description="The secret's last 4 characters, to tell secrets apart; null unless admin."
+    )
     pending: int = 0  # changes waiting for delivery
     dead: int = 0  # changes that ran out of attempts (see deliveries?state=dead)
 

@@ -29,6 +29,7 @@ from dashboard_api.access import Authenticator, TokenStore
 from dashboard_api.app import create_app
 from dashboard_api.console.sessions import SessionStore
 from dashboard_api.deps import ApiServices, MapTiles
+from dashboard_api.limits import BodyLimits
 from devices.bin_status import BinStatusStore
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.provisioning import BrokerAccounts, DynsecAccounts
@@ -774,4 +775,5 @@ def build_app(settings: Settings, *, serve_api: bool = True) -> FastAPI:
             app.state.services = runtime.api_services()
             yield
 
-    return create_app(lifespan, api=serve_api)
+    limits = BodyLimits(default=settings.api.max_body_bytes, imports=settings.api.max_import_bytes)
+    return create_app(lifespan, api=serve_api, limits=limits)

@@ -81,6 +81,10 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Request bodies past these answer 413 before anything parses them (issue #22): every
+    # route but the CSV import, and the import.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
 
 class IngestSettings(BaseSettings):

@@ -13,10 +13,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from dashboard_api.access import Principal
 from dashboard_api.auth import DISPATCHER, Caller
 from dashboard_api.deps import ApiServices, Services
+from dashboard_api.inputs import JSON_CHECKED, MAX_ROW_ID, Offset, RowId
 from dispatch.model import OUTCOMES, AlertActionPublic, AlertChange, AlertPublic, AlertStatus
 from dispatch.store import AlertNotFoundError, TransitionError
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=JSON_CHECKED)
 
 
 @router.get("")
@@ -29,7 +30,7 @@ async def list_alerts(
     active: bool | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AlertPublic]:
     """Alerts, newest first; `active=true` for the unresolved ones."""
     return await services.alerts.find(
@@ -61,8 +62,12 @@ async def stream_alerts(
         try:
             resume_after = int(last_event_id)
         except ValueError:
+            resume_after = -1
+        # An id beyond 64 bits would overflow in SQL once the stream has begun (a 500).
+        if not 0 <= resume_after <= MAX_ROW_ID:
             raise HTTPException(
-                status.HTTP_400_BAD_REQUEST, "Last-Event-ID must be an event id (an integer)"
+                status.HTTP_400_BAD_REQUEST,
+                f"Last-Event-ID must be an event id (an integer from 0 to {MAX_ROW_ID})",
             ) from None
 
     async def events() -> AsyncIterator[ServerSentEvent]:
@@ -123,7 +128,7 @@ class AlertResolve(AlertAck):
 async def _act(
     services: ApiServices,
     caller: Principal,
-    alert_id: int,
+    alert_id: RowId,
     action: str,
     body: AlertAck,
     **extra: Any,
@@ -144,7 +149,7 @@ async def _act(
 
 @router.post("/{alert_id}/ack", dependencies=DISPATCHER)
 async def acknowledge(
-    alert_id: int, body: AlertAck, services: Services, caller: Caller
+    alert_id: RowId, body: AlertAck, services: Services, caller: Caller
 ) -> AlertPublic:
     """Acknowledge an open alert (409 with the current status otherwise)."""
     return await _act(services, caller, alert_id, "ack", body)
@@ -152,7 +157,7 @@ async def acknowledge(
 
 @router.post("/{alert_id}/dispatch", dependencies=DISPATCHER)
 async def dispatch_station(
-    alert_id: int, body: AlertDispatch, services: Services, caller: Caller
+    alert_id: RowId, body: AlertDispatch, services: Services, caller: Caller
 ) -> AlertPublic:
     """Send a station to an open or acknowledged alert."""
     return await _act(services, caller, alert_id, "dispatch", body, station_id=body.station_id)
@@ -160,7 +165,7 @@ async def dispatch_station(
 
 @router.post("/{alert_id}/resolve", dependencies=DISPATCHER)
 async def resolve(
-    alert_id: int, body: AlertResolve, services: Services, caller: Caller
+    alert_id: RowId, body: AlertResolve, services: Services, caller: Caller
 ) -> AlertPublic:
     """Close an active alert: resolved, cancelled or false_alarm."""
     if body.outcome not in OUTCOMES:
@@ -169,7 +174,7 @@ async def resolve(
 
 
 @router.get("/{alert_id}/actions")
-async def alert_actions(alert_id: int, services: Services) -> list[AlertActionPublic]:
+async def alert_actions(alert_id: RowId, services: Services) -> list[AlertActionPublic]:
     """The audit trail: who acknowledged, dispatched, escalated and resolved, and when."""
     if await services.alerts.get(alert_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
@@ -177,7 +182,7 @@ async def alert_actions(alert_id: int, services: Services) -> list[AlertActionPu
 
 
 @router.get("/{alert_id}")
-async def get_alert(alert_id: int, services: Services) -> AlertPublic:
+async def get_alert(alert_id: RowId, services: Services) -> AlertPublic:
     """One alert."""
     alert = await services.alerts.get(alert_id)
     if alert is None:

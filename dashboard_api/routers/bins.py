@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from contract.readings import DeviceKind
 from dashboard_api.deps import Services
+from dashboard_api.inputs import Offset
 from devices.schemas import DevicePublic
 
 router = APIRouter(prefix="/bins", tags=["bins"])
@@ -59,10 +60,10 @@ def _public(services: Services, device: DevicePublic) -> BinPublic:
 async def list_bins(
     services: Services,
     district: str | None = None,
-    min_fill_pct: Annotated[float | None, Query(ge=0, le=100)] = None,
-    full_within_h: Annotated[float | None, Query(ge=0)] = None,
+    min_fill_pct: Annotated[float | None, Query(ge=0, le=100, allow_inf_nan=False)] = None,
+    full_within_h: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[BinPublic]:
     """Bins ordered by id; filter by fill now or predicted to be full within N hours."""
     devices = await services.devices.find(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from dashboard_api.deps import Services
+from dashboard_api.inputs import RowId
 from dispatch.cap import cap_feed, latest_alert_cap, latest_incident_cap
 
 router = APIRouter(tags=["cap"])
@@ -45,7 +46,7 @@ async def cap_alert_feed(request: Request, services: Services) -> Response:
 
 
 @router.get("/alerts/{alert_id}/cap", response_class=Response, name="alert_cap")
-async def alert_cap(alert_id: int, services: Services) -> Response:
+async def alert_cap(alert_id: RowId, services: Services) -> Response:
     """The alert's current CAP 1.2 message (Alert, Update or Cancel, with references)."""
     alert = await services.alerts.get(alert_id)
     if alert is None:
@@ -57,7 +58,7 @@ async def alert_cap(alert_id: int, services: Services) -> Response:
 
 
 @router.get("/incidents/{incident_id}/cap", response_class=Response)
-async def incident_cap(incident_id: int, services: Services) -> Response:
+async def incident_cap(incident_id: RowId, services: Services) -> Response:
     """The incident's current CAP 1.2 message, one area per detector."""
     incident = await services.alerts.incident(incident_id)
     if incident is None:

@@ -21,8 +21,9 @@ from dashboard_api.auth import (
 )
 from dashboard_api.console.sessions import ConsoleSession, SessionStore
 from dashboard_api.deps import ApiServices, Services
+from dashboard_api.inputs import JSON_CHECKED
 
-router = APIRouter(prefix="/console", tags=["console"])
+router = APIRouter(prefix="/console", tags=["console"], dependencies=JSON_CHECKED)
 
 
 class SignIn(BaseModel):

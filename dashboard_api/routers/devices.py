@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -10,10 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from contract.readings import DeviceKind
-from dashboard_api.auth import TECHNICIAN
+from dashboard_api.access import Principal
+from dashboard_api.auth import TECHNICIAN, Caller, for_admin
 from dashboard_api.deps import Services
+from dashboard_api.inputs import JSON_CHECKED, Offset
 from dashboard_api.routers.credentials import revoke_on_retire
 from devices.importer import import_csv
+from devices.provisioning import AccountKind
 from devices.registry import DeviceExistsError, NotFoundError, NsDeviceTakenError, RegistryError
 from devices.schemas import (
     DeviceCreate,
@@ -26,13 +30,17 @@ from devices.schemas import (
 )
 from ingest.influx import InfluxError
 
-router = APIRouter(prefix="/devices", tags=["devices"])
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/devices", tags=["devices"], dependencies=JSON_CHECKED)
 
-# A registry export for a regency is a few hundred kB; this leaves room without letting a
-# stray upload hold the worker.
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
 # How far back GET /devices/{id} looks for the newest battery and RSSI values.
 RECENT_READINGS = 20
+# InfluxDB keeps times as int64 nanoseconds (1677-09-21 .. 2262-04-11); a query outside
+# overflows in its parser, whose error is no answer for the caller.
+READINGS_FROM = datetime(1677, 9, 22, tzinfo=UTC)
+READINGS_UNTIL = datetime(2262, 4, 11, tzinfo=UTC)
+STORE_UNAVAILABLE = "reading store unavailable"
+STORE_UNAVAILABLE_PUBLIC = f"{STORE_UNAVAILABLE} (InfluxDB is not answering; the log says why)"
 
 Device = TypeVar("Device", bound=DevicePublic)
 
@@ -91,15 +99,9 @@ async def create_device(device: DeviceCreate, services: Services) -> DevicePubli
 )
 async def import_devices(request: Request, services: Services) -> ImportReport:
     """Register devices from a CSV file: all rows or none; 422 with an error per bad row."""
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_IMPORT_BYTES:
-            raise HTTPException(
-                413,
-                f"the CSV file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split it",
-            )
-    report = await import_csv(services.devices, bytes(data), services.check_device)
+    # At most SIGAP_API_MAX_IMPORT_BYTES: the BodySizeLimit middleware answers 413 past it.
+    data = await request.body()
+    report = await import_csv(services.devices, data, services.check_device)
     if report.errors:
         raise HTTPException(422, report.model_dump())
     return report
@@ -115,7 +117,7 @@ async def list_devices(
     gateway_id: str | None = None,
     network_server: NetworkServer | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[DevicePublic]:
     """Registered devices, ordered by id."""
     devices = await services.devices.find(
@@ -132,7 +134,7 @@ async def list_devices(
 
 
 @router.get("/{device_id}")
-async def get_device(device_id: str, services: Services) -> DeviceDetail:
+async def get_device(device_id: str, services: Services, caller: Caller) -> DeviceDetail:
     """One device, with when it was last seen and its latest reading, battery and RSSI."""
     device = await services.devices.get(device_id)
     if device is None:
@@ -143,10 +145,16 @@ async def get_device(device_id: str, services: Services) -> DeviceDetail:
             recent = await services.readings.readings(device_id, None, None, RECENT_READINGS)
         except InfluxError as exc:
             # The registry answers even when InfluxDB does not: say why the reading is missing.
-            detail.readings_error = f"reading store unavailable: {exc}"
+            log.warning("latest readings of %s: reading store unavailable: %s", device_id, exc)
+            detail.readings_error = _store_error(caller, exc)
         else:
             _add_latest(detail, recent)
     return _with_last_seen(services, detail)
+
+
+def _store_error(caller: Principal, exc: InfluxError) -> str:
+    # InfluxDB's error names its address and quotes its client; only an admin sees that.
+    return for_admin(caller, f"{STORE_UNAVAILABLE}: {exc}", STORE_UNAVAILABLE_PUBLIC)
 
 
 def _add_latest(detail: DeviceDetail, recent: list[dict[str, Any]]) -> None:
@@ -193,7 +201,7 @@ async def retire_device(device_id: str, services: Services) -> DevicePublic:
         retired = await services.devices.retire(device_id)
     except NotFoundError:
         raise _not_found(device_id) from None
-    await revoke_on_retire(services, device_id)
+    await revoke_on_retire(services, AccountKind.device, device_id)
     return _with_last_seen(services, retired)
 
 
@@ -201,6 +209,7 @@ async def retire_device(device_id: str, services: Services) -> DevicePublic:
 async def device_readings(
     device_id: str,
     services: Services,
+    caller: Caller,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
@@ -214,11 +223,25 @@ async def device_readings(
                 422,
                 f"{name} needs a UTC offset, e.g. 2026-11-27T10:00:00Z",
             )
+        if moment is not None and not _storable(moment):
+            raise HTTPException(
+                422,
+                f"{name} must lie between {READINGS_FROM:%Y-%m-%d} and {READINGS_UNTIL:%Y-%m-%d} "
+                "(the times InfluxDB can hold)",
+            )
     if since and until and since > until:
         raise HTTPException(422, "since is after until")
     try:
         return await services.readings.readings(device_id, since, until, limit)
     except InfluxError as exc:
+        log.warning("readings of %s: reading store unavailable: %s", device_id, exc)
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"reading store unavailable: {exc}"
+            status.HTTP_503_SERVICE_UNAVAILABLE, _store_error(caller, exc)
         ) from None
+
+
+def _storable(moment: datetime) -> bool:
+    try:
+        return READINGS_FROM <= moment <= READINGS_UNTIL
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        return False

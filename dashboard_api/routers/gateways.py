@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from dashboard_api.auth import TECHNICIAN
 from dashboard_api.deps import Services
+from dashboard_api.inputs import JSON_CHECKED, Offset
 from dashboard_api.routers.credentials import revoke_on_retire
+from devices.provisioning import AccountKind
 from devices.registry import GatewayExistsError, GatewayInUseError, GatewayRegistry, NotFoundError
 from devices.schemas import (
     DevicePublic,
@@ -19,7 +21,7 @@ from devices.schemas import (
     GatewayUpdate,
 )
 
-router = APIRouter(prefix="/gateways", tags=["gateways"])
+router = APIRouter(prefix="/gateways", tags=["gateways"], dependencies=JSON_CHECKED)
 
 
 def get_gateways(services: Services) -> GatewayRegistry:
@@ -49,7 +51,7 @@ async def list_gateways(
     kind: GatewayKind | None = None,
     status_: Annotated[GatewayStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[GatewayPublic]:
     """Registered gateways, ordered by id."""
     return await gateways.find(
@@ -99,5 +101,5 @@ async def retire_gateway(gateway_id: str, gateways: Gateways, services: Services
         raise _not_found(gateway_id) from None
     except GatewayInUseError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    await revoke_on_retire(services, gateway_id)
+    await revoke_on_retire(services, AccountKind.gateway, gateway_id)
     return retired

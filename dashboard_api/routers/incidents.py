@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from dashboard_api.deps import Services
+from dashboard_api.inputs import RowId
 from dispatch.model import IncidentPublic
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -23,7 +24,7 @@ async def list_incidents(
 
 
 @router.get("/{incident_id}")
-async def get_incident(incident_id: int, services: Services) -> IncidentPublic:
+async def get_incident(incident_id: RowId, services: Services) -> IncidentPublic:
     """One incident with its alert ids and devices."""
     found = await services.alerts.incident(incident_id)
     if found is None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from dashboard_api.auth import CREW, Caller
 from dashboard_api.deps import Routes
+from dashboard_api.inputs import JSON_CHECKED, MAX_ROW_ID, Offset, RowId
 from pickup_routes.schemas import (
     PlanPublic,
     RoutePlanCreate,
@@ -23,7 +24,7 @@ from pickup_routes.schemas import (
 )
 from pickup_routes.service import RouteConflictError, RouteInvalidError, RouteNotFoundError
 
-router = APIRouter(prefix="/routes", tags=["routes"])
+router = APIRouter(prefix="/routes", tags=["routes"], dependencies=JSON_CHECKED)
 
 
 @contextmanager
@@ -51,12 +52,12 @@ async def plan_routes(request: RoutePlanCreate, routes: Routes) -> PlanPublic:
 async def list_routes(
     routes: Routes,
     depot_id: str | None = None,
-    plan_id: int | None = None,
+    plan_id: Annotated[int | None, Query(le=MAX_ROW_ID)] = None,
     status_: Annotated[RouteStatus | None, Query(alias="status")] = None,
     flagged: bool | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[RoutePublic]:
     """Routes, newest first; `flagged=true` for those with a bin not shown emptied."""
     return await routes.find(
@@ -71,7 +72,7 @@ async def list_routes(
 
 
 @router.get("/plans/{plan_id}")
-async def get_plan(plan_id: int, routes: Routes) -> PlanPublic:
+async def get_plan(plan_id: RowId, routes: Routes) -> PlanPublic:
     """One planning run with its routes, unserved and excluded bins."""
     found = await routes.get_plan(plan_id)
     if found is None:
@@ -80,7 +81,7 @@ async def get_plan(plan_id: int, routes: Routes) -> PlanPublic:
 
 
 @router.get("/{route_id}")
-async def get_route(route_id: int, routes: Routes) -> RoutePublic:
+async def get_route(route_id: RowId, routes: Routes) -> RoutePublic:
     """One route: stops in order with ETA and expected load, and GeoJSON."""
     found = await routes.get(route_id)
     if found is None:
@@ -89,7 +90,7 @@ async def get_route(route_id: int, routes: Routes) -> RoutePublic:
 
 
 @router.get("/{route_id}/events")
-async def route_events(route_id: int, routes: Routes) -> list[StopEventPublic]:
+async def route_events(route_id: RowId, routes: Routes) -> list[StopEventPublic]:
     """Who changed which stop, and when (oldest first)."""
     if await routes.get(route_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"route {route_id} not found")
@@ -98,7 +99,7 @@ async def route_events(route_id: int, routes: Routes) -> list[StopEventPublic]:
 
 @router.post("/{route_id}/stops/{bin_id}/done", dependencies=CREW)
 async def stop_done(
-    route_id: int,
+    route_id: RowId,
     bin_id: str,
     routes: Routes,
     caller: Caller,
@@ -120,7 +121,7 @@ async def stop_done(
     dependencies=CREW,
 )
 async def stop_skipped(
-    route_id: int, bin_id: str, skip: StopSkip, routes: Routes, caller: Caller
+    route_id: RowId, bin_id: str, skip: StopSkip, routes: Routes, caller: Caller
 ) -> StopPublic:
     """The crew could not empty the bin; `reason` says why."""
     if skip.by is None:

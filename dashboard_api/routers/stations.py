@@ -8,10 +8,11 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from dashboard_api.auth import DISPATCHER
 from dashboard_api.deps import Stations
+from dashboard_api.inputs import JSON_CHECKED, Offset
 from dispatch.stations.registry import StationExistsError
 from dispatch.stations.schemas import StationCreate, StationKind, StationPublic
 
-router = APIRouter(prefix="/stations", tags=["stations"])
+router = APIRouter(prefix="/stations", tags=["stations"], dependencies=JSON_CHECKED)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=DISPATCHER)
@@ -29,7 +30,7 @@ async def list_stations(
     kind: StationKind | None = None,
     district: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[StationPublic]:
     """Stations ordered by id."""
     return await stations.find(

@@ -7,8 +7,9 @@ from fastapi import APIRouter, HTTPException, status
 from dashboard_api.access import Authenticator, TokenCreate, TokenIssued, TokenPublic
 from dashboard_api.auth import Admin
 from dashboard_api.deps import Services
+from dashboard_api.inputs import JSON_CHECKED, RowId
 
-router = APIRouter(prefix="/tokens", tags=["access"])
+router = APIRouter(prefix="/tokens", tags=["access"], dependencies=JSON_CHECKED)
 
 
 def _auth(services: Services) -> Authenticator:
@@ -30,7 +31,7 @@ async def list_tokens(services: Services, _caller: Admin) -> list[TokenPublic]:
 
 
 @router.delete("/{token_id}")
-async def revoke_token(token_id: int, services: Services, _caller: Admin) -> TokenPublic:
+async def revoke_token(token_id: RowId, services: Services, _caller: Admin) -> TokenPublic:
     """Revoke a token; it stops working at once here, within seconds elsewhere."""
     auth = _auth(services)
     revoked = await auth.store.revoke(token_id)

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
-from dashboard_api.auth import ADMIN
+from dashboard_api.access import Principal, Role
+from dashboard_api.auth import ADMIN, Caller
 from dashboard_api.deps import Services
+from dashboard_api.inputs import JSON_CHECKED, RowId
 from dispatch.webhooks import (
     DeliveryState,
     WebhookCreate,
@@ -16,7 +18,7 @@ from dispatch.webhooks import (
     WebhookPublic,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=JSON_CHECKED)
 
 
 def get_webhooks(services: Services) -> WebhookOutbox:
@@ -42,20 +44,27 @@ async def create_webhook(create: WebhookCreate, webhooks: Webhooks) -> WebhookPu
     return await webhooks.subscribe(create)
 
 
+def _shown_to(caller: Principal, webhook: WebhookPublic) -> WebhookPublic:
+    # Even a hint narrows a guess at the signing secret; only an admin manages secrets.
+    if caller.role is Role.admin:
+        return webhook
+    return webhook.model_copy(update={"secret_hint": None})
+
+
 @router.get("")
-async def list_webhooks(webhooks: Webhooks) -> list[WebhookPublic]:
+async def list_webhooks(webhooks: Webhooks, caller: Caller) -> list[WebhookPublic]:
     """Every subscriber with its pending and dead message counts."""
-    return await webhooks.list()
+    return [_shown_to(caller, webhook) for webhook in await webhooks.list()]
 
 
 @router.get("/{webhook_id}")
-async def get_webhook(webhook_id: int, webhooks: Webhooks) -> WebhookPublic:
-    """One subscriber."""
-    return await _found(webhooks, webhook_id)
+async def get_webhook(webhook_id: RowId, webhooks: Webhooks, caller: Caller) -> WebhookPublic:
+    """One subscriber (the secret's hint only for an admin)."""
+    return _shown_to(caller, await _found(webhooks, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=ADMIN)
-async def delete_webhook(webhook_id: int, webhooks: Webhooks) -> Response:
+async def delete_webhook(webhook_id: RowId, webhooks: Webhooks) -> Response:
     """Unsubscribe; messages not yet delivered are dropped with it."""
     if not await webhooks.delete(webhook_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"webhook {webhook_id} not found")
@@ -64,7 +73,7 @@ async def delete_webhook(webhook_id: int, webhooks: Webhooks) -> Response:
 
 @router.get("/{webhook_id}/deliveries")
 async def list_deliveries(
-    webhook_id: int,
+    webhook_id: RowId,
     webhooks: Webhooks,
     state: DeliveryState | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
@@ -75,7 +84,7 @@ async def list_deliveries(
 
 
 @router.post("/{webhook_id}/redeliver", dependencies=ADMIN)
-async def redeliver(webhook_id: int, webhooks: Webhooks) -> dict[str, int]:
+async def redeliver(webhook_id: RowId, webhooks: Webhooks) -> dict[str, int]:
     """Give the subscriber's dead messages a fresh set of attempts."""
     await _found(webhooks, webhook_id)
     return {"requeued": await webhooks.redeliver(webhook_id)}

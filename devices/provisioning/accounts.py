@@ -100,8 +100,13 @@ class BrokerAccounts(Protocol):
         """Suspend (closing its sessions) or resume a device or gateway account."""
         ...
 
-    async def revoke(self, username: str) -> bool:
-        """Delete a device or gateway account and close its sessions; False if there was none."""
+    async def revoke(self, username: str, kind: AccountKind) -> bool:
+        """Delete the account if it is one of this kind, closing its sessions; False if none.
+
+        The kind is required because devices and gateways share one username space: a
+        device revoke must never delete a gateway's login of the same name (or the other
+        way round). An account of another kind raises AccountConflictError.
+        """
         ...
 
     async def get(self, username: str) -> Account | None:

@@ -42,6 +42,7 @@ from devices.provisioning.policy import (
     account_acls,
     check_id,
     kind_of,
+    other_kind,
     role_name,
 )
 
@@ -148,12 +149,14 @@ class DynsecAccounts:
         await self._call({"command": command, "username": username})
         return Account(username, account.kind, enabled, account.roles)
 
-    async def revoke(self, username: str) -> bool:
-        """Delete a device or gateway account and close its sessions; False if there was none."""
+    async def revoke(self, username: str, kind: AccountKind) -> bool:
+        """Delete the account if it is one of this kind, closing its sessions; False if none."""
         try:
             account = await self._managed(username)
         except AccountNotFoundError:
             return False
+        if account.kind is not kind:
+            raise AccountConflictError(username, other_kind(account.kind, kind))
         # Deleting the client is what closes its sessions; then drop its own role, which
         # nothing else holds (a leftover role would only be clutter, not access).
         await self._call(

@@ -26,6 +26,7 @@ from devices.provisioning.policy import (
     allowed,
     check_id,
     kind_of,
+    other_kind,
     role_name,
 )
 
@@ -90,12 +91,14 @@ class InMemoryAccounts:
         client.enabled = enabled
         return Account(username, kind, enabled, client.roles)
 
-    async def revoke(self, username: str) -> bool:
-        """Delete a device or gateway account and close its sessions; False if there was none."""
+    async def revoke(self, username: str, kind: AccountKind) -> bool:
+        """Delete the account if it is one of this kind, closing its sessions; False if none."""
         try:
-            client, _ = self._managed(username)
+            client, found = self._managed(username)
         except AccountNotFoundError:
             return False
+        if found is not kind:
+            raise AccountConflictError(username, other_kind(found, kind))
         self._kick(username)
         del self._clients[username]
         for role in client.roles:
@@ -171,6 +174,8 @@ class InMemoryAccounts:
         return Credentials(account_id, password, kind)
 
     def _managed(self, username: str) -> tuple[_Client, AccountKind]:
+        if username in self._reserved:  # as DynsecAccounts says it
+            raise AccountConflictError(username, "reserved for Sigap itself")
         client = self._clients.get(username)
         if client is None:
             raise AccountNotFoundError(username)

@@ -69,6 +69,11 @@ def kind_of(username: str, roles: tuple[str, ...]) -> AccountKind:
     return AccountKind.other
 
 
+def other_kind(found: AccountKind, wanted: AccountKind) -> str:
+    """Why an account of one kind is left alone by a call about another."""
+    return f"is a {found.value} account, not a {wanted.value} account; left as it is"
+
+
 def publish_topics(kind: AccountKind, account_id: str) -> tuple[str, ...]:
     """The topics a device or gateway may publish to (nothing else, and no subscriptions)."""
     if kind is AccountKind.device:

@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.provisioning import (
+    AccountKind,
     BrokerAccounts,
     BrokerUnavailableError,
     Credentials,
@@ -334,7 +335,7 @@ async def test_connected_device_is_kicked_on_revoke_and_cannot_reconnect(
     creds = await accounts.provision_device(device_id)
     device = await asyncio.to_thread(device_probe, broker, creds, v5=False)
     try:
-        assert await accounts.revoke(device_id)
+        assert await accounts.revoke(device_id, AccountKind.device)
         assert await asyncio.to_thread(device.disconnected.wait, TIMEOUT_S)
     finally:
         device.stop()

@@ -47,11 +47,10 @@ async def test_no_token_no_api_but_probes_stay_open(client: httpx.AsyncClient) -
     assert (await client.post("/api/v1/devices", json=DEVICE)).status_code == 401
     for path in ("/healthz", "/readyz"):
         assert (await client.get(path)).status_code == 200, path
-    assert (await client.get("/metrics")).status_code == 401
-    assert (await client.get("/metrics", headers=ADMIN_HEADERS)).status_code == 200
+    assert (await client.get("/metrics")).status_code == 200  # open, like the probes
 
 
-async def test_readyz_names_failing_checks_to_anyone_and_says_why_only_with_a_token(
+async def test_readyz_names_failing_checks_to_anyone_and_says_why_only_to_an_admin(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     async def failing() -> dict[str, str | None]:
@@ -63,6 +62,10 @@ async def test_readyz_names_failing_checks_to_anyone_and_says_why_only_with_a_to
         assert anonymous.json()["checks"] == {"sql": "ok", "influxdb": "failing"}
         detailed = (await client.get("/readyz")).json()  # the client's admin token
         assert "10.0.0.5" in detailed["checks"]["influxdb"]
+        crew = await issue(client, "crew")
+        assert (await client.get("/readyz", headers=crew)).json()["checks"]["influxdb"] == (
+            "failing"
+        )
 
 
 async def test_tokens_are_shown_once_and_stored_hashed(
@@ -162,6 +165,38 @@ async def test_credentials_issue_revoke_and_retire_with_the_technician_role(
         assert retired.status_code == 200
         assert await accounts.get(str(DEVICE["id"])) is None  # retiring revoked the login
         assert (await client.post(path, headers=tech)).status_code == 409
+
+
+async def test_a_device_revoke_never_touches_a_gateway_login_of_the_same_name(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # #22.6: a gateway and a device both registered as gw-1, only the gateway has a login.
+    accounts = InMemoryAccounts()
+    async with api_client(api_services(sessions, accounts=accounts)) as client:
+        gateway = {"id": "gw-1", "kind": "mqtt", "lat": -2.5, "lon": 112.9}
+        device = DEVICE | {"id": "gw-1"}
+        assert (await client.post("/api/v1/gateways", json=gateway)).status_code == 201
+        assert (await client.post("/api/v1/devices", json=device)).status_code == 201
+        issued = await client.post("/api/v1/gateways/gw-1/credentials")
+        assert issued.status_code == 201
+        password = issued.json()["password"]
+
+        revoke = await client.delete("/api/v1/devices/gw-1/credentials")
+        assert revoke.status_code == 409 and "is a gateway account" in revoke.text
+        assert (await client.delete("/api/v1/devices/gw-1")).status_code == 200  # retire
+        assert accounts.authenticate("gw-1", password)  # the gateway still logs in
+
+        # And the other way round: a gateway revoke leaves a device's login alone.
+        assert (await client.post("/api/v1/devices", json=DEVICE)).status_code == 201
+        device_login = await client.post(f"/api/v1/devices/{DEVICE['id']}/credentials")
+        gone = await client.delete(f"/api/v1/gateways/{DEVICE['id']}/credentials")
+        assert gone.status_code == 409 and "is a device account" in gone.text
+        assert accounts.authenticate(str(DEVICE["id"]), device_login.json()["password"])
+        missing = await client.delete("/api/v1/gateways/gw-9/credentials")
+        assert missing.status_code == 404 and "gateway 'gw-9' has no MQTT login" in missing.text
+
+        assert (await client.delete("/api/v1/gateways/gw-1/credentials")).status_code == 204
+        assert not accounts.authenticate("gw-1", password)
 
 
 async def test_credentials_need_a_managed_broker(client: httpx.AsyncClient) -> None:

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
-from dashboard_api.routers import devices as devices_router
+from dashboard_api.limits import BodyLimits
 from devices.directory import DeviceDirectory
 from devices.registry import DeviceRegistry
 from sigap import cli
 from tests.postgres import both_backends
-from tests.unit.conftest import api_client, api_services
+from tests.unit.conftest import ADMIN_HEADERS, api_client, api_services
 
 HEADER = (
     "id,kind,name,lat,lon,address,district,zone,gateway_id,depth_mm,reporting_interval_s,"
@@ -155,9 +156,13 @@ async def test_semicolon_files_and_rule_checks(
     assert fixed.status_code == 201 and fixed.json()["created"] == 2
 
 
-async def test_oversized_import(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devices_router, "MAX_IMPORT_BYTES", 100)
-    response = await post_csv(client, GOOD)
+async def test_oversized_import(services: ApiServices) -> None:
+    app = create_app(services=services, limits=BodyLimits(imports=100))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=ADMIN_HEADERS
+    ) as client:
+        response = await post_csv(client, GOOD)
     assert response.status_code == 413 and "split it" in response.text
 
 

@@ -180,11 +180,11 @@ class AccountsContract:
         device = f"{ids}-d"
         creds = await harness.accounts.provision_device(device)
         session = await harness.open_session(device, creds.password)
-        assert await harness.accounts.revoke(device) is True
+        assert await harness.accounts.revoke(device, AccountKind.device) is True
         assert await session.wait_closed()
         assert not await harness.can_connect(device, creds.password)
         assert await harness.accounts.get(device) is None
-        assert await harness.accounts.revoke(device) is False
+        assert await harness.accounts.revoke(device, AccountKind.device) is False
         # Issuing credentials again after a revoke starts a fresh account.
         again = await harness.accounts.provision_device(device)
         assert await harness.may_publish(device, again.password, f"sigap/devices/{device}/up")
@@ -221,11 +221,33 @@ class AccountsContract:
             await harness.accounts.provision_device(service)
         with pytest.raises(AccountConflictError):
             await harness.accounts.rotate_password(service)
-        with pytest.raises(AccountConflictError):
-            await harness.accounts.revoke(service)
+        for kind in (AccountKind.device, AccountKind.gateway):
+            with pytest.raises(AccountConflictError):
+                await harness.accounts.revoke(service, kind)
         with pytest.raises(AccountConflictError):
             await harness.accounts.set_enabled(service, False)
         assert await harness.can_connect(service, harness.service_password)
+
+    async def test_revoke_touches_only_an_account_of_its_own_kind(
+        self, harness: Harness, ids: str
+    ) -> None:
+        # Devices and gateways share one username space (#22.6): a device revoke of a
+        # gateway's name must leave the gateway's login and its session as they are.
+        gateway, device = f"{ids}-gw", f"{ids}-dev"
+        gw_creds = await harness.accounts.provision_gateway(gateway)
+        dev_creds = await harness.accounts.provision_device(device)
+        gw_session = await harness.open_session(gateway, gw_creds.password)
+        with pytest.raises(AccountConflictError, match="is a gateway account"):
+            await harness.accounts.revoke(gateway, AccountKind.device)
+        with pytest.raises(AccountConflictError, match="is a device account"):
+            await harness.accounts.revoke(device, AccountKind.gateway)
+        assert not await gw_session.wait_closed(timeout_s=0.5)
+        assert await harness.can_connect(gateway, gw_creds.password)
+        assert await harness.can_connect(device, dev_creds.password)
+        assert await harness.accounts.revoke(gateway, AccountKind.gateway) is True
+        assert await gw_session.wait_closed()
+        assert await harness.accounts.revoke(device, AccountKind.device) is True
+        await gw_session.close()
 
     async def test_one_id_is_a_device_or_a_gateway_not_both(
         self, harness: Harness, ids: str
