@@ -164,11 +164,18 @@ def _dev_credentials(path: Path) -> dict[str, str]:
         "developer_password": secrets.token_urlsafe(18),
         "api_token": secrets.token_urlsafe(24),
     }
+    _write_credentials(path, saved)
+    return saved
+
+
+def _write_credentials(path: Path, saved: dict[str, str]) -> None:
+    """Write the credentials file, readable by its owner only."""
+    import json  # local: only the development stack needs it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(saved, out, indent=2)
-    return saved
 
 
 def dev_accounts(path: Path) -> BrokerAuth:
@@ -195,13 +202,9 @@ def dev_api_token(path: Path) -> str:
 
 def save_dev_credential(path: Path, name: str, value: str) -> None:
     """Add or replace one entry of the local stack's credentials file (owner-only)."""
-    import json  # local: only the development stack needs it
-
     saved = _dev_credentials(path)
     saved[name] = value
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(saved, out, indent=2)
+    _write_credentials(path, saved)
 
 
 def dev_credential(path: Path, name: str) -> str | None:

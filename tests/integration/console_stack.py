@@ -121,6 +121,12 @@ class ConsoleStack:
         """Send a fire reading (heat and smoke) as the device."""
         self.publish(device_id, **FIRE)
 
+    def new_fire(self) -> dict[str, Any]:
+        """A new detector that reports a fire: its alert, once the API has it."""
+        device = self.new_detector()
+        self.publish_fire(device)
+        return self.alert_for(device)
+
     def alert_for(self, device_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """The device's newest alert, polled through the API until there is one."""
         deadline = time.monotonic() + timeout

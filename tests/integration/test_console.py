@@ -169,9 +169,7 @@ def test_other_roles_see_alerts_without_actions(
     console_stack: ConsoleStack, pages: Pages, role: str
 ) -> None:
     stack = console_stack
-    device = stack.new_detector()
-    stack.publish_fire(device)
-    alert = stack.alert_for(device)
+    alert = stack.new_fire()
     page = pages.open()
     sign_in(page, stack.tokens[role])
     expect(page.locator(USER)).to_contain_text(ROLE_NAMES[role])
@@ -184,9 +182,7 @@ def test_cross_site_post_with_the_session_cookie_is_refused(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:
     stack = console_stack
-    device = stack.new_detector()
-    stack.publish_fire(device)
-    alert = stack.alert_for(device)
+    alert = stack.new_fire()
     page = pages.open()
     # A dispatcher's browser with a console session (the cookie) visits another site. The
     # other site is 127.0.0.1 on another port: the same *site* to the browser, so even a
@@ -224,9 +220,7 @@ def test_cookie_session_needs_the_csrf_header_and_its_own_origin(
     console_stack: ConsoleStack,
 ) -> None:
     stack = console_stack
-    device = stack.new_detector()
-    stack.publish_fire(device)
-    alert = stack.alert_for(device)
+    alert = stack.new_fire()
     ack = f"/api/v1/alerts/{alert['id']}/ack"
     with httpx.Client(base_url=stack.base_url, timeout=10.0) as client:
         assert client.post("/console/session", json={"token": "sigap_nope"}).status_code == 401
@@ -306,9 +300,7 @@ def test_every_visible_text_comes_from_the_catalogue_in_both_languages(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:
     stack = console_stack
-    device = stack.new_detector()
-    stack.publish_fire(device)
-    alert = stack.alert_for(device)
+    alert = stack.new_fire()
     page = pages.open()
     sign_in(page, stack.tokens["dispatcher"])
     show_dispatch(page)
@@ -341,9 +333,7 @@ def test_screenshots_of_the_views_in_both_languages(
     console_stack: ConsoleStack, pages: Pages
 ) -> None:
     stack = console_stack
-    device = stack.new_detector()
-    stack.publish_fire(device)
-    alert = stack.alert_for(device)
+    alert = stack.new_fire()
     saved: list[str] = []
     for viewport in (PHONE, WALL):
         width = viewport["width"]

@@ -16,19 +16,20 @@ export function setCsrf(token) {
   csrfToken = token;
 }
 
-export async function api(method, path, body) {
+// `body` is sent as JSON, unless `contentType` says it is already the body (a CSV file).
+export async function api(method, path, body, contentType = null) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
     headers["X-CSRF-Token"] = csrfToken || "";
   }
   if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
+    headers["Content-Type"] = contentType ?? "application/json";
   }
   const response = await fetch(path, {
     method,
     headers,
     credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || contentType ? body : JSON.stringify(body),
   });
   if (response.status === 204) {
     return null;

@@ -119,6 +119,7 @@ export class MapCanvas {
         const [x, y] = project(p.lat, p.lon);
         return { ...p, x, y };
       });
+    this.byId = new Map(this.points.map((p) => [p.id, p])); // an alert's device at once
     this.requestDraw();
   }
 
@@ -145,7 +146,7 @@ export class MapCanvas {
   }
 
   setState(id, state) {
-    const point = this.points.find((p) => p.id === id);
+    const point = this.byId?.get(id);
     if (point && point.state !== state) {
       point.state = state;
       this.requestDraw();

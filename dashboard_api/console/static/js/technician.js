@@ -510,23 +510,19 @@ export class TechnicianView {
     tr(this.importButton, "tech.import.busy");
     let result;
     try {
-      // Not api(): the body is the file itself, as text/csv.
-      const response = await fetch("/api/v1/devices/import", {
-        method: "POST",
-        headers: { "Content-Type": "text/csv", Accept: "application/json", "X-CSRF-Token": this.session.csrf_token || "" },
-        credentials: "same-origin",
-        body: this.csvFile,
-      });
-      const data = await response.json().catch(() => null);
-      if (response.status === 401) {
+      const data = await api("POST", "/api/v1/devices/import", this.csvFile, "text/csv");
+      result = { ok: true, rows: data.rows, created: data.created };
+    } catch (error) {
+      if (!(error instanceof ApiError)) {
+        result = { ok: false, key: "tech.error.network" };
+      } else if (error.status === 401) {
         this.onUnauthorized();
         return;
+      } else if (Array.isArray(error.detail?.errors)) {
+        result = { ok: false, rows: error.detail.rows, errors: error.detail.errors };
+      } else {
+        result = { ok: false, message: error.message };
       }
-      if (response.ok) result = { ok: true, rows: data.rows, created: data.created };
-      else if (Array.isArray(data?.detail?.errors)) result = { ok: false, rows: data.detail.rows, errors: data.detail.errors };
-      else result = { ok: false, message: typeof data?.detail === "string" ? data.detail : response.statusText };
-    } catch {
-      result = { ok: false, key: "tech.error.network" };
     } finally {
       tr(this.importButton, "tech.import.submit");
       this.importButton.disabled = !this.csvFile;
