@@ -338,14 +338,24 @@ class AlertStore:
 
     async def changes_after(self, event_id: int, limit: int = 1000) -> list[AlertChange]:
         """The change log after an event id, oldest first (SSE resume)."""
+        # Plain rows, not ORM objects: a wall of consoles resuming at once reads this
+        # many times over, and the identity map's bookkeeping was most of the cost.
         query = (
-            select(AlertEventRow)
+            select(AlertEventRow.id, AlertEventRow.type, AlertEventRow.snapshot)
             .where(AlertEventRow.id > event_id)
             .order_by(AlertEventRow.id)
             .limit(limit)
         )
         async with self._sessions() as session:
-            return [_change(entry) for entry in await session.scalars(query)]
+            rows = (await session.execute(query)).all()
+        return [
+            AlertChange(
+                event_id=row_id,
+                type=ChangeType(type_),
+                alert=AlertPublic.model_validate(snapshot),
+            )
+            for row_id, type_, snapshot in rows
+        ]
 
 
 def _change(entry: AlertEventRow) -> AlertChange:

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter, Gauge
@@ -38,6 +37,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from contract.alerts import Severity
 from contract.sqltypes import NAMING_CONVENTION, UTCDateTime
+from dispatch.egress import (
+    EgressError,
+    EgressPolicy,
+    PinnedClient,
+    host_and_port,
+    http_error,
+    pinned_client,
+    transport_error,
+    url_problem,
+)
 from dispatch.model import AlertChange, AlertPublic
 
 log = logging.getLogger(__name__)
@@ -53,7 +62,6 @@ USER_AGENT = "Sigap-Webhooks/0.1"
 # Answers that say "the receiver is unwell", not "this one message is wrong": the rest of
 # that subscriber's queue waits with the failed message instead of hammering it.
 _BACK_OFF_STATUSES = frozenset({408, 429})
-_ERROR_SNIPPET = 300  # bytes of a failed response kept in last_error
 _WAKE_ON_COMMIT = "sigap.webhooks.wake_on_commit"  # session.info flag: listener registered
 
 DeliveryState = Literal["pending", "delivered", "dead"]
@@ -113,7 +121,11 @@ class WebhookCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="http(s) URL that receives POSTs.")
+    url: str = Field(
+        max_length=2000,
+        description="http(s) URL that receives POSTs: a public address (or one in "
+        "SIGAP_DISPATCH_WEBHOOK_ALLOW_NETS), without user name or password.",
+    )
     secret: str = Field(
         min_length=16,
         max_length=200,
@@ -132,9 +144,10 @@ class WebhookCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
-            raise ValueError("url must be an http:// or https:// URL with a host")
+        # Syntax only; where the host leads is checked by WebhookOutbox.subscribe (async).
+        problem = url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -248,6 +261,7 @@ class WebhookOutbox:
         batch_size: int = 100,
         lease_s: float = 120.0,
         concurrency: int = 8,
+        policy: EgressPolicy | None = None,
     ) -> None:
         if max_attempts < 1 or batch_size < 1 or concurrency < 1:
             raise ValueError("max_attempts, batch_size and concurrency must be at least 1")
@@ -260,6 +274,8 @@ class WebhookOutbox:
         # one after a crash mid-request) retries it only once the first has surely given up.
         self.lease = timedelta(seconds=lease_s)
         self.concurrency = concurrency
+        # Where posts may go (public addresses and the allowlist), at subscribe and delivery.
+        self.policy = policy or EgressPolicy()
         self._subscribers: tuple[Subscriber, ...] | None = None
         self._wake = asyncio.Event()
 
@@ -282,7 +298,12 @@ class WebhookOutbox:
         return self._subscribers or ()
 
     async def subscribe(self, create: WebhookCreate, now: datetime | None = None) -> WebhookPublic:
-        """Add a subscriber; it receives changes stored from now on."""
+        """Add a subscriber; it receives changes stored from now on.
+
+        Raises EgressError when the URL's host is, or resolves to, an address that is not
+        public and not allowlisted (or does not resolve).
+        """
+        await self.policy.check(*host_and_port(create.url))
         row = WebhookSubscriberRow(
             url=create.url,
             secret=create.secret,
@@ -390,6 +411,11 @@ class WebhookOutbox:
 
     # --- delivery ---------------------------------------------------------------------------
 
+    def http_client(self, timeout_s: float = 10.0) -> PinnedClient:
+        """The client to deliver with: each connection checked against the policy and made
+        to the address that was checked; no redirects, no proxies from the environment."""
+        return pinned_client(self.policy, timeout_s=timeout_s)
+
     async def deliver_due(self, client: httpx.AsyncClient, now: datetime) -> int:
         """One pass over the messages due at `now`; how many were delivered."""
         _tried, delivered = await self._pass(client, now)
@@ -437,7 +463,7 @@ class WebhookOutbox:
             async with limit:
                 outcomes: builtins.list[_Outcome] = []
                 for item in items:
-                    outcome = await _post(client, item, now)
+                    outcome = await _post(client, item, now, self.policy)
                     outcomes.append(outcome)
                     if outcome.back_off:
                         break
@@ -609,7 +635,12 @@ class WebhookOutbox:
         return {sid: (int(pending), int(dead)) for sid, pending, dead in rows}
 
 
-async def _post(client: httpx.AsyncClient, due: _Due, now: datetime) -> _Outcome:
+async def _post(
+    client: httpx.AsyncClient, due: _Due, now: datetime, policy: EgressPolicy
+) -> _Outcome:
+    problem = url_problem(due.url)  # a row from before the URL rules, or edited in SQL
+    if problem is not None:
+        return _Outcome(due, ok=False, error=f"refused: {problem}"[:200], back_off=True)
     body = due.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -621,24 +652,29 @@ async def _post(client: httpx.AsyncClient, due: _Due, now: datetime) -> _Outcome
         "X-Sigap-Attempt": str(due.attempts + 1),
     }
     try:
+        if not (isinstance(client, PinnedClient) and client.policy is policy):
+            # A client of another making: check here, as its connections do not. (DNS may
+            # answer it differently; http_client() closes that gap.)
+            await policy.check(*host_and_port(due.url))
         async with client.stream("POST", due.url, content=body, headers=headers) as response:
             if response.is_success:
                 return _Outcome(due, ok=True)
-            snippet = b""
-            async for chunk in response.aiter_bytes():
-                snippet += chunk
-                if len(snippet) >= _ERROR_SNIPPET:
-                    break
+            # The body is never read: what a receiver (or whatever answered in its place)
+            # says is not ours to keep, and every role can read last_error.
             status = response.status_code
             return _Outcome(
                 due,
                 ok=False,
-                error=f"HTTP {status}: {snippet[:_ERROR_SNIPPET].decode(errors='replace')}",
+                error=http_error(status),
                 back_off=status >= 500 or status in _BACK_OFF_STATUSES,
                 retry_after_s=_retry_after(response.headers.get("Retry-After")),
             )
+    except EgressError as exc:
+        # Refused now even if allowed at subscribe: DNS changes. Retried with backoff, as
+        # DNS may change back (or the allowlist be widened).
+        return _Outcome(due, ok=False, error=exc.short, back_off=True)
     except httpx.HTTPError as exc:
-        return _Outcome(due, ok=False, error=f"{type(exc).__name__}: {exc}"[:1000], back_off=True)
+        return _Outcome(due, ok=False, error=transport_error(exc), back_off=True)
 
 
 def _retry_after(value: str | None) -> float | None:

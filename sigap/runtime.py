@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import httpx
 import numpy as np
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
@@ -36,6 +35,7 @@ from devices.provisioning import BrokerAccounts, DynsecAccounts
 from devices.registry import DeviceRegistry
 from devices.schemas import DeviceCreate, DevicePublic
 from dispatch.broadcast import AlertBroadcaster
+from dispatch.egress import EgressPolicy
 from dispatch.feed import ChangeFeed
 from dispatch.mqtt_out import MqttAlertPublisher
 from dispatch.service import AlertService
@@ -353,7 +353,11 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
     nearest = NearestStations(directory, settings.dispatch.proposed_stations)
     known_stations = await stations.find(limit=1_000_000)  # read once: proposals and routes
     nearest.load(known_stations)
-    outbox = WebhookOutbox(sessions, max_attempts=settings.dispatch.webhook_max_attempts)
+    outbox = WebhookOutbox(
+        sessions,
+        max_attempts=settings.dispatch.webhook_max_attempts,
+        policy=EgressPolicy(settings.dispatch.webhook_allow_networks),
+    )
     await outbox.load()
     store = AlertStore(sessions, propose=nearest.propose, in_transaction=outbox.enqueue)
     alert_sinks = []
@@ -367,7 +371,9 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
             client_id=f"{client_id}-alerts",
         )
         alert_sinks.append(mqtt_alerts)
-    alerts = AlertService(store, AlertBroadcaster(), alert_sinks)
+    alerts = AlertService(
+        store, AlertBroadcaster(max_subscribers=settings.api.max_streams), alert_sinks
+    )
     for alert in await store.active():
         info = directory.get(alert.device_id)
         if info is not None and alert.cleared_at is None and (owners is None or owners.owns(info)):
@@ -380,7 +386,7 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
     )
     influx_settings = settings.influx
     async with (
-        httpx.AsyncClient(timeout=10.0) as webhook_http,
+        outbox.http_client(timeout_s=10.0) as webhook_http,  # checked, pinned, no redirects
         InfluxClient(
             influx_settings.url,
             influx_settings.db,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -85,6 +86,8 @@ class ApiSettings(BaseSettings):
     # route but the CSV import, and the import.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_import_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Live alert streams (consoles) at once; past it a new one gets 503 with Retry-After.
+    max_streams: int = Field(default=500, ge=1)
 
 
 class IngestSettings(BaseSettings):
@@ -172,7 +175,29 @@ class DispatchSettings(BaseSettings):
     # With several ingest workers, the API process reads their alert changes this often.
     feed_poll_s: float = Field(default=0.05, gt=0)
     webhook_max_attempts: int = Field(default=20, ge=1)
+    # Webhooks post only to public addresses; these networks (comma separated CIDR, a bare
+    # address is one host: "10.20.0.0/16,127.0.0.1") are allowed too, e.g. a receiver on
+    # the regency's own network. Empty: none.
+    webhook_allow_nets: str = ""
     cap_sender: str = "sigap@kotimkab.go.id"
+
+    @field_validator("webhook_allow_nets")
+    @classmethod
+    def _check_allow_nets(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry)  # strict: 10.0.0.5/8 is a typo, not 10.0.0.0/8
+            except ValueError as exc:
+                raise ValueError(
+                    f"SIGAP_DISPATCH_WEBHOOK_ALLOW_NETS: {entry!r} is not a network "
+                    f"(CIDR such as 10.20.0.0/16, or one address): {exc}"
+                ) from None
+        return value
+
+    @property
+    def webhook_allow_networks(self) -> tuple[str, ...]:
+        """The allowlisted networks, one CIDR text each."""
+        return tuple(p.strip() for p in self.webhook_allow_nets.split(",") if p.strip())
 
 
 class RoutesSettings(BaseSettings):

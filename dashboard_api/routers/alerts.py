@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from dashboard_api.access import Principal
 from dashboard_api.auth import DISPATCHER, Caller
 from dashboard_api.deps import ApiServices, Services
 from dashboard_api.inputs import JSON_CHECKED, MAX_ROW_ID, Offset, RowId
-from dispatch.model import OUTCOMES, AlertActionPublic, AlertChange, AlertPublic, AlertStatus
+from dispatch.broadcast import STREAMS_REFUSED
+from dispatch.model import OUTCOMES, AlertActionPublic, AlertPublic, AlertStatus
 from dispatch.store import AlertNotFoundError, TransitionError
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=JSON_CHECKED)
@@ -45,12 +47,29 @@ async def list_alerts(
     )
 
 
-def _sse(change: AlertChange) -> ServerSentEvent:
-    data = change.alert.model_dump_json()
-    return ServerSentEvent(data=data, event=f"alert.{change.type.value}", id=str(change.event_id))
+# The first bytes of every stream: the client knows it is subscribed, so nothing published
+# from now on can pass it by (and a proxy sees the response begin).
+STREAM_OPEN = b": stream open\r\n\r\n"
+# Changes read from the log per query when a client resumes: a wall of consoles
+# reconnecting at once reads in small steps, a few at a time (AlertBroadcaster.replays).
+REPLAY_PAGE = 200
+# Replayed ids remembered to skip their live copies (bounded: a resume from 0 can be long).
+REPLAY_KEEP_IDS = 10_000
+# A burst goes out in writes of at most this many bytes, each a turn of the event loop.
+WRITE_BYTES = 64 * 1024
+# A client that cannot take a write for this long is dropped; it resumes when it can.
+SEND_TIMEOUT_S = 30.0
+# What a client refused for the stream cap is told to wait before it tries again.
+STREAM_RETRY_AFTER_S = 5
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The change stream."},
+        503: {"description": "Too many streams open; try again after Retry-After seconds."},
+    },
+)
 async def stream_alerts(
     request: Request,
     services: Services,
@@ -69,35 +88,61 @@ async def stream_alerts(
                 status.HTTP_400_BAD_REQUEST,
                 f"Last-Event-ID must be an event id (an integer from 0 to {MAX_ROW_ID})",
             ) from None
+    broadcaster = services.broadcaster
+    if broadcaster.full:
+        STREAMS_REFUSED.inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{broadcaster.max_subscribers} alert streams are open, the most this server "
+            "allows (SIGAP_API_MAX_STREAMS); try again shortly",
+            headers={"Retry-After": str(STREAM_RETRY_AFTER_S)},
+        )
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[bytes]:
         # Subscribe before reading the backlog so nothing falls between the two.
-        async with services.broadcaster.subscribe() as sub:
+        async with broadcaster.subscribe() as sub:
+            if sub.closed:
+                return  # the cap was reached since the check above: the client retries
+            yield STREAM_OPEN
             # Ids sent from the backlog, not just the highest: with several ingest workers
             # a change can go live after one with a higher id (dispatch/feed.py).
             sent: set[int] = set()
             if resume_after is not None:
                 after = resume_after
                 while True:
-                    backlog = await services.alerts.changes_after(after, limit=1000)
-                    for change in backlog:
-                        yield _sse(change)
-                        sent.add(change.event_id)
-                        after = change.event_id
-                    if len(backlog) < 1000:
+                    async with broadcaster.replays:
+                        page = await services.alerts.changes_after(after, limit=REPLAY_PAGE)
+                    if page:
+                        sent.update(change.event_id for change in page)
+                        after = page[-1].event_id
+                        if len(sent) > 2 * REPLAY_KEEP_IDS:
+                            # A live change older than the last few thousand is not coming.
+                            sent = {i for i in sent if i > after - REPLAY_KEEP_IDS}
+                        yield b"".join(broadcaster.frame(change).data for change in page)
+                    if len(page) < REPLAY_PAGE:
                         break
-            while True:
-                live = await sub.queue.get()
-                if live is None:
-                    return  # cut off (lagging) or shutting down: the client resumes
-                if live.event_id in sent:
-                    sent.discard(live.event_id)  # already sent from the backlog
-                    continue
-                if resume_after is not None and live.event_id <= resume_after:
-                    continue  # the client had it before it reconnected
-                yield _sse(live)
+            # Live changes below this may have been sent already (from the backlog) or be
+            # older than what the client had; the rest go out as the shared bytes.
+            seen_up_to = max(max(sent, default=0), resume_after or 0)
+            while (batches := await sub.next()) is not None:
+                for batch in batches:
+                    if batch.lowest > seen_up_to:
+                        data = batch.data
+                    else:
+                        data = b"".join(
+                            f.data
+                            for f in batch.frames
+                            if f.event_id not in sent
+                            and (resume_after is None or f.event_id > resume_after)
+                        )
+                    for start in range(0, len(data), WRITE_BYTES):
+                        yield data[start : start + WRITE_BYTES]
+                        # Let the other streams and /healthz in between two writes: a
+                        # write that does not fill the socket buffer never suspends.
+                        await asyncio.sleep(0)
+            # Cut off (lagging) or shutting down: the client resumes with Last-Event-ID.
 
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(events(), ping=15, send_timeout=SEND_TIMEOUT_S)
 
 
 Person = Annotated[str, Field(min_length=1, max_length=200, description="Who acts (name or id).")]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from dashboard_api.access import Principal, Role
 from dashboard_api.auth import ADMIN, Caller
 from dashboard_api.deps import Services
 from dashboard_api.inputs import JSON_CHECKED, RowId
+from dispatch.egress import EgressError
 from dispatch.webhooks import (
     DeliveryState,
     WebhookCreate,
@@ -40,8 +42,18 @@ async def _found(webhooks: WebhookOutbox, webhook_id: int) -> WebhookPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=ADMIN)
 async def create_webhook(create: WebhookCreate, webhooks: Webhooks) -> WebhookPublic:
-    """Subscribe a URL to alert changes (filters optional); the secret is never shown again."""
-    return await webhooks.subscribe(create)
+    """Subscribe a URL to alert changes (filters optional); the secret is never shown again.
+
+    422 when the URL's host is, or resolves to, an address that is not public (loopback,
+    private, link-local ...) unless SIGAP_DISPATCH_WEBHOOK_ALLOW_NETS lists it, or does
+    not resolve.
+    """
+    try:
+        return await webhooks.subscribe(create)
+    except EgressError as exc:
+        # Shaped like every other 422 (a list of errors at body.url), as the schema says.
+        error = {"type": "value_error", "loc": ("body", "url"), "msg": str(exc)}
+        raise RequestValidationError([error | {"input": create.url}]) from None
 
 
 def _shown_to(caller: Principal, webhook: WebhookPublic) -> WebhookPublic:

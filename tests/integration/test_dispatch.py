@@ -96,7 +96,12 @@ def test_fire_to_webhook_sse_mqtt_and_cap_across_a_restart(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     data_dir = tmp_path_factory.mktemp("dispatch")
-    env = {"SIGAP_DISPATCH_WEBHOOK_POLL_S": "0.2", "SIGAP_MQTT_CLIENT_ID": "sigap-dispatch-test"}
+    env = {
+        "SIGAP_DISPATCH_WEBHOOK_POLL_S": "0.2",
+        "SIGAP_MQTT_CLIENT_ID": "sigap-dispatch-test",
+        # The receiver is on loopback, where webhooks go only when allowlisted.
+        "SIGAP_DISPATCH_WEBHOOK_ALLOW_NETS": "127.0.0.1/32",
+    }
     proc: SigapProcess = start_sigap(mosquitto, influxd, data_dir, wait_ready=True, **env)
     try:
         api = proc.api

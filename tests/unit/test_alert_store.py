@@ -139,11 +139,12 @@ async def test_service_publishes_changes(sessions: async_sessionmaker[AsyncSessi
     service = AlertService(AlertStore(sessions), broadcaster)
     async with broadcaster.subscribe() as sub:
         await service.apply([event(Action.raise_)])
-        change = sub.queue.get_nowait()
-        assert change is not None and change.alert.device_id == "f1"
+        (batch,) = sub.take()
+        (frame,) = batch.frames
+        assert b'"device_id":"f1"' in frame.data and frame.data.endswith(b"\r\n\r\n")
         # A subscriber that falls behind is cut off, not allowed to grow memory.
         await service.apply([event(Action.raise_, device=f"x{i}") for i in range(5)])
-        assert sub.lagged and sub.queue.get_nowait() is None
+        assert sub.lagged and await sub.next() is None
 
 
 async def test_escalation_updates_the_same_alert(

@@ -346,8 +346,8 @@ async def test_a_change_reaching_the_broadcaster_twice_goes_out_once() -> None:
     async with broadcaster.subscribe() as sub:
         broadcaster.publish([change(1), change(2)])
         broadcaster.publish([change(2), change(3)])
-        got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
-    assert [c.event_id for c in got if c is not None] == [1, 2, 3]
+        got = [frame for batch in sub.take() for frame in batch.frames]
+    assert [frame.event_id for frame in got] == [1, 2, 3]
     assert broadcaster.published(2) and not broadcaster.published(4)
 
 

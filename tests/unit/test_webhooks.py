@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dispatch.egress import EgressPolicy
 from dispatch.model import AlertChange, AlertStatus
 from dispatch.store import AlertStore
 from dispatch.tables import AlertRow
@@ -38,6 +40,8 @@ from tests.unit.conftest import api_client, api_services
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 MS = int(T0.timestamp() * 1000)
 SECRET = "s3cret-for-the-fire-console"
+# The receivers below listen on loopback, which webhooks may reach only when allowlisted.
+LOOPBACK = "127.0.0.1/32"
 
 
 # --- a real HTTP receiver -------------------------------------------------------------------
@@ -59,13 +63,17 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     arrived: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
     url: str = ""
+    port: int = 0
+    error_body: bytes = b"receiver says no"  # what a failed answer carries
+    error_reason: bytes = b""  # its status line's reason phrase; empty: h11's standard one
+    tls: ssl.SSLContext | None = None  # serve https with this context
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
         assert self._server is not None
@@ -117,10 +125,11 @@ class Receiver:
     def _answer(self, conn: h11.Connection) -> bytes:
         answer = self.answers.pop(0) if self.answers else 200
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
-        payload = b"ok" if status < 300 else b"receiver says no"
+        payload = b"ok" if status < 300 else self.error_body
         headers = [("content-length", str(len(payload))), *extra.items()]
+        reason = self.error_reason if status >= 300 else b""
         return (
-            conn.send(h11.Response(status_code=status, headers=headers))
+            conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
             + conn.send(h11.Data(data=payload))
             + conn.send(h11.EndOfMessage())
         )
@@ -134,21 +143,41 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.stop()
 
 
-@pytest.fixture
-async def client(receiver: Receiver) -> AsyncIterator[httpx.AsyncClient]:
-    # Depends on the receiver so that it closes first (keep-alive connections).
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        yield http
+@dataclass
+class Names:
+    """A resolver for tests: the names it is told, and no others (never real DNS)."""
+
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.answers[host]
 
 
 @pytest.fixture
-async def outbox(sessions: async_sessionmaker[AsyncSession]) -> WebhookOutbox:
+def names() -> Names:
+    return Names({"console.example": ["93.184.215.14"]})
+
+
+@pytest.fixture
+async def outbox(sessions: async_sessionmaker[AsyncSession], names: Names) -> WebhookOutbox:
     engine = sessions.kw["bind"]
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    box = WebhookOutbox(sessions, max_attempts=5)
+    box = WebhookOutbox(sessions, max_attempts=5, policy=EgressPolicy([LOOPBACK], resolver=names))
     await box.load()
     return box
+
+
+@pytest.fixture
+async def client(receiver: Receiver, outbox: WebhookOutbox) -> AsyncIterator[httpx.AsyncClient]:
+    # Depends on the receiver so that it closes first (keep-alive connections). The
+    # client sigap up delivers with: connections checked against the outbox's policy.
+    async with outbox.http_client(timeout_s=5.0) as http:
+        yield http
 
 
 def closed_port_url() -> str:
@@ -250,7 +279,7 @@ async def test_retry_after_500_with_the_same_key_and_signature(
     (waiting,) = await outbox.deliveries(sub, state="pending")
     assert waiting.attempts == 1
     assert waiting.next_attempt_at == T0 + timedelta(seconds=1)
-    assert waiting.last_error == "HTTP 500: receiver says no"
+    assert waiting.last_error == "HTTP 500 Internal Server Error"  # never the body
 
     assert await outbox.deliver_due(client, T0 + timedelta(milliseconds=999)) == 0  # not due
     assert len(receiver.requests) == 1
@@ -333,7 +362,7 @@ async def test_an_unreachable_subscriber_holds_its_queue_and_does_not_block_othe
     # One real attempt (connection refused); the others wait with it, attempts unspent.
     assert [d.attempts for d in held] == [1, 0, 0]
     assert {d.next_attempt_at for d in held} == {T0 + timedelta(seconds=1)}
-    assert held[0].last_error and held[0].last_error.startswith("ConnectError")
+    assert held[0].last_error == "ConnectError: connection refused"
     assert await outbox.deliveries(up, state="pending") == []
 
 
