@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from dashboard_api.limits import (
     short_http_error_handler,
     validation_error_handler,
 )
+from dashboard_api.openapi import document_refusals
 from dashboard_api.routers import (
     alerts,
     bins,
@@ -117,6 +119,12 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI's document (cached by FastAPI) with the refusals every operation can give.
+        return document_refusals(FastAPI.openapi(app))
+
+    app.openapi = openapi  # type: ignore[method-assign]
     if services is not None:
         app.state.services = services
     # Every body is counted before anything parses it (issue #22: a 20 MB JSON body held

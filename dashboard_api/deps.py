@@ -53,7 +53,7 @@ class ApiServices:
     devices: DeviceRegistry
     alerts: AlertStore
     broadcaster: AlertBroadcaster
-    readings: ReadingQuery
+    readings: ReadingQuery | None  # None: no reading store here (GET .../readings: 503)
     rejected: RejectedStore
     readiness: ReadinessCheck
     last_seen: Callable[[str], datetime | None]  # freshest arrival time ingest knows of

@@ -14,9 +14,10 @@ from fastapi.exceptions import RequestValidationError
 # and far below SQLite's and PostgreSQL's 64-bit integers, which overflow into a 500.
 MAX_OFFSET = 10**9
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
-# Row ids are 64-bit integers in SQL; a larger one cannot exist and would overflow there.
+# Row ids are 64-bit integers in SQL counting from 1; no other can exist, and one beyond
+# 64 bits either way (-2**63 - 1 too) would overflow there.
 MAX_ROW_ID = 2**63 - 1
-RowId = Annotated[int, Path(le=MAX_ROW_ID)]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 # JSON's \ud800..\udfff escapes decode to lone surrogates when unpaired: no UTF-8 encoder,
 # SQL driver or JSON response can hold them.

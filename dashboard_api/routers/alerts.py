@@ -192,7 +192,26 @@ async def _act(
     return change.alert
 
 
-@router.post("/{alert_id}/ack", dependencies=DISPATCHER)
+class RefusedTransition(BaseModel):
+    """Why an alert action was refused: the alert's status does not allow it."""
+
+    message: str
+    status: AlertStatus
+
+
+class TransitionRefusal(BaseModel):
+    """The 409 body of an alert action."""
+
+    detail: RefusedTransition
+
+
+# A refused transition (ack of a resolved alert ...) is a 409 that says the current status.
+_TRANSITION_409: dict[int | str, dict[str, Any]] = {
+    409: {"model": TransitionRefusal, "description": "The alert's status does not allow this."}
+}
+
+
+@router.post("/{alert_id}/ack", dependencies=DISPATCHER, responses=_TRANSITION_409)
 async def acknowledge(
     alert_id: RowId, body: AlertAck, services: Services, caller: Caller
 ) -> AlertPublic:
@@ -200,7 +219,7 @@ async def acknowledge(
     return await _act(services, caller, alert_id, "ack", body)
 
 
-@router.post("/{alert_id}/dispatch", dependencies=DISPATCHER)
+@router.post("/{alert_id}/dispatch", dependencies=DISPATCHER, responses=_TRANSITION_409)
 async def dispatch_station(
     alert_id: RowId, body: AlertDispatch, services: Services, caller: Caller
 ) -> AlertPublic:
@@ -208,7 +227,7 @@ async def dispatch_station(
     return await _act(services, caller, alert_id, "dispatch", body, station_id=body.station_id)
 
 
-@router.post("/{alert_id}/resolve", dependencies=DISPATCHER)
+@router.post("/{alert_id}/resolve", dependencies=DISPATCHER, responses=_TRANSITION_409)
 async def resolve(
     alert_id: RowId, body: AlertResolve, services: Services, caller: Caller
 ) -> AlertPublic:

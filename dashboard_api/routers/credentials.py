@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel
@@ -33,6 +33,15 @@ class CredentialsPublic(BaseModel):
     username: str
     password: str
     publish_topics: list[str]
+
+
+# What the broker's account service may answer (`_broker`), as the OpenAPI document says.
+_BROKER: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The broker holds a conflicting account."},
+    502: {"description": "The broker refused the change."},
+    503: {"description": "The broker's account service is not answering, or not managed here."},
+}
+_ISSUE = _BROKER | {409: {"description": "Retired (make it active first), or a conflict."}}
 
 
 def _accounts(services: ApiServices) -> BrokerAccounts:
@@ -81,7 +90,9 @@ def _public(credentials: Credentials) -> CredentialsPublic:
     )
 
 
-@router.post("/devices/{device_id}/credentials", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/devices/{device_id}/credentials", status_code=status.HTTP_201_CREATED, responses=_ISSUE
+)
 async def issue_device_credentials(
     device_id: str, services: Services, caller: Technician
 ) -> CredentialsPublic:
@@ -98,7 +109,9 @@ async def issue_device_credentials(
     return _public(await _broker(accounts.provision_device(device_id), caller))
 
 
-@router.post("/gateways/{gateway_id}/credentials", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/gateways/{gateway_id}/credentials", status_code=status.HTTP_201_CREATED, responses=_ISSUE
+)
 async def issue_gateway_credentials(
     gateway_id: str, services: Services, caller: Technician
 ) -> CredentialsPublic:
@@ -112,7 +125,9 @@ async def issue_gateway_credentials(
     return _public(await _broker(accounts.provision_gateway(gateway_id), caller))
 
 
-@router.delete("/devices/{device_id}/credentials", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/devices/{device_id}/credentials", status_code=status.HTTP_204_NO_CONTENT, responses=_BROKER
+)
 async def revoke_device_credentials(
     device_id: str, services: Services, caller: Technician
 ) -> Response:
@@ -120,7 +135,9 @@ async def revoke_device_credentials(
     return await _revoke(services, caller, AccountKind.device, device_id)
 
 
-@router.delete("/gateways/{gateway_id}/credentials", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/gateways/{gateway_id}/credentials", status_code=status.HTTP_204_NO_CONTENT, responses=_BROKER
+)
 async def revoke_gateway_credentials(
     gateway_id: str, services: Services, caller: Technician
 ) -> Response:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contract.readings import DeviceKind
 from dashboard_api.access import Principal
@@ -45,6 +45,17 @@ STORE_UNAVAILABLE_PUBLIC = f"{STORE_UNAVAILABLE} (InfluxDB is not answering; the
 Device = TypeVar("Device", bound=DevicePublic)
 
 
+class ImportRefused(BaseModel):
+    """A CSV import refused as a whole: every bad row with what is wrong."""
+
+    detail: ImportReport
+
+
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "It conflicts with another registration (e.g. a network server id)."}
+}
+
+
 def _with_last_seen(services: Services, device: Device) -> Device:
     seen = services.last_seen(device.id)
     if seen is not None and (device.last_seen_at is None or seen > device.last_seen_at):
@@ -71,7 +82,12 @@ def _check(services: Services, device: DeviceCreate) -> None:
         raise HTTPException(422, str(exc)) from None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=TECHNICIAN)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=TECHNICIAN,
+    responses={409: {"description": "The id or the network server's device id is taken."}},
+)
 async def create_device(device: DeviceCreate, services: Services) -> DevicePublic:
     """Register a device (409 if its id or network server id is taken)."""
     _check(services, device)
@@ -94,7 +110,7 @@ async def create_device(device: DeviceCreate, services: Services) -> DevicePubli
             "row; JSON in the thresholds, sensor_offsets and field_map cells.",
         }
     },
-    responses={422: {"description": "Nothing imported; `detail` is the ImportReport."}},
+    responses={422: {"model": ImportRefused, "description": "Nothing imported: the errors."}},
     dependencies=TECHNICIAN,
 )
 async def import_devices(request: Request, services: Services) -> ImportReport:
@@ -167,7 +183,7 @@ def _add_latest(detail: DeviceDetail, recent: list[dict[str, Any]]) -> None:
         setattr(detail, name, value)
 
 
-@router.put("/{device_id}", dependencies=TECHNICIAN)
+@router.put("/{device_id}", dependencies=TECHNICIAN, responses=_CONFLICT)
 async def replace_device(device_id: str, device: DeviceCreate, services: Services) -> DevicePublic:
     """Replace every writable field (the id and kind cannot change)."""
     _check(services, device)
@@ -181,7 +197,7 @@ async def replace_device(device_id: str, device: DeviceCreate, services: Service
         raise _unprocessable(exc) from None
 
 
-@router.patch("/{device_id}", dependencies=TECHNICIAN)
+@router.patch("/{device_id}", dependencies=TECHNICIAN, responses=_CONFLICT)
 async def update_device(device_id: str, changes: DeviceUpdate, services: Services) -> DevicePublic:
     """Change only the fields sent; null clears an optional field."""
     current = await services.devices.get(device_id)
@@ -205,7 +221,10 @@ async def retire_device(device_id: str, services: Services) -> DevicePublic:
     return _with_last_seen(services, retired)
 
 
-@router.get("/{device_id}/readings")
+@router.get(
+    "/{device_id}/readings",
+    responses={503: {"description": "The reading store (InfluxDB) is not answering, or none."}},
+)
 async def device_readings(
     device_id: str,
     services: Services,
@@ -231,6 +250,10 @@ async def device_readings(
             )
     if since and until and since > until:
         raise HTTPException(422, "since is after until")
+    if services.readings is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"{STORE_UNAVAILABLE}: there is none here"
+        )
     try:
         return await services.readings.readings(device_id, since, until, limit)
     except InfluxError as exc:

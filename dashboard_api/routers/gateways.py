@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
@@ -32,11 +32,21 @@ def get_gateways(services: Services) -> GatewayRegistry:
 Gateways = Annotated[GatewayRegistry, Depends(get_gateways)]
 
 
+_IN_USE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Devices that are not retired report through the gateway."}
+}
+
+
 def _not_found(gateway_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"gateway {gateway_id!r} is not registered")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=TECHNICIAN)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=TECHNICIAN,
+    responses={409: {"description": "The id is taken."}},
+)
 async def create_gateway(gateway: GatewayCreate, gateways: Gateways) -> GatewayPublic:
     """Register a gateway (409 if the id is taken)."""
     try:
@@ -79,7 +89,7 @@ async def gateway_devices(gateway_id: str, gateways: Gateways) -> list[DevicePub
     return await gateways.devices_behind(gateway_id)
 
 
-@router.patch("/{gateway_id}", dependencies=TECHNICIAN)
+@router.patch("/{gateway_id}", dependencies=TECHNICIAN, responses=_IN_USE)
 async def update_gateway(
     gateway_id: str, changes: GatewayUpdate, gateways: Gateways
 ) -> GatewayPublic:
@@ -92,7 +102,7 @@ async def update_gateway(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-@router.delete("/{gateway_id}", dependencies=TECHNICIAN)
+@router.delete("/{gateway_id}", dependencies=TECHNICIAN, responses=_IN_USE)
 async def retire_gateway(gateway_id: str, gateways: Gateways, services: Services) -> GatewayPublic:
     """Retire a gateway (kept for history); 409 while devices not retired report through it."""
     try:

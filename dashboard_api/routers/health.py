@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from dashboard_api.auth import MaybeCaller, for_admin
 from dashboard_api.deps import Services
@@ -18,7 +21,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    """Whether every dependency answers, and each one's state."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(
+        description="Each dependency: ok, or failing (why, to an admin)."
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is failing."}},
+)
 async def readyz(services: Services, caller: MaybeCaller) -> JSONResponse:
     """Readiness: 200 when every dependency works, else 503 naming the failing ones.
 
@@ -39,7 +55,7 @@ async def readyz(services: Services, caller: MaybeCaller) -> JSONResponse:
 # Open like /healthz and /readyz: scrapers, like probes, sit on the internal network
 # (README), and the metrics are counts and timings with fixed labels: no hosts, device ids
 # or error texts to hide.
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics() -> Response:
     """Prometheus metrics (open, for scrapers on the internal network)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

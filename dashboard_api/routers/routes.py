@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
@@ -27,6 +27,11 @@ from pickup_routes.service import RouteConflictError, RouteInvalidError, RouteNo
 router = APIRouter(prefix="/routes", tags=["routes"], dependencies=JSON_CHECKED)
 
 
+_STOP_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The stop's status does not allow this (e.g. it is done)."}
+}
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
@@ -39,7 +44,12 @@ def _errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-@router.post("/plan", status_code=status.HTTP_201_CREATED, dependencies=CREW)
+@router.post(
+    "/plan",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=CREW,
+    responses={404: {"description": "No station by depot_id."}},
+)
 async def plan_routes(request: RoutePlanCreate, routes: Routes) -> PlanPublic:
     """Plan a depot's routes for its next shift (or from `start`): bins full now or
     predicted full before the collection window ends, within each truck's capacity (L)
@@ -52,7 +62,7 @@ async def plan_routes(request: RoutePlanCreate, routes: Routes) -> PlanPublic:
 async def list_routes(
     routes: Routes,
     depot_id: str | None = None,
-    plan_id: Annotated[int | None, Query(le=MAX_ROW_ID)] = None,
+    plan_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     status_: Annotated[RouteStatus | None, Query(alias="status")] = None,
     flagged: bool | None = None,
     since: datetime | None = None,
@@ -97,7 +107,7 @@ async def route_events(route_id: RowId, routes: Routes) -> list[StopEventPublic]
     return await routes.events(route_id)
 
 
-@router.post("/{route_id}/stops/{bin_id}/done", dependencies=CREW)
+@router.post("/{route_id}/stops/{bin_id}/done", dependencies=CREW, responses=_STOP_CONFLICT)
 async def stop_done(
     route_id: RowId,
     bin_id: str,
@@ -114,7 +124,7 @@ async def stop_done(
         return await routes.mark_done(route_id, bin_id, done)
 
 
-@router.post("/{route_id}/stops/{bin_id}/skip", dependencies=CREW)
+@router.post("/{route_id}/stops/{bin_id}/skip", dependencies=CREW, responses=_STOP_CONFLICT)
 @router.post(
     "/{route_id}/stops/{bin_id}/skipped",
     include_in_schema=False,

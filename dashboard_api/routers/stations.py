@@ -15,7 +15,12 @@ from dispatch.stations.schemas import StationCreate, StationKind, StationPublic
 router = APIRouter(prefix="/stations", tags=["stations"], dependencies=JSON_CHECKED)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=DISPATCHER)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=DISPATCHER,
+    responses={409: {"description": "The id is taken."}},
+)
 async def create_station(station: StationCreate, stations: Stations) -> StationPublic:
     """Register a fire station or a waste depot (depots: trucks, capacity, shift in WIB)."""
     try:

@@ -24,7 +24,7 @@ async def issue_token(body: TokenCreate, services: Services, caller: Admin) -> T
     return await _auth(services).store.issue(body, by=caller.name)
 
 
-@router.get("")
+@router.get("", responses={403: {"description": "Only an admin sees the tokens."}})
 async def list_tokens(services: Services, _caller: Admin) -> list[TokenPublic]:
     """Every token, newest first (secrets are never shown again)."""
     return await _auth(services).store.list()

@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, timezone
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from devices.schemas import DeviceId
 
 # Kotawaringin Timur keeps Western Indonesian Time all year (no daylight saving).
 WIB = timezone(timedelta(hours=7), "WIB")
+
+# A local wall-clock time, read as "06:00" and written as "06:00:00". Not JSON Schema's
+# `time` format: that is RFC 3339's, which needs an offset (clients validating the answer
+# against the OpenAPI document refused "06:00:00").
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "examples": ["06:00"],
+        }
+    ),
+]
 
 DEPOT_FIELDS = (
     "trucks",
@@ -58,10 +79,10 @@ class StationCreate(BaseModel):
         description="Waste depots: the same in full bins of the standard volume "
         "(SIGAP_ROUTES_BIN_VOLUME_L, 660 L); give this or truck_capacity_l.",
     )
-    shift_start: time | None = Field(
+    shift_start: LocalTime | None = Field(
         default=None, description="Waste depots: crews leave at this local time (WIB, HH:MM)."
     )
-    shift_end: time | None = Field(
+    shift_end: LocalTime | None = Field(
         default=None,
         description="Waste depots: crews are back by this local time (WIB); "
         "earlier than shift_start means the next day.",

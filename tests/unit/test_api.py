@@ -143,7 +143,8 @@ async def test_readings_query(client: httpx.AsyncClient, services: ApiServices) 
         params={"since": "2026-11-27T00:00:00Z", "until": "2026-11-27T12:00:00+07:00", "limit": 5},
     )
     assert response.status_code == 200 and response.json()[0]["temp_c"] == 30.0
-    assert services.readings.asked == [  # type: ignore[attr-defined]
+    assert isinstance(services.readings, FakeReadings)
+    assert services.readings.asked == [
         ("fire-001", datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 27, 5, tzinfo=UTC), 5)
     ]
     naive = await client.get(
@@ -263,6 +264,7 @@ async def test_readings_when_influxdb_is_down(
         raise InfluxError("InfluxDB at http://127.0.0.1:1 unreachable: ConnectError()")
 
     await client.post("/api/v1/devices", json=FIRE)
+    assert services.readings is not None
     services.readings.readings = down  # type: ignore[method-assign,assignment]
     response = await client.get("/api/v1/devices/fire-001/readings")
     assert response.status_code == 503

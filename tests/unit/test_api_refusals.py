@@ -9,9 +9,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dashboard_api.app import create_app
+from dashboard_api.openapi import document_refusals
 from devices.provisioning import InMemoryAccounts
 from dispatch.stations.registry import StationRegistry
 from dispatch.store import AlertStore
+from pickup_routes.service import RouteService
 from tests.unit.conftest import DEPOT, api_client, api_services
 from tests.unit.test_alert_lifecycle import fire_event
 
@@ -27,8 +30,10 @@ NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
 
 @pytest.fixture
 async def client(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[httpx.AsyncClient]:
-    services = api_services(
-        sessions, stations=StationRegistry(sessions), accounts=InMemoryAccounts()
+    stations = StationRegistry(sessions)
+    services = api_services(sessions, stations=stations, accounts=InMemoryAccounts())
+    services.routes = RouteService(
+        sessions, stations, services.devices, services.alerts, bin_status=lambda _id: None
     )
     async with api_client(services) as client:
         for path, body in (
@@ -160,6 +165,56 @@ async def test_row_ids_beyond_64_bits_are_refused(client: httpx.AsyncClient, pat
     assert (await client.get(path.format(n=2**63 - 1))).status_code == 404
     token = await client.delete(f"/api/v1/tokens/{2**63}")
     assert token.status_code == 422 and "less than or equal" in token.text
+
+
+# Found by the API fuzz tests (test_api_fuzz.py): an id below -2**63 overflowed in SQLite
+# (OverflowError, a 500) on every route path with a row id. Ids count from 1.
+@pytest.mark.parametrize("n", [-(2**63) - 1, -1, 0])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/api/v1/routes/{n}"),
+        ("GET", "/api/v1/routes/{n}/events"),
+        ("GET", "/api/v1/routes/plans/{n}"),
+        ("POST", "/api/v1/routes/{n}/stops/bin-1/done"),
+        ("POST", "/api/v1/routes/{n}/stops/bin-1/skip"),
+        ("GET", "/api/v1/routes?plan_id={n}"),
+        ("GET", "/api/v1/alerts/{n}"),
+        ("DELETE", "/api/v1/tokens/{n}"),
+    ],
+)
+async def test_row_ids_below_one_are_refused(
+    client: httpx.AsyncClient, method: str, path: str, n: int
+) -> None:
+    body = {"reason": "blocked"} if path.endswith("skip") else None
+    response = await client.request(method, path.format(n=n), json=body)
+    _refused(response, "greater than or equal to 1")
+
+
+def test_the_openapi_document_lists_every_refusal() -> None:
+    # Found by the API fuzz tests: the document listed 200 and 422 only, while every
+    # /api/v1 route also answers 401, writes 403, paths with an id 404, bodies 400 and 413;
+    # and a 422 from a check after validation is a sentence, not FastAPI's list.
+    document = create_app().openapi()
+    refusal = {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}}
+    device = document["paths"]["/api/v1/devices/{device_id}"]
+    assert {"200", "401", "404", "422"} == device["get"]["responses"].keys()
+    put = device["put"]["responses"]
+    assert {"200", "400", "401", "403", "404", "409", "413", "422"} == put.keys()
+    assert all(put[status]["content"] == refusal for status in ("401", "403", "404", "409"))
+    listed = document["paths"]["/api/v1/devices"]["get"]["responses"]
+    assert {"200", "401", "422"} == listed.keys()  # no id, no 404; a read, no 403
+    tokens = document["paths"]["/api/v1/tokens"]["get"]["responses"]
+    assert "403" in tokens  # a read for admins only
+    readings = document["paths"]["/api/v1/devices/{device_id}/readings"]["get"]
+    assert readings["responses"]["503"]["content"] == refusal
+    imported = document["paths"]["/api/v1/devices/import"]["post"]["responses"]["422"]
+    assert imported["content"]["application/json"]["schema"]["$ref"].endswith("ImportRefused")
+    schemas = document["components"]["schemas"]
+    assert {"type": "string"} in schemas["HTTPValidationError"]["properties"]["detail"]["anyOf"]
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]  # Prometheus' text format, not JSON
+    assert document_refusals(document) == document  # idempotent: /openapi.json is cached
 
 
 @pytest.mark.parametrize("last", [str(2**63), "-1", "ten"])

@@ -213,6 +213,19 @@ async def test_first_contact_shows_last_reading_battery_and_rssi(
     assert "reading store unavailable" in down.json()["readings_error"]
 
 
+async def test_readings_without_a_reading_store_are_a_503(
+    client: httpx.AsyncClient, services: ApiServices
+) -> None:
+    # Found by the API fuzz tests: with no reading store wired in (readings=None) a
+    # registered device's readings were an AttributeError, a 500 (GET /devices/{id} coped).
+    await client.post("/api/v1/devices", json=FIRE)
+    services.readings = None
+    response = await client.get("/api/v1/devices/fire-001/readings")
+    assert response.status_code == 503, response.text
+    assert "reading store unavailable" in response.json()["detail"]
+    assert (await client.get("/api/v1/devices/fire-001")).status_code == 200
+
+
 async def test_gateways(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/v1/gateways", json=GATEWAY)).status_code == 201
     assert (await client.post("/api/v1/gateways", json=GATEWAY)).status_code == 409

@@ -120,7 +120,7 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Wor
         devices=devices,
         alerts=alerts,
         broadcaster=AlertBroadcaster(),
-        readings=None,  # type: ignore[arg-type]
+        readings=None,
         rejected=RejectedStore(sessions),
         readiness=readiness,
         last_seen=lambda _id: None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -46,6 +47,19 @@ async def test_create_get_and_list(client: httpx.AsyncClient) -> None:
     assert [s["id"] for s in depots] == ["depot-baamang"]
     by_district = (await client.get("/api/v1/stations", params={"district": "Baamang"})).json()
     assert [s["id"] for s in by_district] == ["depot-baamang"]
+
+
+async def test_shift_times_are_as_the_openapi_document_says(client: httpx.AsyncClient) -> None:
+    # Found by the API fuzz tests: the document said JSON Schema's `time` format, which is
+    # RFC 3339's and needs an offset; the API answers local WIB times such as "06:00:00".
+    depot = (await client.post("/api/v1/stations", json=DEPOT)).json()
+    document = (await client.get("/openapi.json")).json()
+    shift_start = document["components"]["schemas"]["StationPublic"]["properties"]["shift_start"]
+    (text,) = [s for s in shift_start["anyOf"] if s.get("type") == "string"]
+    assert "format" not in text
+    for value in (depot["shift_start"], depot["shift_end"], "06:00", "22:30:15.5"):
+        assert re.fullmatch(text["pattern"], value), value
+    assert not re.fullmatch(text["pattern"], "06:00+07:00")  # refused: local time only
 
 
 async def test_capacity_in_bins_and_a_night_shift(client: httpx.AsyncClient) -> None:
