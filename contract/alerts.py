@@ -17,6 +17,7 @@ class Category(StrEnum):
     fire = "fire"
     bin = "bin"
     device = "device"
+    haze = "haze"  # regional smoke haze: information for everyone, not one device
 
 
 class Severity(StrEnum):
@@ -37,6 +38,7 @@ BIN_TILT_SLOT = "bin.tilted"
 BATTERY_SLOT = "device.battery_low"
 OFFLINE_SLOT = "device.offline"
 FAULT_SLOT = "device.fault"
+HAZE_SLOT = "haze.regional"  # one per region (device id haze:<region>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ def _kinds() -> dict[str, AlertKind]:
         AlertKind("device.battery_low", BATTERY_SLOT, Category.device),
         AlertKind("device.offline", OFFLINE_SLOT, Category.device),
         AlertKind("device.fault", FAULT_SLOT, Category.device),
+        AlertKind("haze.regional", HAZE_SLOT, Category.haze),
     ]
     return {kind.name: kind for kind in kinds}
 

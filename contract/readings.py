@@ -10,10 +10,15 @@ class DeviceKind(StrEnum):
 
     fire = "fire"
     bin = "bin"
+    air = "air"  # an air-quality station: PM2.5 (and PM10, CO), the regional haze's witness
 
 
 # Kinds as small integer codes, so that rules can mask numpy columns by kind.
-KIND_CODES: dict[str, int] = {DeviceKind.fire.value: 1, DeviceKind.bin.value: 2}
+KIND_CODES: dict[str, int] = {
+    DeviceKind.fire.value: 1,
+    DeviceKind.bin.value: 2,
+    DeviceKind.air.value: 3,
+}
 KIND_NAMES: dict[int, str] = {code: name for name, code in KIND_CODES.items()}
 
 # Quantities a reading may carry, in column order (ReadingBatch rows, InfluxDB fields);
@@ -30,6 +35,8 @@ QUANTITIES: tuple[str, ...] = (
     "battery_v",
     "battery_pct",
     "rssi_dbm",
+    # New quantities go last: the ingest spool on disk keeps columns in this order.
+    "pm10_ugm3",
 )
 Q_INDEX: dict[str, int] = {name: i for i, name in enumerate(QUANTITIES)}
 
@@ -40,6 +47,7 @@ UNITS: dict[str, str] = {
     "smoke_obs_pct_m": "%/m",
     "co_ppm": "ppm",
     "pm25_ugm3": "µg/m³",
+    "pm10_ugm3": "µg/m³",
     "humidity_pct": "%",
     "fill_pct": "%",
     "distance_mm": "mm",
@@ -55,6 +63,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "smoke_obs_pct_m": (0.0, 100.0),
     "co_ppm": (0.0, 100_000.0),
     "pm25_ugm3": (0.0, 100_000.0),
+    "pm10_ugm3": (0.0, 100_000.0),
     "humidity_pct": (0.0, 100.0),
     "fill_pct": (0.0, 100.0),
     "distance_mm": (0.0, 20_000.0),

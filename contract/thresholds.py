@@ -66,6 +66,9 @@ class RuleParams:
     temp_min_plausible_c: float = -20.0
     distance_max_ratio: float = 1.05
     fault_clear_readings: int = 3
+    # A fire detector's learnt clear-air reading (docs/rules.md "Haze") at or above this is
+    # a dirty chamber: device.fault for maintenance (half the default pre-alarm).
+    drift_fault_pct_m: float = 2.5
 
     def override(self, values: Mapping[str, Any]) -> RuleParams:
         """A copy with the given names changed; `heat_class` applies an EN 54-5 preset first."""

@@ -33,6 +33,7 @@ from dashboard_api.routers import (
     credentials,
     devices,
     gateways,
+    haze,
     health,
     incidents,
     ingest,
@@ -145,6 +146,7 @@ def create_app(
     v1.include_router(alerts.router)
     v1.include_router(incidents.router)
     v1.include_router(bins.router)
+    v1.include_router(haze.router)
     v1.include_router(ingest.router)
     v1.include_router(stations.router)
     v1.include_router(routes.router)

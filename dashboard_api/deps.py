@@ -22,6 +22,7 @@ from dispatch.store import AlertStore
 from dispatch.webhooks import WebhookOutbox
 from ingest.rejected import RejectedStore
 from pickup_routes.service import RouteService
+from rules.haze import RegionHaze
 
 
 class ReadingQuery(Protocol):
@@ -61,6 +62,8 @@ class ApiServices:
     check_device: Callable[[DeviceCreate], None] = lambda _device: None  # ValueError if unusable
     alert_service: AlertService | None = None  # people's actions; built from alerts if None
     webhooks: WebhookOutbox | None = None
+    # Regional haze as the rule engine estimated it last (GET /haze); None: not here.
+    haze: Callable[[], list[RegionHaze]] | None = None
     cap_sender: str = "sigap@kotimkab.go.id"  # the CAP <sender> of every document
     stations: StationRegistry | None = None
     routes: RouteService | None = None

@@ -24,6 +24,7 @@ class DeviceInfo:
     lat: float
     lon: float
     reporting_interval_s: float | None = None
+    district: str | None = None  # the rule engine's haze region
     rule_class: str | None = None
     thresholds: dict[str, Any] | None = None
     status: str = "active"
@@ -82,6 +83,7 @@ class DeviceDirectory:
             lat=device.lat,
             lon=device.lon,
             reporting_interval_s=device.reporting_interval_s,
+            district=device.district,
             rule_class=device.rule_class,
             thresholds=device.thresholds,
             status=device.status.value,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
-from dispatch.model import AlertChange
+from dispatch.model import AlertChange, AlertPublic, ChangeType
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,15 @@ class AlertBroadcaster:
             if len(self._frames) > _FRAMES_KEPT:
                 del self._frames[next(iter(self._frames))]  # the first kept, in order
         return found
+
+    def logged_frame(self, event_id: int, change_type: str, alert_json: str) -> Frame:
+        """A change as the log stores it, as its SSE event: the kept one if it is among the
+        newest, else built from the stored alert (checked against AlertPublic)."""
+        found = self._frames.get(event_id)
+        if found is not None:
+            return found
+        alert = AlertPublic.model_validate_json(alert_json)
+        return self.frame(AlertChange(event_id=event_id, type=ChangeType(change_type), alert=alert))
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:

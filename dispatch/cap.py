@@ -189,7 +189,7 @@ PROFILES: Final[Mapping[str, _Profile]] = {
         },
     ),
 }
-_CATEGORY = {"fire": "Fire", "bin": "Env", "device": "Infra"}
+_CATEGORY = {"fire": "Fire", "bin": "Env", "device": "Infra", "haze": "Env"}
 _SEVERITY = {"critical": "Severe", "major": "Moderate", "minor": "Minor", "info": "Minor"}
 # Orders for picking an incident's highest level (most severe, then most urgent, surest).
 _SEVERITY_RANK = {"Extreme": 4, "Severe": 3, "Moderate": 2, "Minor": 1}

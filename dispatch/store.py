@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Text, func, select, tuple_, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract.timeutil import from_ms
@@ -335,6 +335,20 @@ class AlertStore:
         async with self._sessions() as session:
             latest = await session.scalar(select(func.max(AlertEventRow.id)))
         return int(latest or 0)
+
+    async def log_after(self, event_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """The change log after an event id as stored, oldest first: (id, type, the alert's
+        JSON text). For SSE resumes, which mostly find the changes encoded already."""
+        # The snapshot as text: parsing it is left to the few that need it.
+        query = (
+            select(AlertEventRow.id, AlertEventRow.type, type_coerce(AlertEventRow.snapshot, Text))
+            .where(AlertEventRow.id > event_id)
+            .order_by(AlertEventRow.id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(int(row_id), str(type_), str(text)) for row_id, type_, text in rows]
 
     async def changes_after(self, event_id: int, limit: int = 1000) -> list[AlertChange]:
         """The change log after an event id, oldest first (SSE resume)."""

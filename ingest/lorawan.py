@@ -57,6 +57,7 @@ DEFAULT_FIELD_MAP: Mapping[str, str | tuple[str, float]] = {
     "co": "co_ppm",
     "pm25": "pm25_ugm3",
     "pm2_5": "pm25_ugm3",
+    "pm10": "pm10_ugm3",
     "humidity": "humidity_pct",
     "fill": "fill_pct",
     "level": "fill_pct",

@@ -67,6 +67,9 @@ class Round:
     split: int | None = None
     _uniform: int | None = field(default=None)
     _pair: tuple[int, int] | None = field(default=None)  # each side's profile, if uniform
+    # Fire detectors: the haze level of each row's region (rules/haze.py); None while
+    # every region is clear.
+    haze_level: F64 | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
     _at: dict[str, Any] = field(default_factory=dict)  # uniform parameters as Python numbers
 

@@ -13,7 +13,7 @@ from contract.bins import BinStatus
 from contract.readings import KIND_CODES, QUANTITIES
 from contract.thresholds import RuleParams
 from ingest.batch import ReadingBatch
-from rules import bins, fire, health, heat
+from rules import bins, fire, haze, health, heat
 from rules.core import ParamTable, Round
 from rules.events import AlertEvent
 from rules.params import DeviceSpec
@@ -22,6 +22,7 @@ from rules.state import EngineState
 
 _FIRE = KIND_CODES["fire"]
 _BIN = KIND_CODES["bin"]
+_AIR = KIND_CODES["air"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +81,14 @@ class RuleEngine:
     """Per-device state arrays and the families that read and advance them."""
 
     def __init__(
-        self, devices: Iterable[DeviceSpec] = (), reorder_window_ms: int = 0, capacity: int = 1024
+        self,
+        devices: Iterable[DeviceSpec] = (),
+        reorder_window_ms: int = 0,
+        capacity: int = 1024,
+        haze_config: haze.HazeConfig | None = None,
     ) -> None:
         self.reorder_window_ms = int(reorder_window_ms)
+        self.haze = haze.HazeTracker(haze_config)
         devices = list(devices)
         # Size the arrays for the fleet at once: growing by doubling would leave up to half
         # of them unused.
@@ -131,6 +137,8 @@ class RuleEngine:
         )
         st.lat[spec.index] = spec.lat
         st.lon[spec.index] = spec.lon
+        region = haze.region_name(spec.district, spec.lat, spec.lon, self.haze.config.cell_deg)
+        st.region[spec.index] = self.haze.code(region)
         st.depth[spec.index] = spec.depth_mm if spec.depth_mm else np.nan
         st.offline_after_ms[spec.index] = int(
             spec.interval_s * spec.params.offline_intervals * 1000
@@ -160,6 +168,11 @@ class RuleEngine:
             st.offline[index] = True
         elif slot == health.FAULT_SLOT:
             st.fault[index] = True
+
+    def seed_haze(self, device_id: str, ispu_rank: int) -> None:
+        """Restore an active haze.regional alert (device id haze:<region>) after a restart."""
+        if device_id.startswith(haze.DEVICE_PREFIX):
+            self.haze.seed(device_id.removeprefix(haze.DEVICE_PREFIX), ispu_rank)
 
     def state_nbytes(self) -> int:
         """Memory held by the per-device arrays and the confirmation partners' index."""
@@ -201,6 +214,19 @@ class RuleEngine:
         # (at start-up, or after many registrations): it takes ~0.1 s at 1M devices.
         self._partners.prepare()
         return health.check_offline(self.state, len(self.device_ids), now_ms, self.device_ids)
+
+    def check_haze(self, now_ms: int) -> list[AlertEvent]:
+        """Regional haze levels, what detectors learn from them, and haze.regional (a timer
+        calls this every HazeConfig.check_s)."""
+        return self.haze.check(self.state, len(self.device_ids), now_ms, self.state.fire_level)
+
+    def haze_learnt(self, index: int) -> tuple[float, float]:
+        """A fire detector's learnt haze ratio and clear-air base (%/m)."""
+        return float(self.state.haze_ratio[index]), float(self.state.smoke_base[index])
+
+    def haze_regions(self) -> list[haze.RegionHaze]:
+        """Every region's haze as of the last check_haze."""
+        return self.haze.summary()
 
     def _evaluate_now(self, batch: ReadingBatch, now: int) -> list[AlertEvent]:
         """The path without a reorder window: no buffering, and no sort unless a device
@@ -385,6 +411,15 @@ class RuleEngine:
         # on their kind's part, where thresholds are usually scalars.
         verdict = heat.evaluate(r)
         fire_part = r.part(0, n_fire)
+        if n_fire and self.haze.any_level:
+            fire_part.haze_level = self.haze.level[st.region[fire_part.devs]]
+        if n_fire < n and _AIR in self._kind_profiles:
+            # An air station's newest PM2.5, for the haze timer.
+            air = np.flatnonzero(kinds == _AIR)
+            if len(air):
+                pm25 = r.col("pm25_ugm3")[air]
+                has = ~np.isnan(pm25)
+                local.last_haze[air[has]] = pm25[has]
         found: fire.Verdict | None = None
         for family in FAMILIES:
             if family.kinds == ALL_KINDS:

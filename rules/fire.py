@@ -29,10 +29,26 @@ class Verdict:
     alarming: Intp  # rows whose detector is at level 1 or more after the round
 
 
+def excess(r: Round, haze_level: F64 | None) -> F64:
+    """Smoke above each detector's clear-air base and its share of the regional haze
+    (docs/rules.md "Haze"); NaN where the reading has no smoke. Also notes the reading's
+    smoke as the detector's newest, for the haze timer."""
+    raw = r.col("smoke_obs_pct_m")
+    has = ~np.isnan(raw)
+    if has.all():
+        r.s.last_haze[:] = raw
+    elif has.any():
+        r.s.last_haze[has] = raw[has]
+    above: F64 = raw - r.s.smoke_base
+    if haze_level is not None:
+        above = above - r.s.haze_ratio * haze_level
+    return above
+
+
 def evaluate(r: Round, heat: Heat) -> Verdict:
     """Advance each detector's fire level (every row of `r` is a fire detector: the engine
-    splits rounds by kind)."""
-    smoke = r.col("smoke_obs_pct_m")
+    splits rounds by kind); smoke is judged on its excess over base and haze."""
+    smoke = excess(r, r.haze_level)
     smoke_alarm = smoke >= r.p("smoke_alarm_pct_m")
     alarm: Bool = heat.heat | smoke_alarm
     # Only alarm and pre-alarm readings raise a level and only detectors above level 0 can
@@ -41,15 +57,17 @@ def evaluate(r: Round, heat: Heat) -> Verdict:
     active = np.flatnonzero(alarm | (smoke >= r.p("smoke_prealarm_pct_m")) | (r.s.fire_level != 0))
     if not len(active):
         return Verdict(alarm, active)
-    level = _advance(r, active, heat, smoke[active], alarm[active], smoke_alarm[active])
+    level = _advance(r, active, heat, smoke, alarm[active], smoke_alarm[active])
     return Verdict(alarm, active[level >= 1])
 
 
 def _advance(
-    r: Round, rows: Intp, heat: Heat, smoke: F64, alarm: Bool, smoke_alarm: Bool
+    r: Round, rows: Intp, heat: Heat, excess_all: F64, alarm: Bool, smoke_alarm: Bool
 ) -> npt.NDArray[np.uint8]:
-    """docs/rules.md "Fire" steps 1..5 for the given rows (arrays other than `heat` are
-    already taken at `rows`); returns their new levels."""
+    """docs/rules.md "Fire" steps 1..5 for the given rows (`alarm` and `smoke_alarm` are
+    already taken at `rows`; `heat` and `excess_all` are the whole round's); returns their
+    new levels."""
+    smoke = excess_all[rows]
     ts = r.ts[rows]
     old = r.s.fire_level[rows]
     first = r.s.first_alarm[rows]
@@ -95,14 +113,21 @@ def _advance(
     r.s.last_alarm[rows[alarm]] = ts[alarm]
     changed = np.flatnonzero(old != level)
     if len(changed):
-        _emit_changes(r, rows[changed], old[changed].tolist(), level[changed].tolist(), heat)
+        _emit_changes(
+            r, rows[changed], old[changed].tolist(), level[changed].tolist(), heat, excess_all
+        )
     return level
 
 
-def _emit_changes(r: Round, rows: Intp, old: list[int], new: list[int], heat: Heat) -> None:
+def _emit_changes(
+    r: Round, rows: Intp, old: list[int], new: list[int], heat: Heat, smoke: F64
+) -> None:
     before: dict[int, int] = dict(zip(rows.tolist(), old, strict=True))
     after: dict[int, int] = dict(zip(rows.tolist(), new, strict=True))
-    smoke = r.col("smoke_obs_pct_m")
+    raw = r.col("smoke_obs_pct_m")
+    base = r.s.smoke_base.astype(np.float64)
+    # `smoke` is the excess the rules judged; reasons show the raw reading too (what people
+    # compare with the detector's own display) and what was taken off it.
 
     def reason(row: int) -> str:
         level = after[row]
@@ -120,12 +145,17 @@ def _emit_changes(r: Round, rows: Intp, old: list[int], new: list[int], heat: He
             causes.append(
                 f"rate of rise {heat.rate[row]:.1f} C/min >= {r.at('ror_c_per_min', row):g}"
             )
-        s = float(smoke[row])
+        s, measured = float(smoke[row]), float(raw[row])
+        # "12 (9.6 above base 0.4 and haze 2)": only when something was taken off.
+        shown = fmt(measured)
+        if s != measured:
+            taken = measured - s - float(base[row])
+            shown += f" ({fmt(s)} above base {fmt(float(base[row]))} and haze {fmt(taken)})"
         if s >= r.at("smoke_alarm_pct_m", row):
-            causes.append(f"smoke_obs_pct_m {fmt(s)} >= {r.at('smoke_alarm_pct_m', row):g}")
+            causes.append(f"smoke_obs_pct_m {shown} >= {r.at('smoke_alarm_pct_m', row):g}")
         elif s >= r.at("smoke_prealarm_pct_m", row):
             causes.append(
-                f"smoke_obs_pct_m {fmt(s)} >= pre-alarm {r.at('smoke_prealarm_pct_m', row):g}"
+                f"smoke_obs_pct_m {shown} >= pre-alarm {r.at('smoke_prealarm_pct_m', row):g}"
             )
         what = "; ".join(causes) or "earlier alarm-level reading"
         if level == 1:

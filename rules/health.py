@@ -120,7 +120,10 @@ def _fault(r: Round) -> None:
         too_deep = np.zeros(len(distance), bool)
     else:
         too_deep = (r.kinds == _BIN) & (distance > r.s.depth * r.p("distance_max_ratio"))
-    faulty = too_cold | too_deep | stuck
+    # A fire detector whose clear-air reading has crept up (rules/haze.py learns it) needs
+    # its chamber cleaned: a fault for the technicians, never a fire alarm.
+    dirty = (r.kinds == _FIRE) & (r.s.smoke_base >= r.p("drift_fault_pct_m"))
+    faulty = too_cold | too_deep | stuck | dirty
     # Only a faulty reading can raise and only an active fault can clear; the good-reading
     # count matters only while a fault is active (a fault resets it), so the other rows
     # need not keep it.
@@ -151,6 +154,12 @@ def _fault(r: Round) -> None:
             )
         if stuck[row]:
             parts.append(f"temp_c stuck at {fmt(float(temp[row]))} for {count[row]} readings")
+        if dirty[row]:
+            parts.append(
+                f"maintenance: clear-air smoke has crept up to "
+                f"{fmt(float(r.s.smoke_base[row]))} %/m (limit {r.at('drift_fault_pct_m', row):g}):"
+                " clean or replace the smoke chamber"
+            )
         return "; ".join(parts)
 
     def severity(row: int) -> Severity:

@@ -19,6 +19,7 @@ from contract.thresholds import RuleParams, RulesConfigError
 KIND_DEFAULTS: dict[str, RuleParams] = {
     "fire": RuleParams(),
     "bin": RuleParams(heat_fixed_c=60.0),
+    "air": RuleParams(),  # device health only: air stations feed the haze level
 }
 
 
@@ -105,13 +106,14 @@ class DeviceSpec:
 
     index: int
     id: str
-    kind: str  # "fire" or "bin"
+    kind: str  # "fire", "bin" or "air"
     params: RuleParams = field(default_factory=RuleParams)
     zone: str | None = None
     lat: float = 0.0
     lon: float = 0.0
     depth_mm: float | None = None
     reporting_interval_s: float | None = None
+    district: str | None = None  # the haze region; without one, the map cell
 
     @property
     def interval_s(self) -> float:

@@ -47,6 +47,13 @@ _LAYOUT: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
     "stuck_value": (np.float64, np.nan, ()),
     "stuck_since": (np.int64, NEVER, ()),
     "stuck_count": (np.uint16, 0, ()),
+    # haze (docs/rules.md "Haze"), learnt on a timer and read each round: a fire detector's
+    # share of its region's haze (float16 is plenty), its clear-air base (float32: dust
+    # adds less per check than float16 can hold), and the newest smoke of a detector or
+    # PM2.5 of an air station (one field: a device is one or the other)
+    "haze_ratio": (np.float16, 1.0, ()),
+    "smoke_base": (np.float32, 0.0, ()),
+    "last_haze": (np.float16, np.nan, ()),
     # attributes (from the registry)
     "profile": (np.uint16, 0, ()),
     "depth": (np.float64, np.nan, ()),
@@ -68,6 +75,8 @@ _SEPARATE: dict[str, tuple[Any, Any]] = {
     "zone": (np.int32, -1),
     "lat": (np.float64, np.nan),
     "lon": (np.float64, np.nan),
+    # The haze region (rules/haze.py), read per fire round and by the haze timer.
+    "region": (np.int16, -1),
 }
 
 # Widest fields first and an itemsize that is a multiple of 8, so that every field of every
@@ -130,6 +139,7 @@ class EngineState(Fields):
         "lon",
         "max_ts",
         "offline_after_ms",
+        "region",
         "zone",
     )
 
@@ -139,6 +149,7 @@ class EngineState(Fields):
     zone: npt.NDArray[np.int32]
     lat: npt.NDArray[np.float64]
     lon: npt.NDArray[np.float64]
+    region: npt.NDArray[np.int16]
 
     def __init__(self, capacity: int = 1024) -> None:
         super().__init__(_blank(capacity))

@@ -20,7 +20,9 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from contract.alerts import HAZE_SLOT
 from contract.bins import BinStatus
+from contract.ispu import category
 from contract.readings import KIND_CODES
 from contract.thresholds import RulesConfigError
 from contract.timeutil import now_ms
@@ -64,6 +66,7 @@ from pickup_routes.service import RouteConfig, RouteService
 from pickup_routes.solver import ProcessSolver
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
+from rules.haze import HazeConfig
 from rules.params import DeviceSpec, RulesConfig, load_rules
 from sigap import gcpause, looplag, migrations
 from sigap.settings import RoutesSettings, Settings
@@ -175,6 +178,10 @@ class Pipeline:
         """The periodic device.offline check."""
         await self.apply(self.engine.check_offline(now_ms()))
 
+    async def check_haze(self) -> None:
+        """The periodic regional haze check: levels, learning, haze.regional."""
+        await self.apply(self.engine.check_haze(now_ms()))
+
     async def release(self) -> None:
         """Evaluate readings the reorder window has held long enough."""
         await self.apply(self.engine.release(now_ms()))
@@ -258,6 +265,7 @@ class Runtime:
             stations=self.stations,
             routes=self.routes,
             webhooks=self.webhooks,
+            haze=self.engine.haze_regions,
             alert_service=self.alerts,
             cap_sender=self.settings.dispatch.cap_sender,
             auth=self.auth,
@@ -305,6 +313,7 @@ def device_spec(rules: RulesConfig, info: DeviceInfo) -> DeviceSpec:
         lon=info.lon,
         depth_mm=info.depth_mm,
         reporting_interval_s=info.reporting_interval_s,
+        district=info.district,
     )
 
 
@@ -329,6 +338,12 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
     engine = RuleEngine(
         reorder_window_ms=settings.rules.reorder_window_ms,
         capacity=max(1024, len(registered) + len(registered) // 8),
+        haze_config=HazeConfig(
+            enabled=settings.rules.haze_enabled,
+            check_s=settings.rules.haze_check_s,
+            min_detectors=settings.rules.haze_min_detectors,
+            typical_infiltration=settings.rules.haze_typical_infiltration,
+        ),
     )
     directory.listen(lambda info: engine.upsert_device(device_spec(rules, info)))
     for device in registered:
@@ -378,6 +393,8 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
         info = directory.get(alert.device_id)
         if info is not None and alert.cleared_at is None and (owners is None or owners.owns(info)):
             engine.seed(alert.slot, info.index, alert.kind)  # no second alert after a restart
+        elif alert.slot == HAZE_SLOT and alert.cleared_at is None and owners is None:
+            engine.seed_haze(alert.device_id, category(int(alert.values.get("ispu", 101))).rank)
 
     rejected = RejectedStore(
         sessions,
@@ -498,6 +515,14 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
                 max_instances=1,
                 coalesce=True,
             )
+            if settings.rules.haze_enabled:
+                scheduler.add_job(
+                    pipeline.check_haze,
+                    "interval",
+                    seconds=settings.rules.haze_check_s,
+                    max_instances=1,
+                    coalesce=True,
+                )
             if settings.rules.reorder_window_ms:
                 scheduler.add_job(
                     pipeline.release,

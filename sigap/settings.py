@@ -158,6 +158,14 @@ class RulesSettings(BaseSettings):
     # arrive out of order within it are evaluated in order; 0 evaluates at once.
     reorder_window_ms: int = Field(default=0, ge=0, le=60_000)
     offline_check_s: float = Field(default=10.0, gt=0)
+    # Regional haze (docs/rules.md "Haze"): estimated every haze_check_s from the
+    # detectors of each district (or map cell) when at least haze_min_detectors report.
+    haze_enabled: bool = True
+    haze_check_s: float = Field(default=60.0, gt=0)
+    haze_min_detectors: int = Field(default=8, ge=1)
+    # Below a median detector's haze this share of the outdoor haze is assumed when no
+    # air-quality station tells the region's PM2.5.
+    haze_typical_infiltration: float = Field(default=0.5, gt=0, le=1)
 
 
 class DispatchSettings(BaseSettings):

@@ -35,6 +35,7 @@ class SimConfig:
     speed: float = 1.0  # model time runs this many times faster than the wall clock
     fleet_file: str | None = None  # CSV/JSON in the registry's format instead of generating
     gateways: int = 0  # generated fleets: gateways the devices report through (gw-1, ...)
+    air_stations: int = 0  # generated fleets: PM2.5 stations on top of `devices` (air-1, ...)
     envelope: EnvelopeName = "direct"  # direct, gateway (batches), tts or chirpstack
     # "wall": ts is the wall clock. "model": ts follows model time, back-dated so the last
     # reading is stamped about now (needs duration_s): accelerated runs keep event time.
@@ -62,6 +63,8 @@ class SimConfig:
             raise ValueError("rate must be positive")
         if self.gateways < 0:
             raise ValueError("gateways must be >= 0")
+        if self.air_stations < 0:
+            raise ValueError("air_stations must be >= 0")
         if self.qos not in (0, 1, 2):
             raise ValueError("qos must be 0, 1 or 2")
         if self.speed <= 0:
@@ -80,6 +83,7 @@ class SimConfig:
             "devices": spec.fleet.devices,
             "fire_share": spec.fleet.fire_share,
             "gateways": spec.fleet.gateways,
+            "air_stations": spec.fleet.air_stations,
             "interval_s": spec.run.interval_s,
             "speed": spec.run.speed,
             "event_time": spec.run.event_time,

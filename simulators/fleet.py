@@ -1,4 +1,5 @@
-"""A simulated fleet placed around Sampit: fire detectors grouped into buildings, and bins."""
+"""A simulated fleet placed around Sampit: fire detectors grouped into buildings, bins, and
+air-quality stations (one per district, if asked for)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from contract import topics
-from simulators.models import BinParams, DetectorParams, random_bin_params, random_detector_params
+from simulators.models import (
+    AirParams,
+    BinParams,
+    DetectorParams,
+    random_air_params,
+    random_bin_params,
+    random_detector_params,
+)
 
-Kind = Literal["fire", "bin"]
+Kind = Literal["fire", "bin", "air"]
 
 METRES_PER_DEG_LAT = 111_320.0
 
@@ -64,6 +72,7 @@ class SimDevice:
     y_m: float = 0.0
     detector: DetectorParams | None = None
     bin: BinParams | None = None
+    air: AirParams | None = None
 
     @property
     def topic(self) -> str:
@@ -104,7 +113,7 @@ class Building:
 
 @dataclass(frozen=True)
 class Fleet:
-    """All simulated devices (fire detectors first, then bins) and the buildings."""
+    """All simulated devices (fire detectors first, then bins, then air stations), buildings."""
 
     devices: tuple[SimDevice, ...]
     buildings: tuple[Building, ...]
@@ -189,10 +198,18 @@ def generate_fleet(
     seed: int = 7,
     id_prefix: str = "sim",
     gateways: int = 0,
+    air_stations: int = 0,
 ) -> Fleet:
-    """Build a fleet deterministically from `seed`: ids, places, buildings and device traits."""
+    """Build a fleet deterministically from `seed`: ids, places, buildings and device traits.
+
+    `devices` counts fire detectors and bins; `air_stations` come on top, placed round the
+    districts (largest first, like gateways) from a random stream of their own, so adding
+    them moves no other device.
+    """
     if devices < 0:
         raise ValueError("devices must be >= 0")
+    if air_stations < 0:
+        raise ValueError("air_stations must be >= 0")
     if not 0.0 <= fire_share <= 1.0:
         raise ValueError("fire_share must be within 0..1")
     rng = random.Random(f"sigap-fleet:{seed}")
@@ -250,10 +267,35 @@ def generate_fleet(
                 bin=random_bin_params(rng, depth),
             )
         )
+    fleet_devices.extend(place_air_stations(air_stations, seed, id_prefix))
     if gateways <= 0:
         return Fleet(tuple(fleet_devices), tuple(buildings), id_prefix=id_prefix)
     placed, gateway_ids = assign_gateways(fleet_devices, gateways, seed, id_prefix)
     return Fleet(tuple(placed), tuple(buildings), gateway_ids, id_prefix)
+
+
+def place_air_stations(count: int, seed: int, id_prefix: str) -> list[SimDevice]:
+    """`count` air-quality stations round the districts, largest first, near their centres."""
+    rng = random.Random(f"sigap-air:{seed}")
+    ranked = sorted(DISTRICTS, key=lambda d: -d.weight)
+    width = _width(count)
+    stations: list[SimDevice] = []
+    for k in range(1, count + 1):
+        district = ranked[(k - 1) % len(ranked)]
+        # Stations sit on public buildings near the centre: a third of the devices' spread.
+        lat, lon = _scatter(rng, replace(district, spread_m=district.spread_m / 3))
+        stations.append(
+            SimDevice(
+                id=f"{id_prefix}-air-{k:0{width}d}",
+                kind="air",
+                name=f"Stasiun kualitas udara {k:0{width}d} ({district.name})",
+                lat=round(lat, 6),
+                lon=round(lon, 6),
+                district=district.name,
+                air=random_air_params(rng),
+            )
+        )
+    return stations
 
 
 def assign_gateways(

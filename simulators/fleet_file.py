@@ -15,7 +15,7 @@ import orjson
 
 from simulators.errors import SimulatorError
 from simulators.fleet import METRES_PER_DEG_LAT, Building, Fleet, Kind, SimDevice
-from simulators.models import random_bin_params, random_detector_params
+from simulators.models import random_air_params, random_bin_params, random_detector_params
 
 # The same rule as devices.schemas.DEVICE_ID_PATTERN (not imported: simulators stay a client).
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -104,8 +104,8 @@ def parse_fleet_rows(
         if kind in _GATEWAY_KINDS:
             gateways.append(dev_id)
             continue
-        if kind not in ("fire", "bin"):
-            raise FleetFileError(source, no, "kind", f"must be fire or bin, got {kind!r}")
+        if kind not in ("fire", "bin", "air"):
+            raise FleetFileError(source, no, "kind", f"must be fire, bin or air, got {kind!r}")
         lat = _number(source, no, row, "lat")
         lon = _number(source, no, row, "lon")
         if lat is None or not -90 <= lat <= 90:
@@ -123,7 +123,7 @@ def parse_fleet_rows(
             gateways.append(gateway)
         # Traits from the seed and the id, so reordering the file changes nothing.
         rng = random.Random(f"sigap-fleet-file:{seed}:{dev_id}")
-        typed_kind: Kind = "fire" if kind == "fire" else "bin"
+        typed_kind: Kind = "fire" if kind == "fire" else "air" if kind == "air" else "bin"
         devices.append(
             SimDevice(
                 id=dev_id,
@@ -138,6 +138,7 @@ def parse_fleet_rows(
                 interval_s=interval,
                 detector=random_detector_params(rng) if kind == "fire" else None,
                 bin=random_bin_params(rng, depth) if kind == "bin" and depth else None,
+                air=random_air_params(rng) if kind == "air" else None,
             )
         )
     devices, buildings = _place_in_buildings(devices)
@@ -165,7 +166,7 @@ def _place_in_buildings(devices: list[SimDevice]) -> tuple[list[SimDevice], list
         buildings.append(
             Building(zone, members[0].district, lat0, lon0, tuple(d.id for d in members))
         )
-    # Fire detectors first, as in a generated fleet.
+    # Fire detectors first, as in a generated fleet (then the rest in file order).
     ordered = [placed.get(d.id, d) for d in devices]
     ordered.sort(key=lambda d: d.kind != "fire")
     return ordered, buildings

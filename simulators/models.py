@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.optics import CLEAR_VISIBILITY_M, extinction_per_m, pm25_ugm3
+
 # Sampit keeps Western Indonesia Time (WIB, UTC+7) all year.
 WIB_OFFSET_S = 7 * 3600
 
@@ -229,17 +231,25 @@ def detector_reading(
     fire_rise_c: float,
     noise: Noise,
     battery_limit: float | None = None,
+    *,
+    extra_smoke_pct_m: float = 0.0,
+    humidity_add_pct: float = 0.0,
 ) -> dict[str, float]:
-    """One detector reading (no ts/seq) at model time `t`, with `fire_rise_c` from any fire."""
+    """One detector reading (no ts/seq) at model time `t`, with `fire_rise_c` from any fire.
+
+    `extra_smoke_pct_m` is what the chamber sees besides clean air and fire: haze that got
+    into the building, dust on the optics (scenario drift). `humidity_add_pct`: the humid
+    mornings of a haze season.
+    """
     ambient = ambient_temp_c(epoch0 + t) + params.temp_offset_c + noise.normal(0.2)
-    humidity = ambient_humidity_pct(ambient) + noise.normal(1.0)
+    humidity = ambient_humidity_pct(ambient) + noise.normal(1.0) + humidity_add_pct
     # Humid air scatters a little light in the optical chamber; stays well under 0.5 %/m.
     smoke = (
         params.smoke_base_pct_m
         + 0.1 * _clip((humidity - 60.0) / 35.0, 0.0, 1.0)
         + abs(noise.normal(0.03))
     )
-    smoke = min(smoke, 0.5)
+    smoke = min(smoke, 0.5) + extra_smoke_pct_m
     temp = ambient
     if fire_rise_c > 0:
         temp = min(ambient + fire_rise_c, FIRE_TEMP_CEILING_C)
@@ -254,6 +264,71 @@ def detector_reading(
         "smoke_obs_pct_m": round(_clip(smoke, 0.0, 100.0), 2),
         "humidity_pct": round(_clip(humidity, 0.0, 100.0), 1),
         "battery_v": round(_clip(battery + noise.normal(0.01), 0.0, 15.0), 2),
+        "rssi_dbm": round(_clip(params.rssi_base_dbm + noise.normal(2.0), -140.0, 0.0)),
+    }
+
+
+# --- air-quality stations ----------------------------------------------------------------
+
+# Biomass (peat) smoke: PM10 is PM2.5 plus some coarse ash, 1.3..1.6 times as much.
+PM10_PER_PM25 = (1.3, 1.6)
+# Kalimantan peat smoke emits ~291 g of CO and ~23 g of PM2.5 per kg burnt (Stockwell et al.
+# 2016): ~12.6 ug of CO per ug of PM2.5, i.e. 12.6 * 24.45 / 28.01 / 1000 ppm per ug/m3.
+CO_PPM_PER_PM25_UGM3 = 0.011
+CO_BACKGROUND_PPM = (0.2, 0.5)
+# PM2.5 of Koschmieder's clear day (20 km): the haze-free baseline of a station, ~24 ug/m3.
+CLEAR_PM25_UGM3 = pm25_ugm3(extinction_per_m(CLEAR_VISIBILITY_M))
+PM25_NOISE = 0.05  # relative, per reading (a beta-attenuation or optical monitor)
+
+
+@dataclass(frozen=True, slots=True)
+class AirParams:
+    """Fixed traits of one air-quality station (PM2.5, PM10, CO), mains or solar powered."""
+
+    pm10_ratio: float
+    co_background_ppm: float
+    battery_pct0: float  # solar-charged: stays near this
+    rssi_base_dbm: float
+
+
+def random_air_params(rng: random.Random) -> AirParams:
+    """Draw one air station's traits."""
+    return AirParams(
+        pm10_ratio=rng.uniform(*PM10_PER_PM25),
+        co_background_ppm=rng.uniform(*CO_BACKGROUND_PPM),
+        battery_pct0=rng.uniform(85.0, 100.0),
+        rssi_base_dbm=rng.uniform(-100.0, -70.0),
+    )
+
+
+def air_reading(
+    params: AirParams,
+    t: float,
+    epoch0: float,
+    extinction: float,
+    noise: Noise,
+    *,
+    humidity_add_pct: float = 0.0,
+) -> dict[str, float]:
+    """One air station reading (no ts/seq) of outdoor air with this extinction (1/m).
+
+    PM2.5 is the extinction through contract.optics (the same scale the detectors' obscuration
+    is on); PM10 and CO follow the smoke part of it.
+    """
+    ambient = ambient_temp_c(epoch0 + t) + noise.normal(0.3)
+    humidity = ambient_humidity_pct(ambient) + noise.normal(1.0) + humidity_add_pct
+    true_pm25 = pm25_ugm3(extinction)
+    pm25 = true_pm25 * (1.0 + noise.normal(PM25_NOISE))
+    pm10 = pm25 * params.pm10_ratio * (1.0 + noise.normal(0.03))
+    smoke_pm25 = max(true_pm25 - CLEAR_PM25_UGM3, 0.0)
+    co = params.co_background_ppm + CO_PPM_PER_PM25_UGM3 * smoke_pm25 * (1.0 + noise.normal(0.05))
+    return {
+        "pm25_ugm3": round(max(pm25, 0.0), 1),
+        "pm10_ugm3": round(max(pm10, 0.0), 1),
+        "co_ppm": round(max(co, 0.0), 2),
+        "temp_c": round(_clip(ambient, -40.0, 60.0), 2),
+        "humidity_pct": round(_clip(humidity, 0.0, 100.0), 1),
+        "battery_pct": round(_clip(params.battery_pct0 + noise.normal(0.3), 0.0, 100.0), 1),
         "rssi_dbm": round(_clip(params.rssi_base_dbm + noise.normal(2.0), -140.0, 0.0)),
     }
 

@@ -47,9 +47,9 @@ from simulators.scenario import Scenario, build_scenario
 
 log = logging.getLogger(__name__)
 
-KINDS = ("fire", "bin")
-# Per-kind reading counts of a message holding one reading of kind 0 or 1.
-_ONE = ((1, 0), (0, 1))
+KINDS = ("fire", "bin", "air")
+# What a link counts when the fleet has no air stations (the counts of earlier releases).
+BASE_KINDS = ("fire", "bin")
 # paho's own in-flight limit is switched off (0): with a limit, paho rescans every queued
 # message on each PUBACK (O(window) per acknowledgement), which caps a 1000 window at ~4k
 # readings/s. We keep the window ourselves instead (MAX_OUTSTANDING), which costs nothing
@@ -130,8 +130,11 @@ class Schedule:
 class _MqttLink:
     """One paho client: connects, publishes, and counts what the broker acknowledged."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, kinds: tuple[str, ...] = BASE_KINDS) -> None:
         self.config = config
+        # Kinds counted, by index (a prefix of KINDS); per-kind counts of one reading of each.
+        self.kinds = kinds
+        self._one = tuple(tuple(int(i == k) for i in range(len(kinds))) for k in range(len(kinds)))
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"{config.id_prefix}-simulator-{os.getpid()}",
@@ -154,7 +157,7 @@ class _MqttLink:
         self._pending: dict[int, tuple[int, ...]] = {}
         self._early: dict[int, bool] = {}
         self.sent = 0  # readings (a gateway batch counts each reading it carries)
-        self.acked = [0] * len(KINDS)
+        self.acked = [0] * len(kinds)
         self.messages = 0  # messages acknowledged
         self.rejected = 0
         self.send_errors = 0
@@ -240,7 +243,7 @@ class _MqttLink:
 
     def publish(self, topic: str, payload: bytes, kind: int | tuple[int, ...]) -> None:
         """Hand one message to paho (`kind`: one reading's kind index, or readings per kind)."""
-        counts = _ONE[kind] if isinstance(kind, int) else kind
+        counts = self._one[kind] if isinstance(kind, int) else kind
         self.sent += sum(counts)
         info = self.client.publish(topic, payload, qos=self.config.qos, retain=False)
         rc = info.rc
@@ -278,7 +281,7 @@ class _MqttLink:
 def _progress_text(
     link: _MqttLink, injector: FaultInjector, elapsed: float, model_t: float, rate: float
 ) -> Text:
-    kinds = ", ".join(f"{k} {n:,}" for k, n in zip(KINDS, link.acked, strict=True))
+    kinds = ", ".join(f"{k} {n:,}" for k, n in zip(link.kinds, link.acked, strict=True))
     errors = link.rejected + link.send_errors
     faults = sum(injector.counts.values())
     text = Text.from_markup(
@@ -306,6 +309,11 @@ def _live(console: Console, enabled: bool) -> Iterator[Live | None]:
         yield live
 
 
+def counted_kinds(fleet: Fleet) -> tuple[str, ...]:
+    """Kinds a run counts readings of: air only when the fleet has air stations."""
+    return KINDS if fleet.of_kind("air") else BASE_KINDS
+
+
 def build_fleet(config: SimConfig) -> Fleet:
     """The run's fleet: from the fleet file, or generated from the seed."""
     if config.fleet_file is not None:
@@ -315,7 +323,12 @@ def build_fleet(config: SimConfig) -> Fleet:
         # A gateway batch needs gateways: about one per hundred devices, as in a town.
         gateways = max(1, config.devices // 100)
     return generate_fleet(
-        config.devices, config.fire_share, config.seed, config.id_prefix, gateways
+        config.devices,
+        config.fire_share,
+        config.seed,
+        config.id_prefix,
+        gateways,
+        config.air_stations,
     )
 
 
@@ -332,17 +345,20 @@ def run_simulation(
     fleet = build_fleet(config)
     scenario = build_scenario(config.scenario, fleet, config.seed)
     n_fire = len(fleet.of_kind("fire"))
+    n_air = len(fleet.of_kind("air"))
     interval_s = config.interval_s
     if config.rate is not None:
         interval_s = len(fleet.devices) / config.rate
     log.info(
         "fleet of %d devices (seed %d): %d fire detectors in %d buildings, %d bins, "
-        "%d gateways; every %.3gs, speed x%g, QoS %d, %s messages, event time %s",
+        "%d air stations, %d gateways; every %.3gs, speed x%g, QoS %d, %s messages, "
+        "event time %s",
         len(fleet.devices),
         config.seed,
         n_fire,
         len(fleet.buildings),
-        len(fleet.devices) - n_fire,
+        len(fleet.devices) - n_fire - n_air,
+        n_air,
         len(fleet.gateways),
         interval_s,
         config.speed,
@@ -360,7 +376,7 @@ def run_simulation(
     schedule = Schedule(len(fleet.devices), interval_s, config.seed, intervals=intervals)
     injector = FaultInjector(scenario)
     with _ctrl_c_sets(stop):
-        link = _MqttLink(config)
+        link = _MqttLink(config, counted_kinds(fleet))
         link.connect()
         try:
             if config.api_url and not stop.is_set():
@@ -390,7 +406,7 @@ def run_simulation(
         duration_s=round(duration, 3),
         rate=published / duration if duration > 0 else 0.0,
         registered=registered,
-        by_kind=dict(zip(KINDS, link.acked, strict=True)),
+        by_kind=dict(zip(link.kinds, link.acked, strict=True)),
         sent=link.sent,
         skipped=schedule.skipped,
         devices=len(fleet.devices),
@@ -469,6 +485,7 @@ class _Loop:
         self.highlighted = scenario.highlighted
         self.devices = fleet.devices
         self.kinds = [KINDS.index(d.kind) for d in fleet.devices]
+        self.n_kinds = len(counted_kinds(fleet))
         self.fcnt = [0] * len(fleet.devices)
         self.app = LorawanApp()
 
@@ -516,7 +533,7 @@ class _Loop:
             for topic, data, n in gateway_messages(gateway, items_):
                 part = kinds[offset : offset + n]
                 offset += n
-                link.publish(topic, data, (part.count(0), part.count(1)))
+                link.publish(topic, data, tuple(part.count(k) for k in range(self.n_kinds)))
 
     def _lorawan(self, index: int, device: SimDevice, item: Outgoing, kind: int) -> None:
         eui = dev_eui(device.id)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import random
+from collections.abc import Iterator
 from typing import Any
 
-from simulators.fleet import Fleet
+from contract.optics import obscuration_pct_m
+from simulators.fleet import Fleet, SimDevice
+from simulators.haze import CLEAR_EXTINCTION, INDOOR_NOISE
 from simulators.models import (
     BIN_FULL_PCT,
     FAST_FILL_CAP_PCT,
@@ -14,6 +18,7 @@ from simulators.models import (
     SMOKE_ALARM_PCT_M,
     BinState,
     Noise,
+    air_reading,
     bin_reading,
     detector_reading,
     fill_from_distance,
@@ -28,6 +33,19 @@ FIRE_FIELDS = frozenset(
 )
 BIN_FIELDS = frozenset(
     {"ts", "seq", "distance_mm", "temp_c", "tilt_deg", "battery_pct", "rssi_dbm"}
+)
+AIR_FIELDS = frozenset(
+    {
+        "ts",
+        "seq",
+        "pm25_ugm3",
+        "pm10_ugm3",
+        "co_ppm",
+        "temp_c",
+        "humidity_pct",
+        "battery_pct",
+        "rssi_dbm",
+    }
 )
 
 
@@ -69,10 +87,38 @@ class ReadingSource:
         values: dict[str, float]
         scenario = self.scenario
         touched = device.id in scenario.highlighted
+        haze = scenario.haze
         if device.detector is not None:
             rise = scenario.fire_rise_c(device.id, t)
             battery = scenario.battery_limit(device.id, t, "fire") if touched else None
-            values = detector_reading(device.detector, t, self.epoch0, rise, self._noise, battery)
+            extra = scenario.drift_pct_m(device.id, t) if touched else 0.0
+            humid = 0.0
+            if haze is not None:
+                inside = haze.indoor_extinction(device.id, device.district, t)
+                if inside > 0.0:
+                    # Clipped at 3 sigma: the factor stays near 1, never negative.
+                    inside *= 1.0 + self._noise.normal(INDOOR_NOISE)
+                    extra += obscuration_pct_m(inside)
+                    humid = haze.humidity_add_pct(device.district, t)
+            values = detector_reading(
+                device.detector,
+                t,
+                self.epoch0,
+                rise,
+                self._noise,
+                battery,
+                extra_smoke_pct_m=extra,
+                humidity_add_pct=humid,
+            )
+        elif device.air is not None:
+            if haze is not None:
+                outdoor = haze.outdoor_extinction(device.district, t)
+                humid = haze.humidity_add_pct(device.district, t)
+            else:
+                outdoor, humid = CLEAR_EXTINCTION, 0.0
+            values = air_reading(
+                device.air, t, self.epoch0, outdoor, self._noise, humidity_add_pct=humid
+            )
         else:
             state = self._bins[index]
             assert state is not None and device.bin is not None  # a bin always has both
@@ -93,6 +139,35 @@ class ReadingSource:
         seq = self._seq[index]
         self._seq[index] = seq + 1
         return {"ts": ts_ms, "seq": seq, **values}
+
+
+def iter_readings(
+    fleet: Fleet,
+    scenario: Scenario,
+    seed: int,
+    epoch0: float,
+    until_s: float,
+    interval_s: float = 10.0,
+) -> Iterator[tuple[float, SimDevice, dict[str, Any]]]:
+    """(model time, device, payload) of every reading up to `until_s`, in time order.
+
+    What a run with `event_time = "model"` publishes, without a broker or a clock: each
+    device reports every `interval_s` (or its own interval) from a phase spread evenly over
+    the first interval; `ts` is `epoch0 + t` in milliseconds. The physics only: silences
+    and faults on demand are the publisher's (faults.FaultInjector), not applied here.
+    """
+    source = ReadingSource(fleet, scenario, seed, epoch0)
+    count = len(fleet.devices)
+    heap: list[tuple[float, int]] = []
+    for index, device in enumerate(fleet.devices):
+        every = device.interval_s or interval_s
+        heap.append(((index + 0.5) * every / max(count, 1), index))
+    heapq.heapify(heap)
+    while heap and heap[0][0] <= until_s:
+        t, index = heap[0]
+        device = fleet.devices[index]
+        heapq.heapreplace(heap, (t + (device.interval_s or interval_s), index))
+        yield t, device, source.payload(index, t, round((epoch0 + t) * 1000))
 
 
 # Re-arm a crossing only after a clear fall back, so sensor noise does not repeat the log.

@@ -2,17 +2,30 @@
 
 A scenario file (simulators/scenarios/*.toml, see scenario_file.py) is resolved against a
 fleet and a seed into a `Scenario`: concrete devices, times and per-device lookups the
-reading source and the publisher ask on every reading.
+reading source and the publisher ask on every reading. Slow processes (a regional haze,
+dust drifting a detector) run on clocks of their own, `compression` times faster than
+model time (simulators/haze.py); events and readings stay on model time.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulators.fleet import Building, Fleet, SimDevice
+from simulators.haze import (
+    HAZE_PEAK_HOUR,
+    SECONDS_PER_DAY,
+    SECONDS_PER_HOUR,
+    HazeEpisode,
+    HazeField,
+    Rain,
+    draw_infiltration,
+    make_episode,
+)
 from simulators.models import (
     FAST_FILL_CAP_PCT,
     FAST_FILL_PCT_S,
@@ -25,10 +38,14 @@ from simulators.scenario_file import (
     BatterySpec,
     BinFireSpec,
     BinsFillSpec,
+    DriftSpec,
+    ExpectSpec,
     FaultSpec,
     FireSpec,
     GatewayOfflineSpec,
+    HazeSpec,
     KnockOverSpec,
+    RainSpec,
     ScenarioSpec,
     Selection,
     SilentSpec,
@@ -40,6 +57,8 @@ SCENARIOS = shipped_scenarios()
 
 # The fire starts this close (metres, horizontally) to one detector of the building.
 FIRE_ORIGIN_RADIUS_M = (0.5, 1.5)
+# A haze without rain or end logs this many mornings at most.
+MAX_LOGGED_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +110,29 @@ class Window:
         return self.t0 <= t < self.t1
 
 
+@dataclass(frozen=True, slots=True)
+class DriftEvent:
+    """Dust settling in detectors' chambers from model time `t0`: a linear creep."""
+
+    t0: float
+    device_ids: tuple[str, ...]
+    rate_pct_m_per_day: float
+    compression: float = 1.0  # drift-clock seconds per model second
+
+    def pct_m(self, t: float) -> float:
+        """How far the clean-air reading has crept up (%/m) by model time `t`."""
+        return self.rate_pct_m_per_day * max(0.0, t - self.t0) * self.compression / SECONDS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictExpectation:
+    """A region-wide alert a district must end up with (e.g. `haze.regional`)."""
+
+    alerts: frozenset[str]
+    category: str | None = None  # the ISPU category it reports
+    cleared: bool = False  # cleared again by the end of the run
+
+
 @dataclass(frozen=True)
 class Scenario:
     """The events of one run, with lookups the publisher needs per reading."""
@@ -104,12 +146,18 @@ class Scenario:
     expected: dict[str, frozenset[str]] = field(default_factory=dict)
     expected_rejections: dict[str, frozenset[str]] = field(default_factory=dict)
     spec: ScenarioSpec | None = field(default=None, compare=False)
+    haze: HazeField | None = field(default=None, compare=False)
+    drifts: tuple[DriftEvent, ...] = ()
+    # district -> region-wide alerts; device -> alert kind patterns it must never raise.
+    expected_districts: dict[str, DistrictExpectation] = field(default_factory=dict)
+    forbidden: dict[str, frozenset[str]] = field(default_factory=dict)
     # (t0, radius, alpha) of every fire each affected detector is exposed to.
     _exposure: dict[str, tuple[tuple[float, float, float], ...]] = field(
         init=False, repr=False, compare=False
     )
     _fast_fill: dict[str, FastFillEvent] = field(init=False, repr=False, compare=False)
     _windows: dict[str, tuple[Window, ...]] = field(init=False, repr=False, compare=False)
+    _drift: dict[str, tuple[DriftEvent, ...]] = field(init=False, repr=False, compare=False)
     _highlighted: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -129,8 +177,13 @@ class Scenario:
             for dev_id in window.device_ids:
                 windows.setdefault(dev_id, []).append(window)
         object.__setattr__(self, "_windows", {k: tuple(v) for k, v in windows.items()})
+        drift: dict[str, list[DriftEvent]] = {}
+        for creep in self.drifts:
+            for dev_id in creep.device_ids:
+                drift.setdefault(dev_id, []).append(creep)
+        object.__setattr__(self, "_drift", {k: tuple(v) for k, v in drift.items()})
         # Asked once per reading: computed once here.
-        touched = set(self._exposure) | set(self._fast_fill) | set(self._windows)
+        touched = set(self._exposure) | set(self._fast_fill) | set(self._windows) | set(drift)
         object.__setattr__(self, "_highlighted", frozenset(touched))
 
     # --- per-reading lookups (hot path: a dict miss for most devices) ---------------------
@@ -166,6 +219,21 @@ class Scenario:
             return []
         return [w for w in windows if w.covers(t)]
 
+    def drift_pct_m(self, device_id: str, t: float) -> float:
+        """How far dust has pushed a detector's clean-air reading up (%/m) at model time `t`."""
+        events = self._drift.get(device_id)
+        if not events:
+            return 0.0
+        return sum(e.pct_m(t) for e in events)
+
+    def forbids(self, device_id: str, kind: str) -> bool:
+        """True if the scenario says this device must never raise an alert of this kind."""
+        return any(fnmatch.fnmatchcase(kind, p) for p in self.forbidden.get(device_id, ()))
+
+    def clear_air(self) -> Scenario:
+        """The same scenario without its haze (to compare a fire in haze with one in clear air)."""
+        return replace(self, haze=None, expected_districts={})
+
     def bin_fire_rise_c(self, device_id: str, t: float) -> float:
         """Temperature rise at a bin's sensor from a fire inside it."""
         rise = 0.0
@@ -199,7 +267,13 @@ class Scenario:
     @property
     def is_quiet(self) -> bool:
         """True when nothing happens but ambient behaviour."""
-        return not self.fires and not self.fast_fills and not self.windows
+        return (
+            not self.fires
+            and not self.fast_fills
+            and not self.windows
+            and not self.drifts
+            and self.haze is None
+        )
 
     def plan(self) -> list[str]:
         """Human-readable description of what will happen, for the start-up log."""
@@ -219,6 +293,12 @@ class Scenario:
             )
         for w in self.windows:
             lines.append(f"scenario {self.name}: at t={w.t0:.0f}s {w.note}")
+        for episode in self.haze.episodes if self.haze is not None else ():
+            lines.append(f"scenario {self.name}: at t={episode.t0:.0f}s {_describe_haze(episode)}")
+            for rain in episode.rains:
+                lines.append(f"scenario {self.name}: at t={rain.t:.0f}s {_describe_rain(rain)}")
+        for d in self.drifts:
+            lines.append(f"scenario {self.name}: at t={d.t0:.0f}s {_describe_drift(d)}")
         return lines
 
     def timeline(self, fleet: Fleet) -> list[tuple[float, str]]:
@@ -248,7 +328,58 @@ class Scenario:
             events.append((w.t0, f"t={w.t0:.0f}s {w.note}"))
             if math.isfinite(w.t1):
                 events.append((w.t1, f"t={w.t1:.0f}s ended: {w.note}"))
+        rains: set[Rain] = set()
+        for episode in self.haze.episodes if self.haze is not None else ():
+            events.append((episode.t0, f"t={episode.t0:.0f}s {_describe_haze(episode)}"))
+            # Each simulated morning until the rain (or the run's end), so the log shows
+            # where the run is.
+            rained = min((r.t for r in episode.rains), default=math.inf)
+            if self.spec is not None and self.spec.run.until is not None:
+                rained = min(rained, self.spec.run.until)
+            first = math.ceil((episode.start_hour - HAZE_PEAK_HOUR) / 24.0)
+            for day in range(first, first + MAX_LOGGED_DAYS):
+                clock = (day * 24.0 + HAZE_PEAK_HOUR - episode.start_hour) * SECONDS_PER_HOUR
+                at = episode.model_time(clock)
+                if at >= rained:
+                    break
+                events.append(
+                    (at, f"t={at:.0f}s haze clock: 07:00 WIB, day {day - first + 1} of the haze")
+                )
+            rains.update(episode.rains)
+        for rain in sorted(rains, key=lambda r: r.t):
+            events.append((rain.t, f"t={rain.t:.0f}s {_describe_rain(rain)}"))
+        for d in self.drifts:
+            events.append((d.t0, f"t={d.t0:.0f}s {_describe_drift(d)}"))
         return sorted(events, key=lambda e: e[0])
+
+
+def _describe_haze(episode: HazeEpisode) -> str:
+    clock = f", on a haze clock {episode.compression:g}x faster" if episode.compression != 1 else ""
+    return (
+        f"haze over {len(episode.districts)} districts ({', '.join(sorted(episode.districts))})"
+        f"{clock}: from {_hhmm(episode.start_hour)} WIB it builds over "
+        f"{episode.build_s / SECONDS_PER_HOUR:g} h, worst in the mornings, down to "
+        f"{episode.peak_visibility_m:g} m of visibility"
+    )
+
+
+def _hhmm(hour: float) -> str:
+    minutes = round(hour * 60) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _describe_rain(rain: Rain) -> str:
+    where = ", ".join(sorted(rain.districts)) if rain.districts is not None else "everywhere"
+    return f"rain ({where}) washes the haze out over {rain.over_s / 60:g} min of haze time"
+
+
+def _describe_drift(drift: DriftEvent) -> str:
+    names = ", ".join(drift.device_ids[:6]) + (
+        f" (+{len(drift.device_ids) - 6})" if len(drift.device_ids) > 6 else ""
+    )
+    return f"dust drifts {names} up by {drift.rate_pct_m_per_day:g} %/m a day" + (
+        f" ({drift.compression:g}x compressed)" if drift.compression != 1 else ""
+    )
 
 
 def _fire_in(
@@ -340,10 +471,28 @@ def resolve_scenario(spec: ScenarioSpec, fleet: Fleet, seed: int = 7) -> Scenari
     windows: list[Window] = []
     labels: dict[str, tuple[str, ...]] = {}
     taken: set[str] = set()
+    hazes: list[tuple[HazeSpec, tuple[str, ...]]] = []
+    rains: list[Rain] = []
+    drifts: list[DriftEvent] = []
     for number, event in enumerate(spec.event, start=1):
         where = f"scenario {spec.name}, event {number} ({event.do})"
         hit: tuple[str, ...]
-        if isinstance(event, FireSpec):
+        if isinstance(event, HazeSpec | RainSpec):
+            # Weather picks no devices: it covers districts, whatever else the events pick.
+            districts = _districts(event.districts, fleet, where)
+            if isinstance(event, HazeSpec):
+                hazes.append((event, districts))
+            else:
+                chosen = frozenset(districts) if event.districts else None
+                rains.append(Rain(event.at, event.over, chosen))
+            hit = _sensing(fleet, districts)
+            if event.label is not None:
+                labels[event.label] = hit
+            continue
+        if isinstance(event, DriftSpec):
+            hit = _select(event, fleet, rng, "fire", where, taken)
+            drifts.append(DriftEvent(event.at, hit, event.rate_pct_m_per_day, event.compression))
+        elif isinstance(event, FireSpec):
             fire = _resolve_fire(event, fleet, rng, where, {f.zone for f in fires})
             fires.append(fire)
             hit = tuple(d for d, _ in fire.distances_m)
@@ -380,9 +529,26 @@ def resolve_scenario(spec: ScenarioSpec, fleet: Fleet, seed: int = 7) -> Scenari
         taken.update(hit)
         if event.label is not None:
             labels[event.label] = hit
+    haze = _haze(spec, fleet, seed, hazes, rains, labels)
     expected: dict[str, set[str]] = {}
     rejections: dict[str, set[str]] = {}
-    for want in spec.expect:
+    regional: dict[str, DistrictExpectation] = {}
+    forbidden: dict[str, set[str]] = {}
+    fleet_wide: list[ExpectSpec] = []
+    for number, want in enumerate(spec.expect, start=1):
+        if want.districts:
+            where = f"scenario {spec.name}, expect {number}"
+            for name in _expected_districts(want.districts, fleet, haze, where):
+                before = regional.get(name, DistrictExpectation(frozenset()))
+                regional[name] = DistrictExpectation(
+                    before.alerts | frozenset(want.alerts),
+                    want.category.value if want.category is not None else before.category,
+                    want.cleared or before.cleared,
+                )
+            continue
+        if want.label is None and not want.devices:
+            fleet_wide.append(want)  # forbid only: resolved once every expectation is known
+            continue
         ids = (
             labels[want.label]
             if want.label is not None
@@ -392,6 +558,12 @@ def resolve_scenario(spec: ScenarioSpec, fleet: Fleet, seed: int = 7) -> Scenari
             expected.setdefault(dev_id, set()).update(want.alerts)
             if want.rejected:
                 rejections.setdefault(dev_id, set()).update(want.rejected)
+            if want.forbid:
+                forbidden.setdefault(dev_id, set()).update(want.forbid)
+    for want in fleet_wide:
+        for device in fleet.devices:
+            if not expected.get(device.id):
+                forbidden.setdefault(device.id, set()).update(want.forbid)
     return Scenario(
         spec.name,
         tuple(fires),
@@ -401,7 +573,110 @@ def resolve_scenario(spec: ScenarioSpec, fleet: Fleet, seed: int = 7) -> Scenari
         {k: frozenset(v) for k, v in expected.items() if v},
         {k: frozenset(v) for k, v in rejections.items()},
         spec,
+        haze=haze,
+        drifts=tuple(drifts),
+        expected_districts=regional,
+        forbidden={k: frozenset(v) for k, v in forbidden.items()},
     )
+
+
+def _fleet_districts(fleet: Fleet) -> dict[str, str]:
+    """The fleet's district names by their lower-case spelling."""
+    return {d.district.lower(): d.district for d in fleet.devices if d.district}
+
+
+def _districts(names: tuple[str, ...], fleet: Fleet, where: str) -> tuple[str, ...]:
+    """Districts as the fleet spells them (every district of the fleet when none are named)."""
+    known = _fleet_districts(fleet)
+    if not names:
+        return tuple(sorted(set(known.values())))
+    out: list[str] = []
+    for name in names:
+        found = known.get(name.lower())
+        if found is None:
+            raise ScenarioResolveError(
+                f"{where}: no district {name!r} in the fleet "
+                f"(it has {', '.join(sorted(set(known.values()))) or 'none'})"
+            )
+        out.append(found)
+    return tuple(sorted(set(out)))
+
+
+def _sensing(fleet: Fleet, districts: tuple[str, ...]) -> tuple[str, ...]:
+    """Devices that sense haze (fire detectors, air stations) in these districts."""
+    chosen = set(districts)
+    return tuple(d.id for d in fleet.devices if d.kind != "bin" and d.district in chosen)
+
+
+def _expected_districts(
+    names: tuple[str, ...], fleet: Fleet, haze: HazeField | None, where: str
+) -> tuple[str, ...]:
+    """Districts an expectation names; "*": every hazy district with something to sense it."""
+    if "*" not in names:
+        return _districts(names, fleet, where)
+    if haze is None:
+        raise ScenarioResolveError(f'{where}: districts = ["*"] needs a haze event')
+    sensed = {d.district for d in fleet.devices if d.kind != "bin"}
+    hazy = sorted(haze.districts & sensed)
+    named = _districts(tuple(n for n in names if n != "*"), fleet, where) if len(names) > 1 else ()
+    return tuple(sorted(set(hazy) | set(named)))
+
+
+def _haze(
+    spec: ScenarioSpec,
+    fleet: Fleet,
+    seed: int,
+    hazes: list[tuple[HazeSpec, tuple[str, ...]]],
+    rains: list[Rain],
+    labels: dict[str, tuple[str, ...]],
+) -> HazeField | None:
+    """The scenario's haze episodes, and every detector's infiltration factor."""
+    if not hazes:
+        return None
+    episodes: list[HazeEpisode] = []
+    for number, (event, districts) in enumerate(hazes, start=1):
+        if not districts:
+            raise ScenarioResolveError(
+                f"scenario {spec.name}: a haze over a fleet without districts"
+            )
+        episodes.append(
+            make_episode(
+                event.at,
+                districts,
+                f"{spec.name}:{seed}:{number}",
+                compression=event.compression,
+                start_hour=event.start_hour,
+                build_s=event.build,
+                peak_visibility_m=event.peak_visibility_m,
+                afternoon=event.afternoon,
+                weakest=event.weakest,
+                shift_s=event.shift,
+                variability=event.variability,
+                rains=rains,
+                label=event.label,
+                until=spec.run.until,
+            )
+        )
+    detectors = fleet.of_kind("fire")
+    # A detector outside any zone is a building of its own.
+    building_of = {d.id: d.zone or d.id for d in detectors}
+    overrides: dict[str, float] = {}
+    for name, factor in spec.fleet.infiltration.items():
+        # A building (zone) of the fleet, or an event's label: the buildings it hit.
+        key = fleet.resolve(name)
+        if key in fleet.zones or building_of.get(key) == key:
+            overrides[key] = factor
+        elif name in labels:
+            for dev_id in labels[name]:
+                if dev_id in building_of:
+                    overrides[building_of[dev_id]] = factor
+        else:
+            raise ScenarioResolveError(
+                f"scenario {spec.name}: [fleet] infiltration names {name!r}, which is "
+                "neither a building (zone) of the fleet nor an event's label"
+            )
+    factors = draw_infiltration(building_of.values(), seed, spec.fleet.leaky_share, overrides)
+    return HazeField(episodes, {dev_id: factors[b] for dev_id, b in building_of.items()})
 
 
 def _resolve_fire(

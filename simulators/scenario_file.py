@@ -6,10 +6,11 @@ the line and the field, e.g. `fire.toml:14: event 2 (fire): growth: Input should
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -20,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from contract.ispu import CategoryId
+from contract.optics import CLEAR_VISIBILITY_M
 from simulators.errors import SimulatorError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -62,7 +65,10 @@ AlertKind = Literal[
     "device.battery_low",
     "device.offline",
     "device.fault",
+    # Region-wide, one per district (expected with `districts`): smoke haze, not fire.
+    "haze.regional",
 ]
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 
 
 class _Strict(BaseModel):
@@ -161,6 +167,46 @@ class FaultSpec(_Event):
     size: int = Field(default=5, ge=2, le=1000)  # burst: readings per burst
 
 
+class HazeSpec(_Strict):
+    """A regional smoke haze (peat fires): builds up, worst in the mornings, until rain.
+
+    See simulators/haze.py. `at` is model time; `build`, `shift` are haze-clock time, which
+    runs `compression` times faster than model time.
+    """
+
+    do: Literal["haze"]
+    at: Duration
+    label: str | None = Field(default=None, description="Names the devices for [[expect]].")
+    districts: tuple[str, ...] = ()  # default: every district of the fleet
+    compression: float = Field(default=1.0, gt=0, le=100_000)
+    start_hour: float = Field(default=0.0, ge=0, lt=24)  # WIB, of the haze clock at `at`
+    build: Duration = 2 * 86400.0
+    peak_visibility_m: float = Field(default=50.0, ge=10, lt=CLEAR_VISIBILITY_M)
+    afternoon: float = Field(default=0.25, ge=0, le=1)
+    weakest: float = Field(default=0.6, gt=0, le=1)
+    shift: Duration = 7200.0
+    variability: float = Field(default=0.3, ge=0, lt=1)
+
+
+class RainSpec(_Strict):
+    """Rain that washes the haze out over `over` (haze-clock time), in some or all districts."""
+
+    do: Literal["rain"]
+    at: Duration
+    label: str | None = Field(default=None, description="Names the devices for [[expect]].")
+    districts: tuple[str, ...] = ()  # default: everywhere
+    over: Duration = 3600.0
+
+
+class DriftSpec(_Event):
+    """Dust in detectors' optical chambers: the clean-air reading creeps up, linearly."""
+
+    do: Literal["drift"]
+    rate_pct_m_per_day: float = Field(default=0.1, gt=0, le=100)
+    # Drift-clock days per model day: 168 puts a week of dust into one model hour.
+    compression: float = Field(default=1.0, gt=0, le=100_000)
+
+
 Event = Annotated[
     FireSpec
     | BinsFillSpec
@@ -169,7 +215,10 @@ Event = Annotated[
     | BatterySpec
     | SilentSpec
     | GatewayOfflineSpec
-    | FaultSpec,
+    | FaultSpec
+    | HazeSpec
+    | RainSpec
+    | DriftSpec,
     Field(discriminator="do"),
 ]
 
@@ -181,6 +230,11 @@ class FleetSpec(_Strict):
     fire_share: float = Field(default=0.6, ge=0, le=1)
     gateways: int = Field(default=0, ge=0)
     file: str | None = None  # CSV/JSON fleet file, relative to the scenario file
+    air_stations: int = Field(default=0, ge=0, le=1000)  # PM2.5 stations, round the districts
+    # Haze: the share of buildings letting in 80..100 % of the outdoor haze, and fixed
+    # factors (0.1..1.0) for buildings named by zone or by an event's label (its buildings).
+    leaky_share: float = Field(default=0.2, ge=0, le=1)
+    infiltration: dict[str, Annotated[float, Field(ge=0.1, le=1.0)]] = Field(default_factory=dict)
 
 
 class RunSpec(_Strict):
@@ -193,17 +247,39 @@ class RunSpec(_Strict):
 
 
 class ExpectSpec(_Strict):
-    """Alerts the devices an event (label) or a list names must end up with, and no others."""
+    """Alerts the devices an event (label) or a list names must end up with, and no others.
+
+    `districts` expects region-wide alerts instead (one per district, e.g. `haze.regional`;
+    "*" = every district a haze covers that has detectors or air stations), optionally with
+    the ISPU `category` they report and whether they have `cleared` by `until`. `forbid`
+    names alert kinds (or patterns, "fire.*") the targets must never raise; without a
+    target it covers every device no expectation gives alerts to.
+    """
 
     label: str | None = None
     devices: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()
     alerts: tuple[AlertKind, ...] = ()
     rejected: tuple[str, ...] = ()  # ingest rejection reasons that must appear for them
+    forbid: tuple[str, ...] = ()
+    category: CategoryId | None = None  # ISPU (contract.ispu): baik ... berbahaya
+    cleared: bool = False
 
     @model_validator(mode="after")
     def _target(self) -> ExpectSpec:
-        if (self.label is None) == (not self.devices):
-            raise ValueError("an expectation names either a label or devices")
+        targets = sum((self.label is not None, bool(self.devices), bool(self.districts)))
+        if targets > 1 or (targets == 0 and not self.forbid):
+            raise ValueError(
+                "an expectation names either a label or devices (or districts, for "
+                "region-wide alerts; or nothing but forbid, for the whole fleet)"
+            )
+        if not self.districts and (self.category is not None or self.cleared):
+            raise ValueError("category and cleared are for region-wide alerts: name districts")
+        if self.districts and (self.forbid or self.rejected):
+            raise ValueError("forbid and rejected are per device: name a label or devices")
+        for pattern in self.forbid:
+            if not fnmatch.filter(ALERT_KINDS, pattern):
+                raise ValueError(f"forbid: {pattern!r} matches no alert kind")
         return self
 
 
@@ -288,6 +364,9 @@ _KINDS = frozenset(
         "silent",
         "gateway_offline",
         "fault",
+        "haze",
+        "rain",
+        "drift",
     }
 )
 

@@ -15,17 +15,31 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from contract import optics
 from contract.bins import BinStatus
+from contract.ispu import category, pm25_index
 from contract.readings import KIND_NAMES, QUANTITIES
 from contract.thresholds import RuleParams
 from ingest.batch import ReadingBatch
 from rules.events import Action, AlertEvent, Severity
+from rules.haze import HazeConfig, region_name
 from rules.params import KIND_DEFAULTS, DeviceSpec
 
 NEVER = -(2**63)  # the minimum int64, "no time yet"
 EARTH_RADIUS_M = 6_371_000.0  # docs/rules.md: haversine with this radius
 
 FIRE_KINDS = {1: "fire.pre_alarm", 2: "fire.alarm", 3: "fire.confirmed"}
+# haze.regional by ISPU category rank: Tidak Sehat info, Sangat Tidak Sehat minor,
+# Berbahaya major.
+HAZE_SEVERITY = {
+    0: Severity.info,
+    1: Severity.info,
+    2: Severity.info,
+    3: Severity.minor,
+    4: Severity.major,
+}
 FILL_KINDS = {1: "bin.nearly_full", 2: "bin.full"}
 RING_SIZE = 4
 
@@ -92,6 +106,38 @@ class DeviceState:
     stuck_value: float | None = None
     stuck_since: int = NEVER
     stuck_count: int = 0
+    # Haze (docs/rules.md "Haze"), rounded as the production engine stores them: the ratio
+    # and the newest value (smoke, or an air station's PM2.5) as float16, the base float32.
+    region: str | None = None  # None: never registered
+    ratio: float = 1.0
+    base: float = 0.0
+    last_haze: float | None = None
+
+
+@dataclass(slots=True)
+class RegionState:
+    """A haze region's level and its haze.regional alert."""
+
+    level: float = 0.0
+    known: bool = False
+    active_rank: int | None = None
+
+
+def f16(value: float) -> float:
+    """A value as float16 stores it (the production engine's haze ratio and newest value)."""
+    return float(np.float16(value))
+
+
+def f32(value: float) -> float:
+    """A value as float32 stores it (the production engine's clear-air base)."""
+    return float(np.float32(value))
+
+
+def median(values: list[float]) -> float:
+    """The middle value, or the mean of the two middle values."""
+    ordered = sorted(values)
+    n = len(ordered)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -132,8 +178,16 @@ def _g(value: float) -> str:
 class ReferenceEngine:
     """docs/rules.md, one reading at a time (slow, obviously correct; the oracle)."""
 
-    def __init__(self, devices: Sequence[DeviceSpec] = (), reorder_window_ms: int = 0) -> None:
+    def __init__(
+        self,
+        devices: Sequence[DeviceSpec] = (),
+        reorder_window_ms: int = 0,
+        haze_config: HazeConfig | None = None,
+    ) -> None:
         self.reorder_window_ms = int(reorder_window_ms)
+        self.haze = haze_config or HazeConfig()
+        self.regions: dict[str, RegionState] = {}  # in the order first seen
+        self.last_haze_check: int | None = None
         self.states: dict[int, DeviceState] = {}
         self.late_count = 0  # rows not evaluated because they were no newer than last_ts
         self.duplicate_count = 0  # rows dropped because (device, ts) was already pending
@@ -148,9 +202,11 @@ class ReferenceEngine:
         """Add a device, or replace its attributes and parameters keeping its rule state."""
         state = self.states.get(spec.index)
         if state is None:
-            self.states[spec.index] = DeviceState(spec)
+            state = self.states[spec.index] = DeviceState(spec)
         else:
             state.spec = spec
+        state.region = region_name(spec.district, spec.lat, spec.lon, self.haze.cell_deg)
+        self.regions.setdefault(state.region, RegionState())
 
     def _state_for_row(self, batch: ReadingBatch, row: int) -> DeviceState:
         index = int(batch.device[row])
@@ -253,6 +309,8 @@ class ReferenceEngine:
         alarm_ts = None
         if state.spec.kind == "fire":
             alarm_ts = self._fire(state, ts, heat, values, events)
+        elif state.spec.kind == "air" and "pm25_ugm3" in values:
+            state.last_haze = f16(values["pm25_ugm3"])
         elif state.spec.kind == "bin":
             self._bin_fill(state, ts, values, events)
             self._bin_fire(state, ts, heat, events)
@@ -303,6 +361,11 @@ class ReferenceEngine:
     ) -> int | None:
         p = state.spec.params
         smoke = values.get("smoke_obs_pct_m")
+        if smoke is not None:
+            # Judged on its excess over the clear-air base and the region's haze.
+            state.last_haze = f16(smoke)
+            level = self.regions[state.region].level if state.region is not None else 0.0
+            smoke = smoke - state.base - state.ratio * level
         smoke_alarm = smoke is not None and smoke >= p.smoke_alarm_pct_m
         smoke_pre = smoke is not None and smoke >= p.smoke_prealarm_pct_m
         is_heat = heat is not None and heat.heat
@@ -636,6 +699,108 @@ class ReferenceEngine:
                 )
         return events
 
+    # ------------------------------------------------------------------- haze
+    def check_haze(self, now_ms: int) -> list[AlertEvent]:
+        """docs/rules.md "Haze" steps 1..4: levels, learning, haze.regional."""
+        cfg = self.haze
+        now = int(now_ms)
+        events: list[AlertEvent] = []
+        if not cfg.enabled or not self.regions:
+            return events
+        dt = 0.0 if self.last_haze_check is None else max(now - self.last_haze_check, 0) / 1000
+        self.last_haze_check = now
+        max_age = int(cfg.max_age_s * 1000)
+
+        def fresh(state: DeviceState, value: float | None) -> bool:
+            return (
+                state.region is not None
+                and value is not None
+                and not math.isnan(value)
+                and state.last_arrival >= now - max_age
+            )
+
+        detectors: dict[str, list[DeviceState]] = {}
+        stations: dict[str, list[float]] = {}
+        for index in sorted(self.states):
+            state = self.states[index]
+            if not fresh(state, state.last_haze):
+                continue
+            if state.spec.kind == "fire":
+                detectors.setdefault(str(state.region), []).append(state)
+            elif state.spec.kind == "air":
+                stations.setdefault(str(state.region), []).append(float(state.last_haze or 0))
+        for name, region in self.regions.items():
+            found = detectors.get(name, [])
+            region.known = len(found) >= cfg.min_detectors
+            excess = [float(d.last_haze or 0) - d.base for d in found]
+            region.level = max(median(excess), 0.0) if region.known else 0.0
+        a_ratio = 1 - math.exp(-min(dt, cfg.ratio_tau_s) / cfg.ratio_tau_s)
+        a_base = 1 - math.exp(-min(dt, cfg.base_tau_s) / cfg.base_tau_s)
+        rise = cfg.base_max_rise_pct_m_per_day * dt / 86400.0
+        for name, found in detectors.items():
+            region = self.regions[name]
+            for d in found:
+                if d.fire_level != 0:
+                    continue  # a detector in a fire state learns nothing
+                smoke = float(d.last_haze or 0)
+                if region.level >= cfg.learn_min_pct_m:
+                    sample = min(max((smoke - d.base) / region.level, 0.0), cfg.ratio_max)
+                    d.ratio = f16(d.ratio + a_ratio * (sample - d.ratio))
+                elif not region.known or region.level < cfg.clear_max_pct_m:
+                    if d.base == 0.0:  # never learnt: the first clear reading, capped
+                        d.base = f32(min(max(smoke, 0.0), cfg.base_first_max_pct_m))
+                    elif smoke < d.base:
+                        d.base = f32(max(smoke, 0.0))
+                    else:
+                        d.base = f32(min(d.base + a_base * (smoke - d.base), d.base + rise))
+        for name, region in self.regions.items():
+            pm25: float | None = None
+            if name in stations:
+                pm25 = median(stations[name])
+                source = "the air-quality stations"
+            elif region.known and (
+                region.level >= cfg.detect_min_pct_m
+                or (region.active_rank is not None and region.level >= cfg.detect_min_pct_m / 2)
+            ):
+                outdoor = min(region.level / cfg.typical_infiltration, 99.0)
+                pm25 = optics.pm25_ugm3(optics.extinction_from_obscuration(outdoor))
+                source = f"the detectors (median haze {region.level:.2f} %/m)"
+            elif region.known:
+                source = "the detectors: below what they can measure"  # clear to them
+            else:
+                continue
+            index = 0 if pm25 is None else pm25_index(pm25)
+            rank = category(index).rank
+            if region.active_rank is None and index >= cfg.alert_index:
+                action, shown = Action.raise_, rank
+            elif region.active_rank is not None and index < cfg.clear_index:
+                action, shown = Action.clear, region.active_rank
+            elif region.active_rank is not None and rank != region.active_rank:
+                action, shown = Action.update, rank
+            else:
+                continue
+            region.active_rank = None if action is Action.clear else rank
+            events.append(
+                AlertEvent(
+                    action=action,
+                    slot="haze.regional",
+                    kind="haze.regional",
+                    category="haze",
+                    device_id=f"haze:{name}",
+                    device_index=-1,
+                    ts_ms=now,
+                    severity=HAZE_SEVERITY[shown],
+                    reason=f"{name}: ISPU {index} (PM2.5 {pm25} ug/m3), by {source}",
+                    values={"ispu": float(index)},
+                )
+            )
+        return events
+
+    def haze_learnt(self, index: int) -> tuple[float, float]:
+        """A fire detector's learnt haze ratio and clear-air base (%/m)."""
+        state = self.states[index]
+        return state.ratio, state.base
+
     def _fault(
         self, state: DeviceState, ts: int, values: dict[str, float], events: list[AlertEvent]
     ) -> None:
@@ -658,6 +823,11 @@ class ReferenceEngine:
                     f"{stuck_s:g} s (stuck_min_readings {p.stuck_min_readings}, "
                     f"stuck_min_span_s {_g(p.stuck_min_span_s)})"
                 )
+        if state.spec.kind == "fire" and state.base >= p.drift_fault_pct_m:
+            causes.append(
+                f"maintenance: clear-air smoke base {_g(state.base)} >= drift_fault_pct_m "
+                f"{_g(p.drift_fault_pct_m)}"
+            )
         depth = state.spec.depth_mm
         if state.spec.kind == "bin" and distance is not None and depth is not None:
             limit = depth * p.distance_max_ratio

@@ -8,7 +8,11 @@ ReferenceEngine over a prefix, and checks that both give the same events on that
 and on every reading of a subset of the devices.
 
 Usage: .venv/bin/python -m bench.rules.run [--devices 100000] [--readings 1000000]
-       [--batch 5000] [--loop-readings 100000]
+       [--batch 5000] [--loop-readings 100000] [--haze on|off]
+
+With --haze on (the default) devices lie in six districts and the haze timer
+(check_haze, docs/rules.md "Haze") runs every 60 s of stream time, as `sigap up` runs it;
+with --haze off it never runs (every region stays clear).
 Progress goes to stderr; the last stdout line is one JSON object.
 """
 
@@ -34,6 +38,7 @@ from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
 from ingest.batch import ReadingBatch
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
+from rules.haze import HazeConfig
 from rules.params import KIND_DEFAULTS, DeviceSpec
 
 T0 = 1_795_000_000_000  # stream start (ms)
@@ -42,6 +47,8 @@ M_PER_DEG = 111_195.0
 FIRE_INTERVAL_S = 60.0
 BIN_INTERVAL_S = 120.0
 CHECK_OFFLINE_EVERY_MS = 30_000  # the scheduler's offline sweep, in stream time
+CHECK_HAZE_EVERY_MS = 60_000  # the haze timer (SIGAP_RULES_HAZE_CHECK_S), in stream time
+DISTRICTS = ("Baamang", "Mentawa Baru Ketapang", "Seranau", "Ketapang", "Kota Besi", "Cempaga")
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -111,27 +118,43 @@ def build_fleet(n: int, rng: np.random.Generator) -> tuple[list[DeviceSpec], npt
     lat[fire_rows] = zone_lat[zone_of[fire_rows]] + rng.normal(0, 6 / M_PER_DEG, len(fire_rows))
     lon[fire_rows] = zone_lon[zone_of[fire_rows]] + rng.normal(0, 6 / M_PER_DEG, len(fire_rows))
     depth = rng.choice([900.0, 1100.0, 1300.0], n)
+    # Six districts, by longitude: the haze regions.
+    edges = np.quantile(lon, np.linspace(0, 1, len(DISTRICTS) + 1)[1:-1])
+    district = np.searchsorted(edges, lon)
     fire_params, bin_params = KIND_DEFAULTS["fire"], KIND_DEFAULTS["bin"]
     specs = []
-    for i, (f, la, lo, z, d) in enumerate(
+    for i, (f, la, lo, z, d, k) in enumerate(
         zip(
             is_fire.tolist(),
             lat.tolist(),
             lon.tolist(),
             zone_of.tolist(),
             depth.tolist(),
+            district.tolist(),
             strict=True,
         )
     ):
+        place = DISTRICTS[k]
         if f:
             specs.append(
                 DeviceSpec(
-                    i, f"fd-{i:07d}", "fire", fire_params, f"b{z}", la, lo, None, FIRE_INTERVAL_S
+                    i,
+                    f"fd-{i:07d}",
+                    "fire",
+                    fire_params,
+                    f"b{z}",
+                    la,
+                    lo,
+                    None,
+                    FIRE_INTERVAL_S,
+                    place,
                 )
             )
         else:
             specs.append(
-                DeviceSpec(i, f"bn-{i:07d}", "bin", bin_params, None, la, lo, d, BIN_INTERVAL_S)
+                DeviceSpec(
+                    i, f"bn-{i:07d}", "bin", bin_params, None, la, lo, d, BIN_INTERVAL_S, place
+                )
             )
     return specs, is_fire
 
@@ -256,17 +279,23 @@ def comparable(events: Sequence[AlertEvent]) -> Comparable:
 def drive(
     engine: Any, batches: Sequence[tuple[ReadingBatch, int]], progress: str = ""
 ) -> tuple[list[AlertEvent], float]:
-    """Feed batches (plus an offline sweep every 30 s of stream time); events and seconds."""
+    """Feed batches (plus an offline sweep every 30 s and a haze check every 60 s of stream
+    time); events and seconds."""
     evaluate: Callable[[ReadingBatch, int], list[AlertEvent]] = engine.evaluate
     check_offline: Callable[[int], list[AlertEvent]] = engine.check_offline
+    check_haze: Callable[[int], list[AlertEvent]] = engine.check_haze
     events: list[AlertEvent] = []
     next_sweep = T0 + CHECK_OFFLINE_EVERY_MS
+    next_haze = T0 + CHECK_HAZE_EVERY_MS
     step = max(1, len(batches) // 10)
     start = time.perf_counter()
     for i, (batch, now) in enumerate(batches):
         if now >= next_sweep:
             events += check_offline(now)
             next_sweep = now - now % CHECK_OFFLINE_EVERY_MS + CHECK_OFFLINE_EVERY_MS
+        if now >= next_haze:
+            events += check_haze(now)
+            next_haze = now - now % CHECK_HAZE_EVERY_MS + CHECK_HAZE_EVERY_MS
         events += evaluate(batch, now)
         if progress and i % step == step - 1:
             log(
@@ -301,7 +330,11 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="timed runs of each engine (fresh each); best counts"
     )
+    parser.add_argument(
+        "--haze", choices=["on", "off"], default="on", help="run the haze timer (check_haze)"
+    )
     args = parser.parse_args()
+    haze = HazeConfig(enabled=args.haze == "on")
     rng = np.random.default_rng(args.seed)
 
     log(f"fleet: {args.devices} devices")
@@ -319,7 +352,7 @@ def main() -> None:
     for run in range(args.repeat):
         log(f"RuleEngine over every reading (run {run + 1}/{args.repeat})")
         t = time.perf_counter()
-        engine = RuleEngine(specs)
+        engine = RuleEngine(specs, haze_config=haze)
         setup_s = time.perf_counter() - t
         engine_events, seconds = drive(engine, all_batches, "RuleEngine")
         engine_runs.append(seconds)
@@ -335,13 +368,13 @@ def main() -> None:
     loop_runs: list[float] = []
     for run in range(args.repeat):
         log(f"ReferenceEngine over the first {loop_n} readings (run {run + 1}/{args.repeat})")
-        reference = ReferenceEngine(specs)
+        reference = ReferenceEngine(specs, haze_config=haze)
         ref_events, seconds = drive(reference, prefix, "ReferenceEngine")
         loop_runs.append(seconds)
         log(f"  {loop_n / seconds:,.0f} readings/s ({seconds:.2f} s)")
         del reference
     ref_s = min(loop_runs)
-    prefix_engine_events, _ = drive(RuleEngine(specs), prefix)
+    prefix_engine_events, _ = drive(RuleEngine(specs, haze_config=haze), prefix)
     prefix_check = compare("prefix", ref_events, prefix_engine_events)
 
     # Every reading of the first devices (about --loop-readings readings): several rounds per
@@ -350,8 +383,8 @@ def main() -> None:
     rows = np.flatnonzero(work.device < subset_devices)
     log(f"both engines over every reading of devices 0..{subset_devices - 1} ({len(rows)} rows)")
     subset = work.batches(rows, args.batch)
-    want, _ = drive(ReferenceEngine(specs), subset)
-    got, _ = drive(RuleEngine(specs), subset)
+    want, _ = drive(ReferenceEngine(specs, haze_config=haze), subset)
+    got, _ = drive(RuleEngine(specs, haze_config=haze), subset)
     subset_check = compare("subset", want, got)
 
     engine_rate = n / engine_s
@@ -361,6 +394,7 @@ def main() -> None:
         "devices": args.devices,
         "readings": n,
         "batch": args.batch,
+        "haze": args.haze,
         "stream_span_s": span_s,
         "engine_setup_s": round(setup_s, 2),
         "load_average_1m_at_start": round(load, 2),

@@ -111,14 +111,14 @@ async def stream_alerts(
                 after = resume_after
                 while True:
                     async with broadcaster.replays:
-                        page = await services.alerts.changes_after(after, limit=REPLAY_PAGE)
+                        page = await services.alerts.log_after(after, limit=REPLAY_PAGE)
                     if page:
-                        sent.update(change.event_id for change in page)
-                        after = page[-1].event_id
+                        sent.update(row[0] for row in page)
+                        after = page[-1][0]
                         if len(sent) > 2 * REPLAY_KEEP_IDS:
                             # A live change older than the last few thousand is not coming.
                             sent = {i for i in sent if i > after - REPLAY_KEEP_IDS}
-                        yield b"".join(broadcaster.frame(change).data for change in page)
+                        yield b"".join(broadcaster.logged_frame(*row).data for row in page)
                     if len(page) < REPLAY_PAGE:
                         break
             # Live changes below this may have been sent already (from the backlog) or be

@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Locator, Page, expect
 
 from tests.integration.console_page import (
+    ARTIFACTS,
     LANG,
     PHONE,
     SIGN_OUT,
@@ -429,3 +430,88 @@ def test_screenshots_of_the_view_in_both_languages(
             page.locator(SIGN_OUT).click()
             expect(page.locator(TOKEN)).to_be_visible()
     print("saved " + ", ".join(saved))
+
+
+# What an air-quality station sends (issue #19): haze-season PM2.5, PM10 and CO.
+AIR_READING = {"pm25_ugm3": 182.5, "pm10_ugm3": 240.0, "co_ppm": 4.2, "battery_v": 12.6}
+
+
+def test_an_air_quality_station_from_the_form_to_its_readings_and_the_map(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    page = pages.open(WALL)
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+    help_line = form.locator("[data-testid=kind-help]")
+    expect(help_line).to_be_hidden()
+    form.locator("input[name=kind][value=air]").check()
+    # What the station must send, and no bin depth to fill in.
+    expect(help_line).to_be_visible()
+    expect(help_line).to_have_text(catalogue("id")["tech.kind.air_help"])
+    expect(form.locator(".tech-field-depth_mm")).to_be_hidden()
+    expect(view.locator("#tech-find-kind option[value=air]")).to_have_count(1)
+    problems = audit_languages(page, "form, air station chosen")
+    saved: list[str] = []
+    for lang in ("id", "en"):
+        set_language(page, lang)
+        expect(help_line).to_have_text(catalogue(lang)["tech.kind.air_help"])
+        form.locator("input[name=kind][value=air]").scroll_into_view_if_needed()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        card = view.locator(".tech-register-card")
+        card.screenshot(path=str(ARTIFACTS / f"devices-air-form-{lang}.png"))
+        saved.append(f"devices-air-form-{lang}.png")
+    set_language(page, "id")
+    page.set_viewport_size({"width": PHONE["width"], "height": PHONE["height"]})  # a phone
+    card.screenshot(path=str(ARTIFACTS / "devices-air-form-id-360.png"))
+    saved.append("devices-air-form-id-360.png")
+    page.set_viewport_size({"width": WALL["width"], "height": WALL["height"]})
+
+    # Registered through the form, the station reports and its page shows what it sent.
+    device_id = new_id("air")
+    fill_form(
+        form,
+        {"id": device_id, "name": "DLH Kotim", "lat": "-2.5449", "lon": "112.9443"},
+        kind="air",
+    )
+    form.locator("[name=district]").fill("Mentawa Baru Ketapang")
+    form.locator("button[data-action=register]").click()
+    opened = device_page(page, device_id)
+    expect(opened).to_be_visible()
+    expect(opened.locator("[data-i18n='tech.kind.air']")).to_have_text("Stasiun kualitas udara")
+    stack.publish(device_id, **AIR_READING)
+    values = opened.locator("[data-testid=reading-values]")
+    expect(values).to_be_visible(timeout=15_000)
+    for name in ("pm25_ugm3", "pm10_ugm3", "co_ppm"):
+        expect(values.locator(f"dd[data-quantity={name}]")).to_be_visible()
+    expect(values.locator("dt[data-i18n='tech.q.pm10_ugm3']")).to_have_text("Partikel PM10")
+    expect(values.locator("dd[data-quantity=pm25_ugm3]")).to_contain_text("183")  # 0 decimals
+    expect(values.locator("dd[data-quantity=co_ppm]")).to_contain_text("4,2")  # 0.1 ppm
+    listed = values.locator("dd[data-quantity]")
+    assert listed.evaluate_all("(dds) => dds.map((dd) => dd.dataset.quantity)") == [
+        "pm25_ugm3",
+        "pm10_ugm3",
+        "co_ppm",
+    ]
+    problems += audit_languages(page, "air station's page")
+    page.evaluate("window.scrollTo(0, 0)")
+    saved.append(screenshot(page, "devices-air-page-id").name)
+
+    # On the map: drawn with the others, and the legend names its symbol.
+    page.locator("a[data-view=map]").click()
+    legend = page.locator("[data-testid=view-map] .map-legend")
+    expect(legend.locator("[data-i18n='map.kind.air']")).to_have_text("Stasiun kualitas udara")
+    with stack.client("technician") as api:
+        devices = api.get("/api/v1/devices?limit=10000").json()
+    shown = [d for d in devices if d["status"] != "retired"]
+    canvas = page.locator("[data-testid=view-map] canvas.map-canvas")
+    expect(canvas).to_have_attribute("data-points", str(len(shown)))
+    problems += audit_languages(page, "map with an air station")
+    for lang in ("id", "en"):
+        set_language(page, lang)
+        legend.screenshot(path=str(ARTIFACTS / f"map-legend-{lang}.png"))
+        saved.append(f"map-legend-{lang}.png")
+    saved.append(screenshot(page, "map-air-en").name)
+    print("saved " + ", ".join(saved))
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))

@@ -164,10 +164,19 @@ def _settled(api: str) -> int:
     the server's event loop for a second and spoil the /healthz timings.
     """
     deadline = time.monotonic() + 120
-    while (changes := int(metric(api, "sigap_alert_changes_total"))) < DETECTORS:
+    while (changes := _alert_changes(api)) < DETECTORS:
         assert time.monotonic() < deadline, f"{changes} alert changes after 120 s"
         time.sleep(0.2)  # polling a count that only grows
     return changes
+
+
+def _alert_changes(api: str) -> int:
+    # Not `metric`: the counter has no sample at all before the first change.
+    text = http.get(f"{api}/metrics").text
+    name = "sigap_alert_changes_total{"
+    return int(
+        sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+    )
 
 
 def _no_streams(api: str) -> None:

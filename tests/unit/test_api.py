@@ -120,7 +120,7 @@ async def test_duplicate_and_missing(client: httpx.AsyncClient) -> None:
     [
         ({"lat": -95}, "greater than or equal to -90"),
         ({"lon": 200}, "less than or equal to 180"),
-        ({"kind": "toaster"}, "'fire' or 'bin'"),
+        ({"kind": "toaster"}, "'fire', 'bin' or 'air'"),
         ({"id": "a/b"}, "pattern"),
         ({"id": "sigap/#"}, "pattern"),
         ({"kind": "bin"}, "depth_mm is required for a bin"),

@@ -44,6 +44,7 @@ from dispatch.store import AlertStore
 from dispatch.webhooks import WebhookOutbox
 from pickup_routes.service import RouteConfig, RouteService
 from rules.events import Action, AlertEvent, Severity
+from rules.haze import RegionHaze
 from sigap.runtime import make_engine
 from tests.unit.conftest import ADMIN_HEADERS, DEPOT, TEST_ADMIN_TOKEN, api_services
 from tests.unit.test_alert_lifecycle import T0, fire_event
@@ -201,10 +202,32 @@ class NoReadings:
         return []
 
 
+# A district in a haze, as the rule engine would show it (GET /haze).
+HAZY = RegionHaze(
+    region="Baamang",
+    detectors=12,
+    stations=1,
+    level_pct_m=1.2,
+    pm25_ugm3=310.0,
+    pm25_source="stations",
+    outdoor_obscuration_pct_m=0.25,
+    visibility_m=1577,
+    ispu=360,
+    category="berbahaya",
+    trend="rising",
+    alert=True,
+    checked_ms=to_ms(NOW),
+)
+
+
 def _services(sessions: async_sessionmaker[AsyncSession]) -> ApiServices:
     stations = StationRegistry(sessions)
     services = api_services(
-        sessions, stations=stations, accounts=InMemoryAccounts(), readings=NoReadings()
+        sessions,
+        stations=stations,
+        accounts=InMemoryAccounts(),
+        readings=NoReadings(),
+        haze=lambda: [HAZY],
     )
     full = {b[0]: BinStatus(95.0, 2.0, 0.0, 2, to_ms(NOW)) for b in BINS}
     services.routes = RouteService(

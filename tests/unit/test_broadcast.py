@@ -95,3 +95,28 @@ async def test_a_stream_past_the_cap_gets_503_with_retry_after(
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "5"
     assert "1 alert streams are open" in response.json()["detail"]
+
+
+def test_a_logged_change_is_the_same_event_as_the_live_one() -> None:
+    broadcaster = AlertBroadcaster()
+    live = change(7)
+    stored = live.alert.model_dump_json()
+    # Not published here (another worker's, or older than the kept frames): built.
+    assert broadcaster.logged_frame(7, "raised", stored).data == encode(live).data
+    # Published here: the kept frame itself, not built again.
+    broadcaster.publish([change(8)])
+    kept = broadcaster.frame(change(8))
+    assert broadcaster.logged_frame(8, "raised", "not even JSON") is kept
+
+
+async def test_the_log_is_read_back_as_stored(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from dispatch.service import AlertService
+    from dispatch.store import AlertStore
+    from rules.events import Action
+    from tests.unit.test_alert_store import event
+
+    store = AlertStore(sessions)
+    changes = await AlertService(store, AlertBroadcaster()).apply([event(Action.raise_)])
+    ((event_id, kind, text),) = await store.log_after(0)
+    assert (event_id, kind) == (changes[0].event_id, "raised")
+    assert AlertPublic.model_validate_json(text) == changes[0].alert

@@ -65,6 +65,26 @@ def test_full_reading() -> None:
     assert math.isnan(reading.values[Q_INDEX["fill_pct"]])
 
 
+def test_an_air_quality_station_s_reading() -> None:
+    # Issue #19: PM2.5 and, where the station has them, PM10 and CO; nothing else needed.
+    payload: dict[str, object] = {
+        "pm25_ugm3": 182.5,
+        "pm10_ugm3": 240,
+        "co_ppm": 4.2,
+        "humidity_pct": 88,
+    }
+    reading = decode(payload)
+    assert isinstance(reading, decode_module.DecodedReading)
+    values = {name: reading.values[Q_INDEX[name]] for name in payload}
+    assert values == {"pm25_ugm3": 182.5, "pm10_ugm3": 240.0, "co_ppm": 4.2, "humidity_pct": 88.0}
+    assert math.isnan(reading.values[Q_INDEX["temp_c"]])
+    only_pm10 = decode({"pm10_ugm3": 35})
+    assert isinstance(only_pm10, decode_module.DecodedReading)  # PM10 alone is a quantity too
+    assert only_pm10.values[Q_INDEX["pm10_ugm3"]] == 35.0
+    assert reason_of({"pm10_ugm3": -3}) == Reason.OUT_OF_RANGE
+    assert reason_of({"pm25_ugm3": 20, "pm10_ugm3": "tinggi"}) == Reason.BAD_TYPE
+
+
 def test_missing_ts_is_arrival_time() -> None:
     reading = device_payload("d1", b'{"fill_pct": 40}', NOW, LIMITS)
     assert reading.ts_ms == NOW and reading.ts_from_arrival and reading.seq == -1

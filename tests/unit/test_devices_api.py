@@ -279,3 +279,69 @@ async def test_last_seen_is_recorded_for_every_device_in_short_transactions(
     await registry.mark_seen(dict.fromkeys(ids, at), chunk=5)  # five transactions
     found = await registry.get_many(ids)
     assert len(found) == 23 and all(d.last_seen_at == at for d in found)
+
+
+# An air-quality station (issue #19): PM2.5, and here PM10 and CO, for the regional haze.
+AIR: dict[str, Any] = {
+    "id": "air-001",
+    "kind": "air",
+    "model": "PM2.5/PM10/CO station",
+    "name": "DLH Kotim",
+    "lat": -2.5449,
+    "lon": 112.9443,
+    "district": "Mentawa Baru Ketapang",
+    "reporting_interval_s": 300,
+    "sensor_offsets": {"pm10_ugm3": -2.0},
+}
+
+
+async def test_an_air_quality_station_registers_reports_and_gets_a_login(
+    client: httpx.AsyncClient, services: ApiServices, directory: DeviceDirectory
+) -> None:
+    from contract.readings import KIND_CODES
+    from devices.provisioning import InMemoryAccounts
+
+    services.accounts = accounts = InMemoryAccounts()
+    created = await client.post("/api/v1/devices", json=AIR)
+    assert created.status_code == 201, created.text
+    assert {k: created.json()[k] for k in AIR} == AIR
+    await client.post("/api/v1/devices", json=FIRE)
+    listed = await client.get("/api/v1/devices", params={"kind": "air"})
+    assert [d["id"] for d in listed.json()] == ["air-001"]
+    info = directory.get("air-001")
+    assert info is not None and info.kind_code == KIND_CODES["air"] == 3
+    # Like a detector's: no bin depth, and a kind that is not one is named with the kinds.
+    deep = await client.post("/api/v1/devices", json=AIR | {"id": "air-2", "depth_mm": 900})
+    assert deep.status_code == 422 and "depth_mm applies only to bins" in deep.text
+    smog = await client.post("/api/v1/devices", json=AIR | {"id": "air-3", "kind": "smog"})
+    assert smog.status_code == 422 and "'fire', 'bin' or 'air'" in smog.text
+    # Its first readings, as a technician checks them on site.
+    readings: Readings = services.readings  # type: ignore[assignment]
+    readings.rows = [
+        {
+            "device_id": "air-001",
+            "ts": "2026-09-14T02:00:00Z",
+            "pm25_ugm3": 182.5,
+            "pm10_ugm3": 240.0,
+            "co_ppm": 4.2,
+            "battery_v": 12.6,
+        },
+    ]
+    got = (await client.get("/api/v1/devices/air-001")).json()
+    assert got["kind"] == "air" and got["battery_v"] == 12.6
+    assert {k: got["last_reading"][k] for k in ("pm25_ugm3", "pm10_ugm3", "co_ppm")} == {
+        "pm25_ugm3": 182.5,
+        "pm10_ugm3": 240.0,
+        "co_ppm": 4.2,
+    }
+    # An MQTT login for its own topics, as a fire detector gets.
+    issued = await client.post("/api/v1/devices/air-001/credentials")
+    assert issued.status_code == 201, issued.text
+    login = issued.json()
+    assert login["username"] == "air-001"
+    assert "sigap/devices/air-001/up" in login["publish_topics"]
+    assert accounts.authenticate("air-001", login["password"])
+    fire_login = (await client.post("/api/v1/devices/fire-001/credentials")).json()
+    assert [t.replace("fire-001", "ID") for t in fire_login["publish_topics"]] == [
+        t.replace("air-001", "ID") for t in login["publish_topics"]
+    ]

@@ -116,7 +116,7 @@ async def test_one_bad_row_imports_nothing_and_every_bad_row_is_reported(
     assert "repeated (first on row 2)" in errors[5]
     assert "'old-1' is already registered" in errors[6]
     assert "not valid JSON" in errors[7]
-    assert "'fire' or 'bin'" in errors[8]
+    assert "'fire', 'bin' or 'air'" in errors[8]
     assert "first on row 9" in errors[10]
     assert "3 cells, but the header has 17 columns" in errors[11]
     assert response.json()["detail"]["created"] == 0
@@ -204,3 +204,30 @@ def test_cli_prints_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     missing = runner.invoke(cli.app, ["devices", "import", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2
+
+
+@both_backends
+async def test_air_quality_stations_import_like_the_other_kinds(
+    client: httpx.AsyncClient, directory: DeviceDirectory
+) -> None:
+    # Issue #19: stations of the provincial DLH network, in a spreadsheet with detectors.
+    text = (
+        HEADER
+        + "air-101,air,DLH Kotim,-2.5449,112.9443,,Mentawa Baru Ketapang,,,,300,,,,,,\n"
+        + "air-102,air,Puskesmas Baamang,-2.5120,112.9630,,Baamang,,,,300,,,,,,\n"
+        + "fire-201,fire,,-2.5401,112.9503,,Baamang,ruko-a,,,60,,,,,,\n"
+        + "air-103,air,,-2.53,112.95,,Baamang,,,900,,,,,,,\n"  # row 5: a depth is for bins
+    )
+    refused = await post_csv(client, text)
+    assert problems(refused) == [(5, "depth_mm")]
+    assert "depth_mm applies only to bins" in refused.text
+    response = await post_csv(client, text.rsplit("air-103", 1)[0])
+    assert response.status_code == 201, response.text
+    assert response.json() == {"rows": 3, "created": 3, "errors": []}
+    listed = (await client.get("/api/v1/devices", params={"kind": "air"})).json()
+    assert [(d["id"], d["district"]) for d in listed] == [
+        ("air-101", "Mentawa Baru Ketapang"),
+        ("air-102", "Baamang"),
+    ]
+    info = directory.get("air-102")
+    assert info is not None and info.kind == "air"

@@ -208,3 +208,30 @@ async def test_rejected_store_drops_entries_past_their_age(
     await store.add_many([old, old, new])
     assert await store.prune(now) == 2
     assert [r.detail for r in await store.find()] == ["new"]
+
+
+async def test_an_air_quality_station_s_reading_is_stored_with_its_fields(
+    setup: Harness,
+) -> None:
+    from ingest.influx import LineEncoder
+
+    ingestor, batches = setup.ingestor, setup.batches
+    ingestor.directory.upsert(device("air-1", "air", sensor_offsets={"pm25_ugm3": -1.5}))
+    ingestor.handle(
+        "sigap/devices/air-1/up",
+        b'{"ts": 1789999999000, "pm25_ugm3": 184, "pm10_ugm3": 240.5, "co_ppm": 4.2,'
+        b' "battery_v": 12.6}',
+    )
+    ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 31}')
+    assert await ingestor.flush() == 2
+    (batch,) = batches
+    assert batch.kind.tolist() == [KIND_CODES["air"], KIND_CODES["fire"]]
+    assert batch.col("pm25_ugm3")[0] == 182.5  # calibrated
+    assert batch.col("pm10_ugm3")[0] == 240.5 and batch.col("co_ppm")[0] == 4.2
+    assert math.isnan(batch.col("fill_pct")[0])  # no bin arithmetic for a station
+    # What InfluxDB receives: tagged kind=air, a field per quantity it sent.
+    air_line = LineEncoder("readings").encode(batch).decode().splitlines()[0]
+    assert air_line == (
+        "readings,device_id=air-1,kind=air co_ppm=4.2,pm25_ugm3=182.5,battery_v=12.6,"
+        "pm10_ugm3=240.5 1789999999000"
+    )

@@ -311,6 +311,17 @@ def test_field_maps() -> None:
     }
 
 
+def test_an_air_quality_station_s_codec_keys_map_by_default() -> None:
+    # Issue #19: the keys common particle-sensor codecs use (pm2_5, pm10; CO as co).
+    decoded = {"pm2_5": 182.5, "pm10": 240, "co": 4.2, "humidity": 88, "pm1_0": 120}
+    assert map_fields(decoded) == {
+        "pm25_ugm3": 182.5,
+        "pm10_ugm3": 240,
+        "co_ppm": 4.2,
+        "humidity_pct": 88,
+    }
+
+
 def test_mapped_readings_are_validated_by_the_reading_decoder() -> None:
     def reading_of(obj: dict[str, Any], field_map: dict[str, Any] | None = None) -> Any:
         return to_reading(up(CS_TOPIC, chirpstack_up(object=obj)), "d", field_map, CS_TIME_MS)

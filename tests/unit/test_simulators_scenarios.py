@@ -106,7 +106,14 @@ def test_bins_scenario_effects_on_readings() -> None:
 def test_shipped_scenarios_parse_resolve_and_expect_something_coherent(name: str) -> None:
     spec = load_scenario_spec(name)
     assert spec.name == name and spec.run.until is not None
-    fleet = generate_fleet(spec.fleet.devices, spec.fleet.fire_share, 7, "sim", spec.fleet.gateways)
+    fleet = generate_fleet(
+        spec.fleet.devices,
+        spec.fleet.fire_share,
+        7,
+        "sim",
+        spec.fleet.gateways,
+        spec.fleet.air_stations,
+    )
     scenario = resolve_scenario(spec, fleet, 7)
     assert resolve_scenario(spec, fleet, 7).labels == scenario.labels  # deterministic
     assert set(scenario.expected) <= set(fleet.by_id)
@@ -115,7 +122,16 @@ def test_shipped_scenarios_parse_resolve_and_expect_something_coherent(name: str
 
 
 def test_shipped_scenarios_include_the_ones_tests_and_demo_use() -> None:
-    assert {"demo", "quiet", "faults", "bins-baamang", "stuck-sensor"} <= set(shipped_scenarios())
+    assert {
+        "demo",
+        "quiet",
+        "faults",
+        "bins-baamang",
+        "stuck-sensor",
+        "haze-2015",
+        "haze-with-fire",
+        "dusty-detector",
+    } <= set(shipped_scenarios())
 
 
 def test_scenario_names_resolve_with_the_fleet_prefix() -> None:

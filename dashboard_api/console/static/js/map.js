@@ -45,6 +45,14 @@ export function drawSymbol(ctx, kind, state, x, y, scale = 1) {
     ctx.closePath();
   } else if (kind === "bin") {
     ctx.rect(x - r, y - r, 2 * r, 2 * r);
+  } else if (kind === "air") {
+    // A diamond: an air-quality station, neither a detector (circle) nor a bin (square).
+    const d = r * 1.35;
+    ctx.moveTo(x, y - d);
+    ctx.lineTo(x + d, y);
+    ctx.lineTo(x, y + d);
+    ctx.lineTo(x - d, y);
+    ctx.closePath();
   } else if (kind === "fire_station" || kind === "waste_depot") {
     // A house: stations and depots are places, not sensors.
     ctx.moveTo(x, y - r * 1.2);

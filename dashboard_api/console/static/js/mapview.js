@@ -41,6 +41,7 @@ export class MapView {
       h("ul", {},
         item("fire", "ok", "map.kind.fire"),
         item("bin", "ok", "map.kind.bin"),
+        item("air", "ok", "map.kind.air"),
         ...STATES.map((state) => item(state === "full" ? "bin" : "fire", state, `map.state.${state}`)),
         item("fire_station", "ok", "map.kind.fire_station"),
         item("waste_depot", "ok", "map.kind.waste_depot"),

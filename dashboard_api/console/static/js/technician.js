@@ -24,13 +24,17 @@ const SELECTS = {
   status: ["active", "maintenance", "retired"],
   network_server: ["", "tts", "chirpstack"],
 };
+// contract/readings.py DeviceKind, in the order the form offers them (the first is chosen).
+const KINDS = ["fire", "bin", "air"];
 const HELP = new Set(["id", "depth_mm", "gateway_id", "reporting_interval_s", "sensor_offsets", "thresholds", "field_map", "ns_device_id"]);
 
-// contract/readings.py QUANTITIES, with the decimals each is shown with; battery and
-// signal have tiles of their own. Units are in the catalogue (tech.unit.*), as UNITS has them.
+// contract/readings.py QUANTITIES in the order a device page lists them (particles before
+// CO: an air-quality station's PM2.5 first), with the decimals each is shown with (CO to
+// 0.1 ppm: the ISPU's "good" limit is 3.5 ppm); battery and signal have tiles of their own.
+// Units are in the catalogue (tech.unit.*), as UNITS has them.
 const DIGITS = {
-  temp_c: 1, smoke_obs_pct_m: 2, co_ppm: 0, pm25_ugm3: 0, humidity_pct: 0, fill_pct: 0,
-  distance_mm: 0, tilt_deg: 0, battery_v: 2, battery_pct: 0, rssi_dbm: 0,
+  temp_c: 1, smoke_obs_pct_m: 2, pm25_ugm3: 0, pm10_ugm3: 0, co_ppm: 1, humidity_pct: 0,
+  fill_pct: 0, distance_mm: 0, tilt_deg: 0, battery_v: 2, battery_pct: 0, rssi_dbm: 0,
 };
 const CONDITION = new Set(["battery_v", "battery_pct", "rssi_dbm"]);
 const ALERT_KINDS = new Set([
@@ -146,8 +150,7 @@ export class TechnicianView {
     this.query = h("input", { id: "tech-find-q", name: "q", type: "search", autocomplete: "off", spellcheck: "false", "aria-describedby": "tech-find-help" });
     this.kindFilter = h("select", { id: "tech-find-kind", name: "kind" },
       h("option", { value: "", i18n: "tech.find.all_kinds" }),
-      h("option", { value: "fire", i18n: "tech.kind.fire" }),
-      h("option", { value: "bin", i18n: "tech.kind.bin" }),
+      ...KINDS.map((kind) => h("option", { value: kind, i18n: `tech.kind.${kind}` })),
     );
     this.listNote = h("p", { class: "help", "aria-live": "polite" });
     this.list = h("ul", { class: "tech-device-list", "data-testid": "device-list" });
@@ -331,12 +334,15 @@ export class TechnicianView {
   kindField() {
     const choice = (value, checked) =>
       h("label", { class: "tech-kind-choice" },
-        h("input", { type: "radio", name: "kind", value, checked, "aria-describedby": "tech-reg-kind-error" }),
+        h("input", { type: "radio", name: "kind", value, checked, "aria-describedby": value === "air" ? "tech-reg-kind-help tech-reg-kind-error" : "tech-reg-kind-error" }),
         h("span", { i18n: `tech.kind.${value}` }),
       );
+    // What the chosen kind must send, for the kinds whose readings are not obvious.
+    this.kindHelp = h("p", { id: "tech-reg-kind-help", class: "help", "data-testid": "kind-help", i18n: "tech.kind.air_help", hidden: true });
     return h("fieldset", { class: "tech-field tech-kind", "data-field": "kind" },
       h("legend", {}, h("span", { i18n: "tech.field.kind" }), h("span", { class: "tech-required", i18n: "tech.form.required" })),
-      h("div", { class: "tech-kind-choices" }, choice("fire", true), choice("bin", false)),
+      h("div", { class: "tech-kind-choices" }, ...KINDS.map((kind, i) => choice(kind, i === 0))),
+      this.kindHelp,
       h("div", { id: "tech-reg-kind-error", class: "tech-field-error", "data-error-for": "kind" }),
     );
   }
@@ -349,11 +355,14 @@ export class TechnicianView {
     return this.form.elements.namedItem("kind").value;
   }
 
-  // depth_mm belongs to bins only: shown (and sent) only when the kind is bin.
+  // depth_mm belongs to bins only: shown (and sent) only when the kind is bin. An
+  // air-quality station gets a line on what it reports.
   syncKind() {
-    const isBin = this.kind() === "bin";
+    const kind = this.kind();
+    const isBin = kind === "bin";
     this.form.querySelector(".tech-field-depth_mm").hidden = !isBin;
     if (!isBin) this.clearFieldError("depth_mm");
+    this.kindHelp.hidden = kind !== "air";
   }
 
   typedLocation() {
