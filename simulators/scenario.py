@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from simulators.fleet import Building, Fleet, SimDevice
+from simulators.fleet import Building, Fleet, SimDevice, generate_fleet
 from simulators.haze import (
     HAZE_PEAK_HOUR,
     SECONDS_PER_DAY,
@@ -780,3 +780,20 @@ def _window(
 def build_scenario(name: str | Path, fleet: Fleet, seed: int = 7) -> Scenario:
     """The named shipped scenario (or a scenario file) for this fleet; deterministic for a seed."""
     return resolve_scenario(load_scenario_spec(name), fleet, seed)
+
+
+def scenario_with_fleet(
+    name: str | Path, seed: int = 7, id_prefix: str = "sim"
+) -> tuple[ScenarioSpec, Fleet, Scenario]:
+    """A scenario file with the fleet its [fleet] table asks for, as `sigap simulate
+    --scenario` builds them: for playing it offline (readings.iter_readings)."""
+    spec = load_scenario_spec(name)
+    fleet = generate_fleet(
+        spec.fleet.devices,
+        spec.fleet.fire_share,
+        seed,
+        id_prefix,
+        spec.fleet.gateways,
+        spec.fleet.air_stations,
+    )
+    return spec, fleet, resolve_scenario(spec, fleet, seed)

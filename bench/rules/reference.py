@@ -731,9 +731,12 @@ class ReferenceEngine:
                 stations.setdefault(str(state.region), []).append(float(state.last_haze or 0))
         for name, region in self.regions.items():
             found = detectors.get(name, [])
-            region.known = len(found) >= cfg.min_detectors
-            excess = [float(d.last_haze or 0) - d.base for d in found]
-            region.level = max(median(excess), 0.0) if region.known else 0.0
+            based = [d for d in found if d.base > 0.0]  # a base learnt: clear air known
+            region.known = len(based) >= cfg.min_detectors
+            excess = [float(d.last_haze or 0) - d.base for d in based]
+            level = median(excess) if region.known else 0.0
+            # Below clear_max it is the detectors' noise, not haze.
+            region.level = level if level >= cfg.clear_max_pct_m else 0.0
         a_ratio = 1 - math.exp(-min(dt, cfg.ratio_tau_s) / cfg.ratio_tau_s)
         a_base = 1 - math.exp(-min(dt, cfg.base_tau_s) / cfg.base_tau_s)
         rise = cfg.base_max_rise_pct_m_per_day * dt / 86400.0
@@ -749,10 +752,11 @@ class ReferenceEngine:
                 elif not region.known or region.level < cfg.clear_max_pct_m:
                     if d.base == 0.0:  # never learnt: the first clear reading, capped
                         d.base = f32(min(max(smoke, 0.0), cfg.base_first_max_pct_m))
-                    elif smoke < d.base:
-                        d.base = f32(max(smoke, 0.0))
                     else:
-                        d.base = f32(min(d.base + a_base * (smoke - d.base), d.base + rise))
+                        learnt = max(d.base + a_base * (smoke - d.base), 0.0)
+                        if smoke > d.base:  # dust rises slowly
+                            learnt = min(learnt, d.base + rise)
+                        d.base = f32(learnt)
         for name, region in self.regions.items():
             pm25: float | None = None
             if name in stations:

@@ -16,11 +16,10 @@ from ingest.batch import ReadingBatch
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
 from rules.params import KIND_DEFAULTS, DeviceSpec
-from simulators import generate_fleet
 from simulators.fleet import Fleet
 from simulators.readings import iter_readings
-from simulators.scenario import Scenario, resolve_scenario
-from simulators.scenario_file import ScenarioSpec, load_scenario_spec
+from simulators.scenario import Scenario, scenario_with_fleet
+from simulators.scenario_file import ScenarioSpec
 
 EPOCH0 = 1_790_000_000.0  # model clock (s)
 HAZE_CHECK_S = 60.0
@@ -28,16 +27,7 @@ HAZE_CHECK_S = 60.0
 
 def shipped(name: str, seed: int = 7) -> tuple[ScenarioSpec, Fleet, Scenario]:
     """A shipped scenario with its fleet, as `sigap simulate --scenario NAME` builds them."""
-    spec = load_scenario_spec(name)
-    fleet = generate_fleet(
-        spec.fleet.devices,
-        spec.fleet.fire_share,
-        seed,
-        "sim",
-        spec.fleet.gateways,
-        spec.fleet.air_stations,
-    )
-    return spec, fleet, resolve_scenario(spec, fleet, seed)
+    return scenario_with_fleet(name, seed)
 
 
 def until(spec: ScenarioSpec) -> float:

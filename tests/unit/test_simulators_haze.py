@@ -44,7 +44,12 @@ from simulators.models import PM10_PER_PM25, SMOKE_ALARM_PCT_M
 from simulators.publisher import Schedule, _Loop, _MqttLink, build_fleet, counted_kinds
 from simulators.readings import AIR_FIELDS, FIRE_FIELDS, ReadingSource, iter_readings
 from simulators.registry import register_fleet
-from simulators.scenario import Scenario, ScenarioResolveError, resolve_scenario
+from simulators.scenario import (
+    Scenario,
+    ScenarioResolveError,
+    resolve_scenario,
+    scenario_with_fleet,
+)
 from simulators.scenario_file import (
     ScenarioFileError,
     ScenarioSpec,
@@ -57,16 +62,8 @@ PRE_ALARM_PCT_M = 5.0  # Sigap's smoke pre-alarm (the simulator mirrors only the
 
 
 def _shipped(name: str, seed: int = 7) -> tuple[ScenarioSpec, Fleet, Scenario]:
-    spec = load_scenario_spec(name)
-    fleet = generate_fleet(
-        spec.fleet.devices,
-        spec.fleet.fire_share,
-        seed,
-        "sim",
-        spec.fleet.gateways,
-        spec.fleet.air_stations,
-    )
-    return spec, fleet, resolve_scenario(spec, fleet, seed)
+    """A shipped scenario with its fleet, as `sigap simulate --scenario NAME` builds them."""
+    return scenario_with_fleet(name, seed)
 
 
 def _haze(scenario: Scenario) -> HazeField:
