@@ -64,6 +64,9 @@ class HazeConfig:
     base_first_max_pct_m: float = 0.5
     alert_index: int = 101
     clear_index: int = 80
+    # With several ingest workers each estimates from its own share of the detectors (a
+    # sample of every district); only one of them raises haze.regional.
+    regional_alerts: bool = True
     trend_window_s: float = 3600.0
 
 
@@ -273,7 +276,7 @@ class HazeTracker:
             action = Action.clear
         elif reg.active_rank is not None and cat.rank != reg.active_rank:
             action = Action.update
-        if action is None:
+        if action is None or not cfg.regional_alerts:
             return
         shown_rank = cat.rank if action is not Action.clear else reg.active_rank
         assert shown_rank is not None

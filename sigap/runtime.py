@@ -343,6 +343,7 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
             check_s=settings.rules.haze_check_s,
             min_detectors=settings.rules.haze_min_detectors,
             typical_infiltration=settings.rules.haze_typical_infiltration,
+            regional_alerts=settings.ingest.workers <= 1 or settings.ingest.worker == 0,
         ),
     )
     directory.listen(lambda info: engine.upsert_device(device_spec(rules, info)))
@@ -389,12 +390,14 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
     alerts = AlertService(
         store, AlertBroadcaster(max_subscribers=settings.api.max_streams), alert_sinks
     )
+    raises_haze = engine.haze.config.regional_alerts  # one worker raises haze.regional
     for alert in await store.active():
         info = directory.get(alert.device_id)
         if info is not None and alert.cleared_at is None and (owners is None or owners.owns(info)):
             engine.seed(alert.slot, info.index, alert.kind)  # no second alert after a restart
-        elif alert.slot == HAZE_SLOT and alert.cleared_at is None and owners is None:
-            engine.seed_haze(alert.device_id, category(int(alert.values.get("ispu", 101))).rank)
+        elif alert.slot == HAZE_SLOT and alert.cleared_at is None and raises_haze:
+            rank = category(int(alert.values.get("ispu", 101))).rank
+            engine.seed_haze(alert.device_id, rank)
 
     rejected = RejectedStore(
         sessions,

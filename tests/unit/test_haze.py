@@ -337,3 +337,20 @@ async def test_the_api_shows_each_region_s_haze(sessions: async_sessionmaker[Asy
     async with api_client(api_services(sessions)) as client:
         missing = await client.get("/api/v1/haze")
     assert missing.status_code == 503 and "no rule engine here" in missing.text
+
+
+def test_a_seeded_regional_alert_is_not_raised_twice_and_only_one_worker_raises() -> None:
+    specs = fleet(8, DISTRICTS[:1], stations=True)
+
+    def hazy(spec: DeviceSpec, minute: int) -> dict[str, float]:
+        return {"pm25_ugm3": 400.0} if spec.kind == "air" else {"smoke_obs_pct_m": 0.5}
+
+    # After a restart: the alert is still open in the database, so no second raise.
+    restarted = RuleEngine(specs)
+    restarted.seed_haze("haze:Baamang", category(pm25_index(400.0)).rank)
+    assert [e for e in run(restarted, specs, 3, hazy) if e.kind == "haze.regional"] == []
+    # A second ingest worker estimates the same levels but leaves the alert to worker 0.
+    other = RuleEngine(specs, haze_config=HazeConfig(regional_alerts=False))
+    assert [e for e in run(other, specs, 3, hazy) if e.kind == "haze.regional"] == []
+    (region,) = other.haze_regions()
+    assert region.pm25_ugm3 == 400.0 and region.category == "berbahaya"
