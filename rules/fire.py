@@ -150,7 +150,9 @@ def _emit_changes(
         shown = fmt(measured)
         if s != measured:
             taken = measured - s - float(base[row])
-            shown += f" ({fmt(s)} above base {fmt(float(base[row]))} and haze {fmt(taken)})"
+            off = [f"base {fmt(float(base[row]))}"] if base[row] else []
+            off += [f"haze {fmt(taken)}"] if round(taken, 1) else []
+            shown += f" ({fmt(s)} above {' and '.join(off) or 'base 0'})"
         if s >= r.at("smoke_alarm_pct_m", row):
             causes.append(f"smoke_obs_pct_m {shown} >= {r.at('smoke_alarm_pct_m', row):g}")
         elif s >= r.at("smoke_prealarm_pct_m", row):

@@ -189,6 +189,8 @@ def test_a_fire_at_the_haze_peak_alarms_as_soon_as_in_clear_air() -> None:
         alarms = [e for e in fires(events) if e.device_id == f"f-{burning}"]
         assert alarms, "the fire was not seen"
         assert all(e.device_id == f"f-{burning}" for e in fires(events))
+        # The reason says what was taken off the reading: the haze only when there is one.
+        assert ("and haze" in alarms[0].reason) is hazy, alarms[0].reason
         return min(e.ts_ms for e in alarms)
 
     assert first_alarm(hazy=True) - first_alarm(hazy=False) <= 30_000
