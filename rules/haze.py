@@ -64,6 +64,9 @@ class HazeConfig:
     base_first_max_pct_m: float = 0.5
     alert_index: int = 101
     clear_index: int = 80
+    # An active alert changes category only this far (ISPU points) inside the new band: a
+    # haze swinging about a band edge would otherwise update it every few minutes.
+    category_margin: int = 10
     # With several ingest workers each estimates from its own share of the detectors (a
     # sample of every district); only one of them raises haze.regional.
     regional_alerts: bool = True
@@ -79,6 +82,17 @@ def region_name(district: str | None, lat: float, lon: float, cell_deg: float) -
     south = math.floor(lat / cell_deg) * cell_deg
     west = math.floor(lon / cell_deg) * cell_deg
     return f"cell {south:.2f},{west:.2f}"
+
+
+def category_moved(index: int, active_rank: int, margin: int) -> bool:
+    """True when the index lies in another ISPU category than `active_rank`, and at least
+    `margin` points inside it."""
+    rank = category(index).rank
+    if rank > active_rank:
+        return category(max(index - margin, 0)).rank > active_rank
+    if rank < active_rank:
+        return category(index + margin).rank < active_rank
+    return False
 
 
 def outdoor_pm25(level: float, typical_infiltration: float) -> float:
@@ -274,7 +288,9 @@ class HazeTracker:
             action = Action.raise_
         elif reg.active_rank is not None and index < cfg.clear_index:
             action = Action.clear
-        elif reg.active_rank is not None and cat.rank != reg.active_rank:
+        elif reg.active_rank is not None and category_moved(
+            index, reg.active_rank, cfg.category_margin
+        ):
             action = Action.update
         if action is None or not cfg.regional_alerts:
             return

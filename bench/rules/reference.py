@@ -779,7 +779,17 @@ class ReferenceEngine:
                 action, shown = Action.raise_, rank
             elif region.active_rank is not None and index < cfg.clear_index:
                 action, shown = Action.clear, region.active_rank
-            elif region.active_rank is not None and rank != region.active_rank:
+            elif region.active_rank is not None and (
+                # Into another category, and category_margin points inside it.
+                (
+                    rank > region.active_rank
+                    and category(max(index - cfg.category_margin, 0)).rank > region.active_rank
+                )
+                or (
+                    rank < region.active_rank
+                    and category(index + cfg.category_margin).rank < region.active_rank
+                )
+            ):
                 action, shown = Action.update, rank
             else:
                 continue

@@ -356,3 +356,23 @@ def test_a_seeded_regional_alert_is_not_raised_twice_and_only_one_worker_raises(
     assert [e for e in run(other, specs, 3, hazy) if e.kind == "haze.regional"] == []
     (region,) = other.haze_regions()
     assert region.pm25_ugm3 == 400.0 and region.category == "berbahaya"
+
+
+def test_a_haze_swinging_about_a_band_edge_does_not_update_its_alert_each_check() -> None:
+    # haze-2015's daily cycle took districts back and forth across ISPU 300 every few
+    # checks: each a sangat tidak sehat <-> berbahaya update. Now 10 points of margin.
+    specs = fleet(8, DISTRICTS[:1], stations=True)
+    swing = [245.0, 257.0]  # ISPU 295 and 306
+    assert [pm25_index(pm) for pm in swing] == [295, 306]
+
+    def station(pm: Callable[[int], float]) -> Callable[[DeviceSpec, int], dict[str, float]]:
+        return lambda s, m: {"pm25_ugm3": pm(m)} if s.kind == "air" else {"smoke_obs_pct_m": 0.1}
+
+    engine = RuleEngine(specs)
+    events = run(engine, specs, 20, station(lambda m: swing[m % 2]))
+    assert [(e.action.value, e.severity.value) for e in events if e.kind == "haze.regional"] == [
+        ("raise", "minor")
+    ]
+    # Well inside berbahaya (ISPU 320): the alert follows.
+    later = run(engine, specs, 2, station(lambda m: 275.0), start=20)
+    assert [(e.action.value, e.severity.value) for e in later] == [("update", "major")]
