@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, func, select, tuple_, type_coerce
+from sqlalchemy import Text, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract.timeutil import from_ms
@@ -341,7 +341,8 @@ class AlertStore:
         JSON text). For SSE resumes, which mostly find the changes encoded already."""
         # The snapshot as text: parsing it is left to the few that need it.
         query = (
-            select(AlertEventRow.id, AlertEventRow.type, type_coerce(AlertEventRow.snapshot, Text))
+            # A cast in SQL: PostgreSQL's driver would hand back a JSON column parsed.
+            select(AlertEventRow.id, AlertEventRow.type, cast(AlertEventRow.snapshot, Text))
             .where(AlertEventRow.id > event_id)
             .order_by(AlertEventRow.id)
             .limit(limit)
@@ -351,24 +352,14 @@ class AlertStore:
         return [(int(row_id), str(type_), str(text)) for row_id, type_, text in rows]
 
     async def changes_after(self, event_id: int, limit: int = 1000) -> list[AlertChange]:
-        """The change log after an event id, oldest first (SSE resume)."""
-        # Plain rows, not ORM objects: a wall of consoles resuming at once reads this
-        # many times over, and the identity map's bookkeeping was most of the cost.
-        query = (
-            select(AlertEventRow.id, AlertEventRow.type, AlertEventRow.snapshot)
-            .where(AlertEventRow.id > event_id)
-            .order_by(AlertEventRow.id)
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(query)).all()
+        """The change log after an event id, oldest first, as changes (the change feed)."""
         return [
             AlertChange(
                 event_id=row_id,
-                type=ChangeType(type_),
-                alert=AlertPublic.model_validate(snapshot),
+                type=ChangeType(change_type),
+                alert=AlertPublic.model_validate_json(text),
             )
-            for row_id, type_, snapshot in rows
+            for row_id, change_type, text in await self.log_after(event_id, limit)
         ]
 
 
