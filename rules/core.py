@@ -70,6 +70,9 @@ class Round:
     # Fire detectors: the haze level of each row's region (rules/haze.py); None while
     # every region is clear.
     haze_level: F64 | None = None
+    # False when no detector's base can have reached its drift limit (the engine knows
+    # from the haze timer): the health family then skips that test.
+    drift_possible: bool = True
     _cache: dict[str, Any] = field(default_factory=dict)
     _at: dict[str, Any] = field(default_factory=dict)  # uniform parameters as Python numbers
 

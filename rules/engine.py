@@ -89,6 +89,10 @@ class RuleEngine:
     ) -> None:
         self.reorder_window_ms = int(reorder_window_ms)
         self.haze = haze.HazeTracker(haze_config)
+        # The highest clear-air base (set by the haze timer) and the lowest drift limit of
+        # any profile registered: while the first is below the second no round tests drift.
+        self._max_base = 0.0
+        self._min_drift_limit = float("inf")
         devices = list(devices)
         # Size the arrays for the fleet at once: growing by doubling would leave up to half
         # of them unused.
@@ -130,6 +134,7 @@ class RuleEngine:
         self._zone_names[spec.index] = spec.zone
         st.kind[spec.index] = KIND_CODES[spec.kind]
         st.profile[spec.index] = profile = self.table.profile(spec.params)
+        self._min_drift_limit = min(self._min_drift_limit, spec.params.drift_fault_pct_m)
         counts = self._kind_profiles.setdefault(KIND_CODES[spec.kind], {})
         counts[profile] = counts.get(profile, 0) + 1
         st.zone[spec.index] = (
@@ -218,7 +223,10 @@ class RuleEngine:
     def check_haze(self, now_ms: int) -> list[AlertEvent]:
         """Regional haze levels, what detectors learn from them, and haze.regional (a timer
         calls this every HazeConfig.check_s)."""
-        return self.haze.check(self.state, len(self.device_ids), now_ms, self.state.fire_level)
+        events = self.haze.check(self.state, len(self.device_ids), now_ms, self.state.fire_level)
+        n = len(self.device_ids)
+        self._max_base = float(self.state.smoke_base[:n].max()) if n else 0.0
+        return events
 
     def haze_learnt(self, index: int) -> tuple[float, float]:
         """A fire detector's learnt haze ratio and clear-air base (%/m)."""
@@ -404,6 +412,7 @@ class RuleEngine:
             rows,
             split=n_fire,
             _pair=self._sides(kinds, n_fire),
+            drift_possible=self._max_base >= self._min_drift_limit,
         )
         health.back_online(r)
         # A family for every kind runs once over the round: each numpy call costs a few

@@ -122,8 +122,11 @@ def _fault(r: Round) -> None:
         too_deep = (r.kinds == _BIN) & (distance > r.s.depth * r.p("distance_max_ratio"))
     # A fire detector whose clear-air reading has crept up (rules/haze.py learns it) needs
     # its chamber cleaned: a fault for the technicians, never a fire alarm.
-    dirty = (r.kinds == _FIRE) & (r.s.smoke_base >= r.p("drift_fault_pct_m"))
-    faulty = too_cold | too_deep | stuck | dirty
+    faulty = too_cold | too_deep | stuck
+    dirty = faulty  # a stand-in of the right shape, read only where drift_possible
+    if r.drift_possible:
+        dirty = (r.kinds == _FIRE) & (r.s.smoke_base >= r.p("drift_fault_pct_m"))
+        faulty = faulty | dirty
     # Only a faulty reading can raise and only an active fault can clear; the good-reading
     # count matters only while a fault is active (a fault resets it), so the other rows
     # need not keep it.
@@ -154,7 +157,7 @@ def _fault(r: Round) -> None:
             )
         if stuck[row]:
             parts.append(f"temp_c stuck at {fmt(float(temp[row]))} for {count[row]} readings")
-        if dirty[row]:
+        if r.drift_possible and dirty[row]:
             parts.append(
                 f"maintenance: clear-air smoke has crept up to "
                 f"{fmt(float(r.s.smoke_base[row]))} %/m (limit {r.at('drift_fault_pct_m', row):g}):"
