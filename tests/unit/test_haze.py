@@ -7,20 +7,18 @@ import math
 import random
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract import optics
 from contract.ispu import category, pm25_index
-from contract.readings import Q_INDEX, QUANTITIES
 from ingest.batch import ReadingBatch
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
 from rules.haze import HazeConfig, outdoor_pm25, region_name
 from rules.params import KIND_DEFAULTS, DeviceSpec
-from tests.unit.conftest import api_client, api_services
+from tests.unit.conftest import api_client, api_services, make_batch
 
 T0 = 1_790_000_000_000  # model time, ms
 MIN = 60_000
@@ -73,19 +71,10 @@ def readings(
     specs: Sequence[DeviceSpec], ts: int, value: Callable[[DeviceSpec], dict[str, float]]
 ) -> ReadingBatch:
     """One reading of every device at ts."""
-    n = len(specs)
-    values = np.full((len(QUANTITIES), n), np.nan)
-    for i, spec in enumerate(specs):
-        for name, v in value(spec).items():
-            values[Q_INDEX[name], i] = v
-    kinds = {"fire": 1, "bin": 2, "air": 3}
-    return ReadingBatch(
-        device=np.arange(n, dtype=np.int32),
-        kind=np.array([kinds[s.kind] for s in specs], np.uint8),
-        ts_ms=np.full(n, ts, np.int64),
-        seq=np.full(n, -1, np.int64),
-        values=values,
-        device_ids=[s.id for s in specs],
+    return make_batch(
+        [(s.index, ts, value(s)) for s in specs],
+        {s.index: s.kind for s in specs},
+        [s.id for s in specs],
     )
 
 

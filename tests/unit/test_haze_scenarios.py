@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import groupby
-
-import numpy as np
+from typing import Any
 
 from contract.ispu import category
-from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
+from contract.readings import Q_INDEX
 from ingest.batch import ReadingBatch
 from rules.engine import RuleEngine
 from rules.events import AlertEvent
@@ -20,6 +19,7 @@ from simulators.fleet import Fleet
 from simulators.readings import iter_readings
 from simulators.scenario import Scenario, scenario_with_fleet
 from simulators.scenario_file import ScenarioSpec
+from tests.unit.conftest import make_batch
 
 EPOCH0 = 1_790_000_000.0  # model clock (s)
 HAZE_CHECK_S = 60.0
@@ -76,22 +76,13 @@ def play(
 
 
 def batch(
-    rows: Sequence[tuple[int, dict[str, object]]], devices: Sequence[DeviceSpec]
+    rows: Sequence[tuple[int, dict[str, Any]]], devices: Sequence[DeviceSpec]
 ) -> ReadingBatch:
-    """A ReadingBatch of (device index, payload) rows."""
-    values = np.full((len(QUANTITIES), len(rows)), np.nan)
-    for col, (_, payload) in enumerate(rows):
-        for name, value in payload.items():
-            if name in Q_INDEX and isinstance(value, (int, float)):
-                values[Q_INDEX[name], col] = float(value)
-    device = np.array([i for i, _ in rows], np.int32)
-    return ReadingBatch(
-        device=device,
-        kind=np.array([KIND_CODES[devices[i].kind] for i, _ in rows], np.uint8),
-        ts_ms=np.array([int(p["ts"]) for _, p in rows], np.int64),  # type: ignore[call-overload]
-        seq=np.full(len(rows), -1, np.int64),
-        values=values,
-        device_ids=[d.id for d in devices],
+    """A ReadingBatch of (device index, payload) rows (the payload's quantities)."""
+    return make_batch(
+        [(i, int(p["ts"]), {k: v for k, v in p.items() if k in Q_INDEX}) for i, p in rows],
+        {d.index: d.kind for d in devices},
+        [d.id for d in devices],
     )
 
 
