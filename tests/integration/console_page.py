@@ -39,6 +39,11 @@ RESOLVE_DIALOG = "dialog[data-testid=resolve-dialog]"
 OUTCOME = "select[name=outcome]"
 CONFIRM_RESOLVE = "button[data-testid=confirm-resolve]"
 FLASHING = re.compile(r"(^|\s)flashing(\s|$)")
+# The haze strip on the dispatch view: data-haze is waiting, clear, hazy or unavailable;
+# one chip per district under haze, with data-region, data-category (ISPU id), data-ispu.
+HAZE_STRIP = "[data-testid=haze-strip]"
+HAZE_CHIP = "li[data-testid=haze-chip]"
+MAP_CANVAS = "[data-testid=view-map] canvas.map-canvas"
 
 PHONE = {"width": 360, "height": 740}
 WALL = {"width": 1920, "height": 1080}
@@ -47,6 +52,11 @@ WALL = {"width": 1920, "height": 1080}
 def alert_article(page: Page, alert_id: int) -> Locator:
     """The article of one alert."""
     return page.locator(f'{ALERT}[data-alert-id="{alert_id}"]')
+
+
+def haze_chip(page: Page, region: str) -> Locator:
+    """The haze strip's chip of one district (or map cell)."""
+    return page.locator(f'{HAZE_STRIP} {HAZE_CHIP}[data-region="{region}"]')
 
 
 def sign_in(page: Page, token: str) -> None:

@@ -6,9 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
+from contract.alerts import ALERT_KINDS
+from contract.ispu import CATEGORIES
 from dashboard_api.console import vendor
+from dashboard_api.routers.haze import HazeRegion
 
 STATIC = Path(vendor.__file__).resolve().parent / "static"
 OWN = [
@@ -80,6 +86,71 @@ def test_every_message_key_named_in_the_scripts_exists() -> None:
     }
     assert len(named) > 20, f"the scan found too few message keys: {sorted(named)}"
     assert sorted(named - set(ids)) == []
+
+
+def catalogues() -> dict[str, dict[str, str]]:
+    """Both message catalogues, by language."""
+    return {
+        lang: json.loads((STATIC / "i18n" / f"{lang}.json").read_text()) for lang in ("id", "en")
+    }
+
+
+def test_every_alert_kind_has_its_words_wherever_the_console_names_kinds() -> None:
+    """An alert kind the engine raises (haze.regional too) never shows as a raw key: the
+    dispatch, map and incident views name it by kind.<kind>, the device page by
+    tech.alert.<kind> (for the kinds technician.js lists)."""
+    technician = (STATIC / "js" / "technician.js").read_text()
+    listed = set(re.findall(r'"([a-z_]+\.[a-z_]+)"', technician.split("const ALERT_KINDS", 1)[1]))
+    for lang, messages in catalogues().items():
+        missing = [
+            f"{prefix}{kind}"
+            for kind in ALERT_KINDS
+            for prefix in ("kind.", "tech.alert.")
+            if f"{prefix}{kind}" not in messages
+        ]
+        assert missing == [], f"{lang}.json"
+    assert set(ALERT_KINDS) <= listed, set(ALERT_KINDS) - listed
+
+
+def test_ispu_categories_have_the_regulation_s_names_and_colours() -> None:
+    """Each ISPU category (contract/ispu.py) is named as the regulation names it, and drawn
+    in its colour by the haze strip (console.css) and the map (js/haze.js)."""
+    messages = catalogues()
+    css = (STATIC / "css" / "console.css").read_text().lower()
+    script = (STATIC / "js" / "haze.js").read_text().lower()
+    for category in CATEGORIES:
+        ident = category.id.value
+        assert messages["id"][f"ispu.{ident}"] == category.name_id
+        assert messages["en"][f"ispu.{ident}"] == category.name_en
+        colour = category.colour_hex.lower()
+        assert re.search(rf"\.ispu-{ident} \{{ --ispu: {colour};", css), (ident, colour)
+        assert re.search(rf'\{{ id: "{ident}", upto: \w+, fill: "{colour}"', script), ident
+
+
+def literal_values(annotation: Any) -> set[str]:
+    """The strings of a Literal[...] annotation, through `| None`."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return {str(value) for value in typing.get_args(annotation)}
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return set().union(*(literal_values(arg) for arg in typing.get_args(annotation)))
+    return set()
+
+
+def test_every_haze_trend_and_source_the_api_gives_has_its_words() -> None:
+    """GET /api/v1/haze's trend and pm25_source values are worded on the haze strip."""
+    trends = literal_values(HazeRegion.model_fields["trend"].annotation)
+    sources = literal_values(HazeRegion.model_fields["pm25_source"].annotation)
+    assert trends == {"rising", "steady", "falling"} and sources == {"stations", "detectors"}
+    for lang, messages in catalogues().items():
+        missing = [
+            key
+            for key in [
+                *(f"dispatch.haze.trend.{t}" for t in trends),
+                *(f"dispatch.haze.source.{s}" for s in sources),
+            ]
+            if key not in messages
+        ]
+        assert missing == [], f"{lang}.json"
 
 
 async def test_api_docs_load_only_sigap_s_own_files() -> None:

@@ -3,6 +3,7 @@
 import { AlertStream, ApiError, api, setCsrf } from "./api.js";
 import { CrewView } from "./crew.js";
 import { DispatchView } from "./dispatch.js";
+import { HazeFeed } from "./haze.js";
 import { IncidentView } from "./incident.js";
 import { MapView } from "./mapview.js";
 import { TechnicianView } from "./technician.js";
@@ -17,6 +18,7 @@ const toast = document.getElementById("toast");
 let session = null;
 let stream = null;
 let refresher = null;
+let haze = null; // the regional haze, shared by the views that show it
 
 async function start() {
   await loadLang(savedLang());
@@ -32,6 +34,8 @@ async function start() {
 
 function showSignIn(messageKey) {
   stopLive();
+  haze?.stop();
+  haze = null;
   // Views stop their own timers (a device page polls) before their page goes.
   current?.view.hide?.();
   current = null;
@@ -93,7 +97,8 @@ function languageSelect() {
 
 // The views, in tab order. Every role may read every view (the API enforces who may
 // change what); `acts` says which roles see a view's action buttons. A view is a class
-// taking a context ({ session, canAct, notify, onUnauthorized }) with:
+// taking a context ({ session, canAct, notify, onUnauthorized, haze }; haze: the HazeFeed
+// of js/haze.js) with:
 //   root (its element), apply(alert) (each alert change from the live stream),
 //   reload() (fetch its data; also the catch-up after a reconnect without an event id),
 //   redraw() (after a language switch), show() / hide() (its tab selected or left).
@@ -127,6 +132,8 @@ function showConsole() {
   );
   const signOut = h("button", { type: "button", "data-testid": "sign-out", i18n: "header.signout", onclick: signOutNow });
   const onUnauthorized = () => showSignIn("error.session");
+  haze?.stop();
+  haze = new HazeFeed();
   views = VIEWS.map((spec) => ({
     spec,
     view: spec.make({
@@ -134,6 +141,7 @@ function showConsole() {
       canAct: () => spec.acts.includes(session?.role),
       notify,
       onUnauthorized,
+      haze,
     }),
   }));
   const nav = h("nav", { class: "tabs", "data-i18n-label": "nav.label" },
@@ -144,6 +152,7 @@ function showConsole() {
   retranslate(app);
   window.onhashchange = () => select(location.hash.slice(1));
   select(location.hash.slice(1));
+  haze.start();
   startLive();
   // Keep the session alive while the console is open (it expires after hours idle).
   refresher = setInterval(
@@ -178,9 +187,13 @@ function startLive() {
   stream = new AlertStream({
     onEvent: (_event, alert) => {
       for (const { view } of views) view.apply(alert);
+      // A district's haze changed category, began or lifted: the engine has the details.
+      if (alert.category === "haze") haze?.refresh();
     },
     onOpen: async (fresh) => {
       banner.hidden = true;
+      // Not waited for: the haze is context, the alerts are what the stream must not miss.
+      if (fresh) haze?.refresh();
       // Without an event id to resume from, the views' own lists are the catch-up.
       if (fresh) await Promise.all(views.map(({ view }) => view.reload()));
     },

@@ -1,7 +1,9 @@
 // The dispatcher's view: active fire alerts, live, most severe and newest first, with the
-// three things a dispatcher does: acknowledge, dispatch a unit, resolve.
+// three things a dispatcher does: acknowledge, dispatch a unit, resolve. Above them, the
+// districts under peat-fire haze (js/haze.js), only while there are some.
 import { ApiError, api } from "./api.js";
 import { h, icon } from "./dom.js";
+import { HazeStrip } from "./haze.js";
 import { formatNumber, formatTime, has, t, tr } from "./i18n.js";
 import { alarmWhile } from "./sound.js";
 
@@ -11,7 +13,7 @@ const ACTIVE = new Set(["open", "acknowledged", "dispatched"]);
 const LOUD = new Set(["fire.alarm", "fire.confirmed", "bin.fire"]);
 
 export class DispatchView {
-  constructor({ canAct, notify, onUnauthorized }) {
+  constructor({ canAct, notify, onUnauthorized, haze }) {
     this.canAct = canAct;
     this.notify = notify;
     this.onUnauthorized = onUnauthorized;
@@ -28,7 +30,8 @@ export class DispatchView {
     this.empty = h("p", { class: "empty", i18n: "dispatch.loading" });
     // Screen readers hear each new fire once, not every re-render.
     this.announcer = h("div", { class: "visually-hidden", "aria-live": "assertive" });
-    this.root.append(h("header", { class: "view-head" }, this.heading, this.count), this.empty, this.list, this.announcer);
+    this.haze = new HazeStrip(haze);
+    this.root.append(h("header", { class: "view-head" }, this.heading, this.count), this.haze.root, this.empty, this.list, this.announcer);
   }
 
   async reload() {
@@ -62,7 +65,7 @@ export class DispatchView {
 
   async announce(alert) {
     const device = await this.device(alert.device_id);
-    this.announcer.textContent = t("dispatch.announce", { kind: kindLabel(alert.kind), place: placeOf(device, alert) });
+    tr(this.announcer, "dispatch.announce", { kind: kindLabel(alert.kind), place: placeOf(device, alert) });
   }
 
   unacknowledgedLoud() {
@@ -81,6 +84,7 @@ export class DispatchView {
   redraw() {
     for (const card of this.list.children) card.dataset.version = "";
     this.render();
+    this.haze.render();
   }
 
   render() {

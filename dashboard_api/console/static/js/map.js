@@ -325,6 +325,8 @@ export class MapCanvas {
       const [x, y] = this.toScreen(p.x, p.y);
       drawSymbol(ctx, p.kind, "ok", x, y, 1.8);
     }
+    // A district under haze: its name boxed in the ISPU colour, under the alarms only.
+    this.drawBoxedLabels(ctx);
     drawState("alarming");
     // District names over the devices, with a halo: they orient, they must stay readable.
     this.drawLabels(ctx);
@@ -332,6 +334,7 @@ export class MapCanvas {
     // The draw time, for the console bench (bench/console.py): the last frame, in ms.
     this.canvas.dataset.drawMs = (performance.now() - started).toFixed(2);
     this.canvas.dataset.points = String(this.points.length);
+    this.canvas.dataset.boxedLabels = String(this.labels.filter((l) => l.box).length);
   }
 
   drawTiles(ctx, width, height) {
@@ -381,11 +384,43 @@ export class MapCanvas {
     ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
     ctx.fillStyle = "#3a3a44";
     for (const label of this.labels) {
+      if (label.box) continue;
       const [x, y] = this.toScreen(label.x, label.y);
       const dy = label.dy ?? 0; // e.g. a stop's number just above its symbol
       ctx.strokeText(label.text, x, y + dy);
       ctx.fillText(label.text, x, y + dy);
     }
+  }
+
+  // Labels with a box ({fill, text} colours): just above their point, so that a device at
+  // the point (a district's only one) stays in sight, and whole on the canvas while their
+  // point is on it (a phone's map is narrower than a long district name with its haze).
+  drawBoxedLabels(ctx) {
+    ctx.font = "700 14px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    const canvasWidth = this.size().width;
+    for (const label of this.labels) {
+      if (!label.box) continue;
+      let [x, y] = this.toScreen(label.x, label.y);
+      let text = label.text;
+      let width = ctx.measureText(text).width + 16;
+      if (label.short && width > canvasWidth - 8) {
+        text = label.short;
+        width = ctx.measureText(text).width + 16;
+      }
+      if (x >= 0 && x <= canvasWidth) x = Math.max(width / 2 + 4, Math.min(canvasWidth - width / 2 - 4, x));
+      ctx.beginPath();
+      ctx.roundRect(x - width / 2, y - 34, width, 24, 6);
+      ctx.fillStyle = label.box.fill;
+      ctx.fill();
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = "#ffffff";
+      ctx.stroke();
+      ctx.fillStyle = label.box.text;
+      ctx.fillText(text, x, y - 22);
+    }
+    ctx.textBaseline = "alphabetic";
   }
 
   // A scale bar of a round length (1, 2 or 5 x 10^n metres) about 100 px long.

@@ -1,7 +1,9 @@
 // The map view: every registered device by kind and state, alerts on top, fire stations
-// and depots; live from the alert stream. Click a device to see what it is and why.
+// and depots, and the districts under haze; live from the alert stream. Click a device to
+// see what it is and why.
 import { api } from "./api.js";
 import { h } from "./dom.js";
+import { ISPU, ispuCategory, mapLabel } from "./haze.js";
 import { formatNumber, has } from "./i18n.js";
 import { MapCanvas, STATES, drawSymbol } from "./map.js";
 
@@ -17,9 +19,11 @@ export function stateOf(kinds) {
 }
 
 export class MapView {
-  constructor({ session }) {
+  constructor({ session, haze }) {
     this.devices = new Map(); // id -> device
     this.active = new Map(); // device id -> Map(alert id -> kind)
+    this.labels = []; // a label per district, from the registry
+    this.hazy = new Map(); // district -> its haze (js/haze.js), while under haze
     this.map = new MapCanvas({ tiles: session.tiles, onSelect: (p) => this.select(p) });
     this.counts = h("ul", { class: "map-counts", "data-testid": "map-counts" });
     this.details = h("div", { class: "map-details", "aria-live": "polite" });
@@ -27,6 +31,14 @@ export class MapView {
       h("header", { class: "view-head" }, h("h1", { i18n: "map.title" }), this.counts),
       h("div", { class: "map-layout" }, this.map.root, h("aside", { class: "map-side" }, this.legend(), this.details)),
     );
+    haze?.subscribe((hazy) => {
+      // The feed answers every minute; the canvas is redrawn only when a label changes.
+      const shown = JSON.stringify(hazy.map((r) => [r.region, r.ispu, r.category]));
+      if (shown === this.hazyShown) return;
+      this.hazyShown = shown;
+      this.hazy = new Map(hazy.map((r) => [r.region, r]));
+      this.drawLabels();
+    });
   }
 
   legend() {
@@ -45,6 +57,12 @@ export class MapView {
         ...STATES.map((state) => item(state === "full" ? "bin" : "fire", state, `map.state.${state}`)),
         item("fire_station", "ok", "map.kind.fire_station"),
         item("waste_depot", "ok", "map.kind.waste_depot"),
+        // A district under haze: its name on the ISPU colour of its category.
+        h("li", {},
+          h("span", { class: "swatch ispu-swatch", "aria-hidden": "true" },
+            ...ISPU.filter((c) => c.upTo > 100).map((c) => h("span", { class: `ispu-${c.id}` }))),
+          h("span", { i18n: "map.haze_legend" }),
+        ),
       ),
     );
   }
@@ -72,13 +90,15 @@ export class MapView {
     this.active = new Map();
     for (const alert of alerts) this.track(alert);
     this.map.setPlaces(stations.map((s) => ({ ...s, place: true })));
-    this.map.setLabels(districtLabels(this.devices.values()));
+    this.labels = districtLabels(this.devices.values());
+    this.drawLabels();
     this.map.setPoints([...this.devices.values()].map((d) => ({ ...d, state: this.state(d.id) })));
     if (this.map.following) this.map.fit();
     this.renderCounts();
   }
 
   track(alert) {
+    if (alert.category === "haze") return;
     const kinds = this.active.get(alert.device_id) ?? new Map();
     if (["open", "acknowledged", "dispatched"].includes(alert.status)) kinds.set(alert.id, alert.kind);
     else kinds.delete(alert.id);
@@ -90,6 +110,9 @@ export class MapView {
   }
 
   apply(alert) {
+    // A haze.regional alert is a district's (device id haze:<district>), not a device's:
+    // the haze feed marks the district's label.
+    if (alert.category === "haze") return;
     if (!this.loaded) return; // the first load reads the active alerts anyway
     this.track(alert);
     this.map.setState(alert.device_id, this.state(alert.device_id));
@@ -105,8 +128,20 @@ export class MapView {
 
   redraw() {
     this.renderCounts();
-    this.map.requestDraw();
+    this.drawLabels(); // a hazy district's label is in words
     if (this.selected) this.select(this.selected);
+  }
+
+  // District names; those under haze on their ISPU colour, with the index and category.
+  drawLabels() {
+    this.map.setLabels(
+      this.labels.map((label) => {
+        const haze = this.hazy.get(label.text);
+        if (!haze) return label;
+        const category = ispuCategory(haze.category);
+        return { ...label, text: mapLabel(label.text, haze), short: mapLabel(label.text, haze, true), box: category ? { fill: category.fill, text: category.text } : { fill: "#54545c", text: "#ffffff" } };
+      }),
+    );
   }
 
   renderCounts() {

@@ -37,9 +37,10 @@ const DIGITS = {
   fill_pct: 0, distance_mm: 0, tilt_deg: 0, battery_v: 2, battery_pct: 0, rssi_dbm: 0,
 };
 const CONDITION = new Set(["battery_v", "battery_pct", "rssi_dbm"]);
+// contract/alerts.py ALERT_KINDS: each has its tech.alert.<kind> message.
 const ALERT_KINDS = new Set([
   "fire.pre_alarm", "fire.alarm", "fire.confirmed", "bin.nearly_full", "bin.full", "bin.fire",
-  "bin.tilted", "device.battery_low", "device.offline", "device.fault",
+  "bin.tilted", "device.battery_low", "device.offline", "device.fault", "haze.regional",
 ]);
 
 export class TechnicianView {
