@@ -37,9 +37,13 @@ class RuleParams:
     ror_c_per_min: float = 8.3
     ror_window_s: float = 60.0
     ror_min_span_s: float = 20.0
-    smoke_prealarm_pct_m: float = 5.0
-    smoke_alarm_pct_m: float = 10.0
+    smoke_prealarm_pct_m: float = 2.0
+    smoke_alarm_pct_m: float = 8.0
     smoke_clear_ratio: float = 0.5
+    # Faint smoke with a warming at the same detector is a pre-alarm too: a fire heats the
+    # air it smokes, dust and haze do not (docs/rules.md "Fire").
+    smoke_corroborated_pct_m: float = 0.5
+    corroborate_rise_c: float = 3.0
     verify_window_s: float = 60.0
     confirm_window_s: float = 120.0
     confirm_distance_m: float = 100.0
@@ -67,7 +71,7 @@ class RuleParams:
     distance_max_ratio: float = 1.05
     fault_clear_readings: int = 3
     # A fire detector's learnt clear-air reading (docs/rules.md "Haze") at or above this is
-    # a dirty chamber: device.fault for maintenance (half the default pre-alarm).
+    # a dirty chamber: device.fault for maintenance (five times what a clean one reads).
     drift_fault_pct_m: float = 2.5
 
     def override(self, values: Mapping[str, Any]) -> RuleParams:

@@ -421,7 +421,7 @@ class RuleEngine:
         verdict = heat.evaluate(r)
         fire_part = r.part(0, n_fire)
         if n_fire and self.haze.any_level:
-            fire_part.haze_level = self.haze.level[st.region[fire_part.devs]]
+            fire_part.haze_level = self.haze.taken[st.region[fire_part.devs]]
         if n_fire < n and _AIR in self._kind_profiles:
             # An air station's newest PM2.5, for the haze timer.
             air = np.flatnonzero(kinds == _AIR)

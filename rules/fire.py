@@ -45,6 +45,14 @@ def excess(r: Round, haze_level: F64 | None) -> F64:
     return above
 
 
+def corroborated(r: Round, heat: Heat, smoke: F64) -> Bool:
+    """Faint smoke (`smoke_corroborated_pct_m`) with a warming of `corroborate_rise_c` above
+    the detector's coolest recent sample: a pre-alarm (False where either is missing)."""
+    faint: Bool = smoke >= r.p("smoke_corroborated_pct_m")
+    warmed: Bool = heat.rise >= r.p("corroborate_rise_c")
+    return faint & warmed
+
+
 def evaluate(r: Round, heat: Heat) -> Verdict:
     """Advance each detector's fire level (every row of `r` is a fire detector: the engine
     splits rounds by kind); smoke is judged on its excess over base and haze."""
@@ -54,19 +62,26 @@ def evaluate(r: Round, heat: Heat) -> Verdict:
     # Only alarm and pre-alarm readings raise a level and only detectors above level 0 can
     # clear. A quiet detector at level 0 changes nothing that matters: its normal-since
     # time is read only once a level is raised, and raising resets it.
-    active = np.flatnonzero(alarm | (smoke >= r.p("smoke_prealarm_pct_m")) | (r.s.fire_level != 0))
+    pre = (smoke >= r.p("smoke_prealarm_pct_m")) | corroborated(r, heat, smoke)
+    active = np.flatnonzero(alarm | pre | (r.s.fire_level != 0))
     if not len(active):
         return Verdict(alarm, active)
-    level = _advance(r, active, heat, smoke, alarm[active], smoke_alarm[active])
+    level = _advance(r, active, heat, smoke, alarm[active], smoke_alarm[active], pre[active])
     return Verdict(alarm, active[level >= 1])
 
 
 def _advance(
-    r: Round, rows: Intp, heat: Heat, excess_all: F64, alarm: Bool, smoke_alarm: Bool
+    r: Round,
+    rows: Intp,
+    heat: Heat,
+    excess_all: F64,
+    alarm: Bool,
+    smoke_alarm: Bool,
+    smoke_pre: Bool,
 ) -> npt.NDArray[np.uint8]:
-    """docs/rules.md "Fire" steps 1..5 for the given rows (`alarm` and `smoke_alarm` are
-    already taken at `rows`; `heat` and `excess_all` are the whole round's); returns their
-    new levels."""
+    """docs/rules.md "Fire" steps 1..5 for the given rows (`alarm`, `smoke_alarm` and
+    `smoke_pre` are already taken at `rows`; `heat` and `excess_all` are the whole
+    round's); returns their new levels."""
     smoke = excess_all[rows]
     ts = r.ts[rows]
     old = r.s.fire_level[rows]
@@ -74,7 +89,7 @@ def _advance(
     normal_since = r.s.fire_normal_since[rows]
     has_temp, heat_normal = heat.has_temp[rows], heat.normal[rows]
     has_smoke = ~np.isnan(smoke)
-    pre = ~alarm & (smoke >= r.p("smoke_prealarm_pct_m", rows))
+    pre = ~alarm & smoke_pre
     has_any = has_temp | has_smoke
     smoke_low = ~has_smoke | (
         smoke < r.p("smoke_prealarm_pct_m", rows) * r.p("smoke_clear_ratio", rows)
@@ -158,6 +173,14 @@ def _emit_changes(
         elif s >= r.at("smoke_prealarm_pct_m", row):
             causes.append(
                 f"smoke_obs_pct_m {shown} >= pre-alarm {r.at('smoke_prealarm_pct_m', row):g}"
+            )
+        elif s >= r.at("smoke_corroborated_pct_m", row) and heat.rise[row] >= r.at(
+            "corroborate_rise_c", row
+        ):
+            causes.append(
+                f"smoke_obs_pct_m {shown} >= {r.at('smoke_corroborated_pct_m', row):g} "
+                f"with temp_c {heat.rise[row]:.1f} C above its recent low "
+                f"(>= {r.at('corroborate_rise_c', row):g})"
             )
         what = "; ".join(causes) or "earlier alarm-level reading"
         if level == 1:

@@ -57,6 +57,10 @@ class HazeConfig:
     ratio_tau_s: float = 1800.0
     ratio_max: float = 3.0
     clear_max_pct_m: float = 0.2
+    # The fire rules take off the haze a detector sees times (1 + margin): the level is a
+    # minute old and the ratio an average, so what is left of a haze grows with the haze.
+    # Clear air keeps the full sensitivity.
+    margin: float = 0.5
     base_tau_s: float = 21600.0
     base_max_rise_pct_m_per_day: float = 0.5
     typical_infiltration: float = 0.5
@@ -139,6 +143,7 @@ class HazeTracker:
         # Per region code, read by every fire round; one more entry, always 0, is what a
         # device in no region (code -1: never registered) reads.
         self.level = np.zeros(1, np.float64)
+        self.taken = np.zeros(1, np.float64)  # level * (1 + margin): what fire rules take off
         self.any_level = False  # False: every level is 0, the rounds skip the gather
         self._last_check: int | None = None
         self._summary: list[RegionHaze] = []
@@ -150,6 +155,7 @@ class HazeTracker:
             found = self._codes[name] = len(self._regions)
             self._regions.append(_Region(name))
             self.level = np.append(self.level, 0.0)  # the new region's level is 0 for now
+            self.taken = np.append(self.taken, 0.0)
         return found
 
     def seed(self, name: str, ispu_rank: int) -> None:
@@ -198,6 +204,7 @@ class HazeTracker:
         # subtraction while every region is clear.
         hazy = known & (levels >= cfg.clear_max_pct_m)
         self.level = np.append(np.where(hazy, levels, 0.0), 0.0)
+        self.taken = self.level * (1.0 + cfg.margin)
         self.any_level = bool(self.level.any())
         self._learn(st, fresh, region[fresh], smoke, base, known, fire_level, dt)
 

@@ -20,6 +20,7 @@ class Heat:
     rate: F64  # C/min, NaN when no sample qualified
     heat: Bool  # fixed or ror: alarm level
     normal: Bool  # below the fixed threshold minus the margin, and no rate of rise
+    rise: F64  # C above the coolest sample of the ring (NaN: no temp_c, or an empty ring)
 
     def part(self, lo: int, hi: int) -> Heat:
         """The verdicts of rows lo..hi (views), for a family that works on a part."""
@@ -30,6 +31,7 @@ class Heat:
             self.rate[lo:hi],
             self.heat[lo:hi],
             self.normal[lo:hi],
+            self.rise[lo:hi],
         )
 
 
@@ -52,8 +54,11 @@ def evaluate(r: Round) -> Heat:
     coolest = records_temp[:, 0]  # NaN only where the ring is empty
     for k in range(1, RING):
         coolest = np.fmin(coolest, records_temp[:, k])
+    # How far the reading is above the ring's coolest sample (about the last window): also
+    # a warming that corroborates faint smoke (docs/rules.md "Fire").
+    rise: F64 = temp - coolest
     # (A hair below the bound, so that rounding can never drop a row that qualifies.)
-    candidates = np.flatnonzero(temp - coolest >= threshold * min_ms / 60_000.0 - 1e-6)
+    candidates = np.flatnonzero(rise >= threshold * min_ms / 60_000.0 - 1e-6)
     if len(candidates):
         c_ts = records_ts[candidates].T  # (RING, candidates)
         span = (ts[candidates] - c_ts).astype(np.float64)
@@ -95,4 +100,4 @@ def evaluate(r: Round) -> Heat:
         records_temp[rows, 1:] = records_temp[rows, :-1]
         records_ts[rows, 0] = ts[rows]
         records_temp[rows, 0] = temp[rows]
-    return Heat(has, fixed, ror, rate, fixed | ror, normal)
+    return Heat(has, fixed, ror, rate, fixed | ror, normal, rise)

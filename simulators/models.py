@@ -20,15 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.optics import CLEAR_VISIBILITY_M, extinction_per_m, pm25_ugm3
+from contract.thresholds import RuleParams
 
 # Sampit keeps Western Indonesia Time (WIB, UTC+7) all year.
 WIB_OFFSET_S = 7 * 3600
 
-# Sigap's default alarm thresholds, mirrored so the simulator can say when its devices cross
-# them (the simulator deliberately does not import the rule engine).
-HEAT_ALARM_C = 57.0
-SMOKE_ALARM_PCT_M = 10.0
-BIN_FULL_PCT = 90.0
+# Sigap's default alarm thresholds (the contract's, so the two never disagree), so the
+# simulator can say when its devices cross them; it does not import the rule engine.
+_DEFAULTS = RuleParams()
+HEAT_ALARM_C = _DEFAULTS.heat_fixed_c
+SMOKE_ALARM_PCT_M = _DEFAULTS.smoke_alarm_pct_m
+BIN_FULL_PCT = _DEFAULTS.bin_full_pct
 
 # Daily ambient cycle in Sampit (lowland Borneo): coolest just before dawn, hottest after noon.
 AMBIENT_MIN_C = 24.0

@@ -172,7 +172,7 @@ def iter_readings(
 
 # Re-arm a crossing only after a clear fall back, so sensor noise does not repeat the log.
 _HEAT_REARM_C = 50.0
-_SMOKE_REARM_PCT_M = 5.0
+_SMOKE_REARM_PCT_M = SMOKE_ALARM_PCT_M / 2
 _FULL_REARM_PCT = 30.0
 
 

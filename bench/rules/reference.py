@@ -63,6 +63,7 @@ class HeatVerdict:
     ror: bool
     heat: bool
     normal: bool
+    rise: float | None  # C above the ring's coolest sample, None with an empty ring
 
 
 @dataclass(slots=True)
@@ -335,11 +336,12 @@ class ReferenceEngine:
         ror = p.ror_enabled and rate is not None and rate >= p.ror_c_per_min
         heat = fixed or ror
         normal = temp < p.heat_fixed_c - p.heat_clear_margin_c and not ror
+        rise = temp - min(t for _, t in state.ring) if state.ring else None
         if not state.ring or ts - state.ring[-1][0] >= p.ror_window_s * 1000 / 4:
             state.ring.append((ts, temp))
             if len(state.ring) > RING_SIZE:
                 state.ring.pop(0)
-        return HeatVerdict(temp, fixed, rate, ror, heat, normal)
+        return HeatVerdict(temp, fixed, rate, ror, heat, normal, rise)
 
     @staticmethod
     def _heat_reason(h: HeatVerdict, p: RuleParams) -> list[str]:
@@ -365,9 +367,14 @@ class ReferenceEngine:
             # Judged on its excess over the clear-air base and the region's haze.
             state.last_haze = f16(smoke)
             level = self.regions[state.region].level if state.region is not None else 0.0
-            smoke = smoke - state.base - state.ratio * level
+            taken = level * (1.0 + self.haze.margin)  # the haze with its margin
+            smoke = smoke - state.base - state.ratio * taken
         smoke_alarm = smoke is not None and smoke >= p.smoke_alarm_pct_m
-        smoke_pre = smoke is not None and smoke >= p.smoke_prealarm_pct_m
+        # Faint smoke with a warming at the detector is a pre-alarm too.
+        warmed = heat is not None and heat.rise is not None and heat.rise >= p.corroborate_rise_c
+        smoke_pre = smoke is not None and (
+            smoke >= p.smoke_prealarm_pct_m or (warmed and smoke >= p.smoke_corroborated_pct_m)
+        )
         is_heat = heat is not None and heat.heat
         alarm_level = is_heat or smoke_alarm
         neutral = heat is None and smoke is None

@@ -281,7 +281,7 @@ def test_stations_set_the_region_s_pm25_and_its_ispu_category() -> None:
 def test_too_few_detectors_leave_a_region_unknown() -> None:
     specs = fleet(HazeConfig().min_detectors - 1, DISTRICTS[:1])
     engine = RuleEngine(specs)
-    run(engine, specs, 3, lambda s, m: {"smoke_obs_pct_m": 3.0, "temp_c": 30.0})
+    run(engine, specs, 3, lambda s, m: {"smoke_obs_pct_m": 1.5, "temp_c": 30.0})
     (region,) = engine.haze_regions()
     assert region.level_pct_m is None and region.ispu is None and not region.alert
 

@@ -107,7 +107,7 @@ def test_smoke_prealarm_then_alarm() -> None:
         ],
     )
     assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm"), ("d0", "update", "fire.alarm")]
-    assert "pre-alarm 5" in events[0].reason
+    assert "pre-alarm 2" in events[0].reason
 
 
 def test_rate_of_rise_with_irregular_intervals() -> None:

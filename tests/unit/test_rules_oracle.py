@@ -196,11 +196,11 @@ def test_smoke_pre_alarm_then_alarm_then_heat_and_smoke_confirm(which: str) -> N
         (0, T0 + 20 * S, {"battery_v": 3.9}),  # neutral
         (0, T0 + 30 * S, {"smoke_obs_pct_m": 12}),  # verified
         (0, T0 + 40 * S, {"smoke_obs_pct_m": 12, "temp_c": 60}),  # heat and smoke
-        (0, T0 + 50 * S, {"smoke_obs_pct_m": 1, "temp_c": 30}),  # normal; never down to 2
-        (0, T0 + 80 * S, {"smoke_obs_pct_m": 3}),  # 3 >= 5 * 0.5: band, hold restarts
-        (0, T0 + 90 * S, {"smoke_obs_pct_m": 2}),
-        (0, T0 + 149 * S, {"smoke_obs_pct_m": 2}),
-        (0, T0 + 150 * S, {"smoke_obs_pct_m": 2}),
+        (0, T0 + 50 * S, {"smoke_obs_pct_m": 0.5, "temp_c": 30}),  # normal; never down to 2
+        (0, T0 + 80 * S, {"smoke_obs_pct_m": 1.5}),  # 1.5 >= 2 * 0.5: band, hold restarts
+        (0, T0 + 90 * S, {"smoke_obs_pct_m": 0.5}),
+        (0, T0 + 149 * S, {"smoke_obs_pct_m": 0.5}),
+        (0, T0 + 150 * S, {"smoke_obs_pct_m": 0.5}),
     ]
     assert run(engine, specs, rows) == [
         k(0, "fire", "raise", "fire.pre_alarm", T0),
@@ -208,6 +208,21 @@ def test_smoke_pre_alarm_then_alarm_then_heat_and_smoke_confirm(which: str) -> N
         k(0, "fire", "update", "fire.confirmed", T0 + 40 * S),
         k(0, "fire", "clear", "fire.confirmed", T0 + 150 * S),
     ]
+
+
+@ENGINES
+def test_faint_smoke_with_a_warming_is_a_pre_alarm(which: str) -> None:
+    specs = [fire(0), fire(1)]
+    engine = make_engine(which, specs)
+    rows: list[Row] = [
+        (0, T0, {"smoke_obs_pct_m": 0.1, "temp_c": 28}),
+        (1, T0, {"smoke_obs_pct_m": 0.1, "temp_c": 28}),
+        # 3 C warmer in 45 s (4 C/min: no rate of rise) with faint smoke: a pre-alarm.
+        (0, T0 + 45 * S, {"smoke_obs_pct_m": 0.6, "temp_c": 31}),
+        (1, T0 + 45 * S, {"smoke_obs_pct_m": 0.6, "temp_c": 30.9}),  # 2.9 C: nothing
+        (1, T0 + 55 * S, {"smoke_obs_pct_m": 0.4, "temp_c": 32}),  # the smoke too faint
+    ]
+    assert run(engine, specs, rows) == [k(0, "fire", "raise", "fire.pre_alarm", T0 + 45 * S)]
 
 
 @ENGINES
@@ -520,7 +535,9 @@ GRID_S = 10  # times on a 10 s grid, so windows and spans hit their thresholds e
 # Normal values are listed more than once, so that alarms also clear.
 TEMPS = [-25.0, 34.0, 40.0, 51.0, 52.0, 55.0, 56.0, 57.0, 58.0, 60.0, 65.0, 80.0, 120.0]
 TEMPS += [20.0, 28.0, 30.0] * 4
-SMOKE = [2.5, 3.0, 4.9, 5.0, 7.0, 9.9, 10.0, 15.0] + [0.0, 2.0] * 3
+# About every smoke threshold: corroborated 0.5, normal below 2 * 0.5, pre-alarm 2,
+# alarm 8; with TEMPS's 28/30 -> 34 warmings for the corroboration.
+SMOKE = [0.4, 0.5, 0.99, 1.0, 1.9, 2.0, 3.0, 7.9, 8.0, 15.0] + [0.0, 1.0] * 3
 # Near the ISPU breakpoints (15.5, 55.4, 150.4, 250.4 ug/m3) and the alert's 101 and 80.
 PM25 = [5.0, 40.0, 55.4, 56.0, 100.0, 150.4, 151.0, 250.4, 251.0, 600.0]
 # Haze small enough for a handful of detectors: the differential test needs regions with a
