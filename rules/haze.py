@@ -190,10 +190,12 @@ class HazeTracker:
         # Compared this way round: NEVER minus anything would overflow. Whole fields at
         # once: converting a strided record field is cheaper than picking from it.
         age_ok = st.last_arrival[:n] >= now - int(cfg.max_age_s * 1000)
-        last = st.last_haze[:n].astype(np.float64)  # smoke (detectors), PM2.5 (stations)
-        has = (region >= 0) & age_ok & ~np.isnan(last)
+        last = st.last_haze[:n]  # smoke (detectors), PM2.5 (stations); float16
+        # Not NaN, tested on the bits: numpy computes float16 in software, integers not.
+        has = (region >= 0) & age_ok & ((last.view(np.uint16) & 0x7FFF) <= 0x7C00)
         fresh = np.flatnonzero(has & (kind == _FIRE))
-        smoke = last[fresh]
+        # Widened after the pick: converting all of float16 costs more than picking.
+        smoke = last[fresh].astype(np.float64)
         base = st.smoke_base[fresh].astype(np.float64)
         # Only detectors with a learnt base count: before it, a clear-air reading would
         # pass for haze (they learn it below, at this very call).
@@ -210,7 +212,7 @@ class HazeTracker:
 
         stations = np.flatnonzero(has & (kind == _AIR))
         station_pm25, station_counts = _medians(
-            region[stations], last[stations], len(self._regions)
+            region[stations], last[stations].astype(np.float64), len(self._regions)
         )
         summary: list[RegionHaze] = []
         for code, reg in enumerate(self._regions):
@@ -252,21 +254,27 @@ class HazeTracker:
     ) -> None:
         cfg = self.config
         quiet = fire_level[fresh] == 0
-        fresh, region, smoke, base = fresh[quiet], region[quiet], smoke[quiet], base[quiet]
-        level = self.level[region]
-        learn_ratio = level >= cfg.learn_min_pct_m
-        rows = fresh[learn_ratio]
+        if not quiet.all():
+            fresh, region, smoke, base = fresh[quiet], region[quiet], smoke[quiet], base[quiet]
+        # Usually every region is clear: then every quiet detector learns its base, and the
+        # masks below (a dozen passes over all detectors) would select them all.
+        rows, s, b = fresh, smoke, base
+        if self.any_level:
+            level = self.level[region]
+            learn_ratio = level >= cfg.learn_min_pct_m
+            hazy = fresh[learn_ratio]
+            if len(hazy):
+                a = 1.0 - math.exp(-min(dt, cfg.ratio_tau_s) / cfg.ratio_tau_s)
+                ratio = st.haze_ratio[hazy].astype(np.float64)
+                sample = np.clip(
+                    (smoke[learn_ratio] - base[learn_ratio]) / level[learn_ratio],
+                    0.0,
+                    cfg.ratio_max,
+                )
+                st.haze_ratio[hazy] = ratio + a * (sample - ratio)
+            clear = ~learn_ratio & (~known[region] | (level < cfg.clear_max_pct_m))
+            rows, s, b = fresh[clear], smoke[clear], base[clear]
         if len(rows):
-            a = 1.0 - math.exp(-min(dt, cfg.ratio_tau_s) / cfg.ratio_tau_s)
-            ratio = st.haze_ratio[rows].astype(np.float64)
-            sample = np.clip(
-                (smoke[learn_ratio] - base[learn_ratio]) / level[learn_ratio], 0.0, cfg.ratio_max
-            )
-            st.haze_ratio[rows] = ratio + a * (sample - ratio)
-        clear = ~learn_ratio & (~known[region] | (level < cfg.clear_max_pct_m))
-        rows = fresh[clear]
-        if len(rows):
-            s, b = smoke[clear], base[clear]
             a = 1.0 - math.exp(-min(dt, cfg.base_tau_s) / cfg.base_tau_s)
             rise = cfg.base_max_rise_pct_m_per_day * dt / 86400.0
             # The typical clear-air reading: an average, followed down freely (a cleaned
