@@ -26,7 +26,7 @@ def test_example_rules_file_loads() -> None:
     config = load_rules(REPO / "config" / "rules.example.toml")
     kitchen = config.params_for("k1", "fire", "kitchen")
     assert kitchen.heat_fixed_c == 69 and not kitchen.ror_enabled
-    assert kitchen.smoke_alarm_pct_m == 15
+    assert kitchen.smoke_alarm_pct_m == 15 and kitchen.smoke_prealarm_pct_m == 5
     assert config.params_for("b1", "bin", "market-bin").bin_confirm_readings == 3
     assert config.params_for("b1", "bin").heat_fixed_c == 60  # the bin kind's default
     pasar = config.params_for("fire-pasar-07", "fire")
