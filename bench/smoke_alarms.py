@@ -6,14 +6,15 @@ tests/data/README.md) put ionization and photoelectric smoke alarms at five stat
 (A..E) of a house, a smoke meter and a ceiling thermocouple near each, and recorded when
 every alarm sounded. Here each station becomes one Sigap fire detector that reports the
 meter's obscuration and the thermocouple's temperature at every sample of the test; the
-rule engine runs on those readings, and its first fire alert at the station is compared
-with the first real alarm there.
+rule engine runs on those readings, and its first fire alert at the station that found the
+fire (`lasting`) is compared with the real alarms there: the first of them, the first
+photoelectric one, and each.
 
     python -m bench.smoke_alarms            # the delay table of docs/rules.md, as Markdown
 
 It is not a speed benchmark: it lives here beside the rule benchmarks because it runs the
 engine on recorded data and prints a table for the docs. `tests/unit/test_smoke_alarms.py`
-holds the targets.
+checks what holds (docs/rules.md, "Against real smoke alarms", says what does not yet).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ FIRES = {
 ANALOG_ALARMS = {"Ion3": ("falls below half", 0.5), "Pho1": ("rises by", 250.0)}
 # The smouldering tests have no curated activation times: their alarms are read from those
 # analog outputs. What smouldered is not in the data; TCFIRE, over the living room's item,
-# rises slowly (SDC01: 1 C in the first minutes, 134 C at most).
+# peaks at 134 C after 13 minutes and cools (SDC01): heat without flames.
 SMOULDERING = {
     "SDC01": "smouldering, living room",
 }
@@ -194,7 +195,7 @@ def traces(test: str) -> list[Trace]:
     out = []
     for station in STATIONS:
         if not rows[0][f"SM{station}_1"] or (test, station) in BROKEN_METERS:
-            continue  # no ceiling meter at this station in this test (SDC10: C, E)
+            continue  # no ceiling meter here in this test (SDC10: C, E), or a broken one
         od = [float(r[f"SM{station}_1"]) for r in rows]
         # The meters read a few hundredths of OD/m in clean air (their zero, not smoke): a
         # detector's clear-air base does the same for Sigap, so the trace is what rose
