@@ -118,6 +118,7 @@ ANALOG_ALARMS = {"Ion3": ("falls below half", 0.5), "Pho1": ("rises by", 250.0)}
 # peaks at 134 C after 13 minutes and cools (SDC01): heat without flames.
 SMOULDERING = {
     "SDC01": "smouldering, living room",
+    "SDC06": "smouldering, living room",
 }
 # A meter that does not measure: SDC01's at station C reads 2.5..3.2 OD/m in clean air.
 BROKEN_METERS = {("SDC01", "C")}
