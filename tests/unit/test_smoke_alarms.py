@@ -1,8 +1,10 @@
 """Sigap's fire rules against the real smoke alarms of NIST's home smoke alarm tests
 (bench/smoke_alarms.py; the data in tests/data/nist-dunes-2000): never an alert before
 the fire, every station found, the clear-air thresholds earlier than the old ones, and the
-table in docs/rules.md is what the code gives. (Issue #19's target, no later than the real
-alarms in the median, is not met yet: docs/rules.md says by how much.)"""
+table in docs/rules.md is what the code gives. Issue #19's target (no later than the real
+alarms in the median, more than 30 s later at no more than one station in 36) holds
+against the photoelectric alarms, not yet against the first alarm of each station, mostly
+an ionization one: docs/rules.md says by how much."""
 
 from __future__ import annotations
 
@@ -45,6 +47,23 @@ def test_every_station_alerts(outcomes: list[smoke_alarms.Outcome]) -> None:
 def flaming(outcomes: list[smoke_alarms.Outcome]) -> list[smoke_alarms.Outcome]:
     """The outcomes of the flaming tests (curated activation times)."""
     return [o for o in outcomes if o.test in smoke_alarms.FIRES]
+
+
+def test_the_target_holds_against_the_photoelectric_alarms(
+    outcomes: list[smoke_alarms.Outcome],
+) -> None:
+    summary = smoke_alarms.summarise(flaming(outcomes))
+    assert summary.photo_stations >= 35
+    assert summary.photo_median_s <= 0
+    assert summary.photo_late <= summary.photo_stations / 36
+
+
+def test_sigap_is_first_at_every_smouldering_station(
+    outcomes: list[smoke_alarms.Outcome],
+) -> None:
+    smouldering = [o for o in outcomes if o.test in smoke_alarms.SMOULDERING]
+    assert smouldering
+    assert all(o.delay_s < 0 for o in smouldering), smoke_alarms.markdown(smouldering)
 
 
 def test_the_old_thresholds_were_later(outcomes: list[smoke_alarms.Outcome]) -> None:
