@@ -250,6 +250,7 @@ def replay(trace: Trace, params: RuleParams | None = None) -> list[tuple[float, 
 
 def compare(params: RuleParams | None = None) -> list[Outcome]:
     """The outcome at every station that had a real alarm, for every test."""
+    params = params or RuleParams()
     out = []
     for test in tests():
         real = real_alarms(test)
@@ -259,7 +260,7 @@ def compare(params: RuleParams | None = None) -> list[Outcome]:
             alarm, real_s = real[trace.station][0]
             fire = [(t, e) for t, e in replay(trace, params) if e.category == "fire"]
             early = tuple(f"{e.kind} at {t:g} s" for t, e in fire if t < trace.ignition_s)
-            found = [(t, e) for t, e in fire if lasting(trace, t, params or RuleParams())]
+            found = [(t, e) for t, e in fire if lasting(trace, t, params)]
             first = found[0] if found else None
             noise = tuple(f"{e.kind} at {t:g} s" for t, e in fire if first is None or t < first[0])
             out.append(
