@@ -46,8 +46,8 @@ def evaluate(r: Round) -> Heat:
     window_ms = r.p("ror_window_s") * 1000.0
     min_ms = r.p("ror_min_span_s") * 1000.0
     threshold = r.p("ror_c_per_min")
-    # The reference is the oldest usable sample: the longest span within the window. A
-    # rise can only reach the rate threshold if the reading is at least
+    # The rate is the steepest rise against any ring sample between the minimum span and
+    # the window. A rise can only reach the rate threshold if the reading is at least
     # threshold x min_span above some sample, so the rate is computed for those rows only.
     rate = np.full(len(ts), np.nan)
     ror = np.zeros(len(ts), bool)
@@ -65,15 +65,22 @@ def evaluate(r: Round) -> Heat:
         c_window = r.p("ror_window_s", candidates) * 1000.0
         c_min = r.p("ror_min_span_s", candidates) * 1000.0
         usable = (c_ts != NEVER) & (span >= c_min) & (span <= c_window)
-        longest = np.where(usable, span, -1.0)
-        pick = longest.argmax(axis=0)
-        ref_span = longest[pick, np.arange(len(candidates))]
-        ref_temp = records_temp[candidates, pick]
-        c_rate = np.where(
-            ref_span >= 0,
-            (temp[candidates] - ref_temp) / np.maximum(ref_span, 1.0) * 60_000.0,
-            np.nan,
+        # Not the longest span: a fire that starts warming the ceiling mid-window must not
+        # be averaged down with the cool samples before it (NIST SDC39 D: 12 C/min over
+        # the last 20 s, 6 C/min over 40 s). The minimum span still keeps noise out.
+        c_temp = records_temp[candidates].T  # (RING, candidates), newest first
+        # A sample counts only as cool as the one before it (older): one low outlier in
+        # the ring cannot fake a rise against it (UL FSRI's thermocouples dip 4 C for a
+        # single sample in clean air). In a real rise the older sample is cooler anyway.
+        ref = c_temp.copy()
+        ref[:-1] = np.fmax(c_temp[:-1], c_temp[1:])
+        rates = np.where(
+            usable,
+            (temp[candidates] - ref) / np.maximum(span, 1.0) * 60_000.0,
+            -np.inf,
         )
+        c_rate = rates.max(axis=0)
+        c_rate = np.where(c_rate == -np.inf, np.nan, c_rate)
         rate[candidates] = c_rate
         enabled = r.p("ror_enabled", candidates)
         ror[candidates] = (c_rate >= r.p("ror_c_per_min", candidates)) & enabled

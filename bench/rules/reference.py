@@ -59,7 +59,7 @@ class HeatVerdict:
 
     temp: float
     fixed: bool
-    rate: float | None  # C/min against the oldest qualifying ring sample, None if none
+    rate: float | None  # C/min, steepest against a qualifying ring sample, None if none
     ror: bool
     heat: bool
     normal: bool
@@ -326,13 +326,15 @@ class ReferenceEngine:
     def _heat(self, state: DeviceState, temp: float, ts: int) -> HeatVerdict:
         p = state.spec.params
         fixed = temp >= p.heat_fixed_c
-        rate = None
-        for sample_ts, sample_temp in state.ring:  # oldest first: the first match is oldest
-            span_s = (ts - sample_ts) / 1000
-            if p.ror_min_span_s <= span_s <= p.ror_window_s:
-                span_minutes = (ts - sample_ts) / 60_000
-                rate = (temp - sample_temp) / span_minutes
-                break
+        # The steepest rise against any ring sample between min span and window, each
+        # sample counted only as cool as the one before it (one low outlier fakes no rise).
+        rates = [
+            (temp - (sample_temp if j == 0 else max(sample_temp, state.ring[j - 1][1])))
+            / ((ts - sample_ts) / 60_000)
+            for j, (sample_ts, sample_temp) in enumerate(state.ring)  # oldest first
+            if p.ror_min_span_s <= (ts - sample_ts) / 1000 <= p.ror_window_s
+        ]
+        rate = max(rates) if rates else None
         ror = p.ror_enabled and rate is not None and rate >= p.ror_c_per_min
         heat = fixed or ror
         normal = temp < p.heat_fixed_c - p.heat_clear_margin_c and not ror

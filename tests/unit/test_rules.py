@@ -128,7 +128,32 @@ def test_rate_of_rise_with_irregular_intervals() -> None:
 def test_rate_of_rise_ignores_noise_between_close_readings() -> None:
     engine = RuleEngine(fleet(("fire", "")))
     rng = random.Random(1)
-    rows = [(0, T0 + i * 2 * S, {"temp_c": 31 + rng.uniform(-1.5, 1.5)}) for i in range(600)]
+    # 2 C peak to peak (ten times a thermistor's noise): 60 C/min between readings 2 s
+    # apart, but under 8.3 C/min over the 20 s minimum span (2.8 C would be needed).
+    rows = [(0, T0 + i * 2 * S, {"temp_c": 31 + rng.uniform(-1.0, 1.0)}) for i in range(600)]
+    assert run(engine, rows) == []
+
+
+def test_rate_of_rise_is_the_steepest_span_not_the_longest() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    # Flat for a minute, then 12 C/min from 60 s, reported every 10 s (NIST SDC39 D's
+    # shape). Over the longest span in the window the rate is diluted by the flat part;
+    # over the last 20 s it is the fire's.
+    temps = [25.0] * 7 + [27.0, 29.0, 31.0]
+    rows = [(0, T0 + i * 10 * S, {"temp_c": t}) for i, t in enumerate(temps)]
+    events = run(engine, rows)
+    assert kinds_of(events)[0] == ("d0", "raise", "fire.pre_alarm")
+    assert "rate of rise 12" in events[0].reason
+    assert events[0].ts_ms == T0 + 80 * S  # 4 C over 20 s; over 60 s only 4 C/min
+
+
+def test_one_low_outlier_in_the_ring_fakes_no_rise() -> None:
+    engine = RuleEngine(fleet(("fire", "")))
+    # Every reading 15 s apart goes into the ring, the single 4 C dip too (UL FSRI's
+    # thermocouples do this in clean air). 17.3 C 30 s after a 12.9 C sample is 8.8 C/min
+    # against it; against the warmer sample before it, 0.6 C/min.
+    temps = [17.0, 17.0, 17.0, 12.9, 17.2, 17.3, 17.2, 17.1]
+    rows = [(0, T0 + i * 15 * S, {"temp_c": t}) for i, t in enumerate(temps)]
     assert run(engine, rows) == []
 
 
