@@ -62,6 +62,9 @@ class HazeConfig:
     # Clear air keeps the full sensitivity.
     margin: float = 0.5
     base_tau_s: float = 21600.0
+    # Bases change over hours: they learn every this often, not at every check (a pass over
+    # every detector); a detector without a base takes its first at any check.
+    base_learn_s: float = 600.0
     base_max_rise_pct_m_per_day: float = 0.5
     typical_infiltration: float = 0.5
     detect_min_pct_m: float = 0.3
@@ -146,6 +149,7 @@ class HazeTracker:
         self.taken = np.zeros(1, np.float64)  # level * (1 + margin): what fire rules take off
         self.any_level = False  # False: every level is 0, the rounds skip the gather
         self._last_check: int | None = None
+        self._last_base: int | None = None  # when the bases last learnt
         self._summary: list[RegionHaze] = []
 
     def code(self, name: str) -> int:
@@ -208,7 +212,11 @@ class HazeTracker:
         self.level = np.append(np.where(hazy, levels, 0.0), 0.0)
         self.taken = self.level * (1.0 + cfg.margin)
         self.any_level = bool(self.level.any())
-        self._learn(st, fresh, region[fresh], smoke, base, known, fire_level, dt)
+        base_dt: float | None = None  # None: only detectors without a base learn now
+        if self._last_base is None or now - self._last_base >= cfg.base_learn_s * 1000:
+            base_dt = 0.0 if self._last_base is None else (now - self._last_base) / 1000.0
+            self._last_base = now
+        self._learn(st, fresh, region[fresh], smoke, base, known, fire_level, dt, base_dt)
 
         stations = np.flatnonzero(has & (kind == _AIR))
         station_pm25, station_counts = _medians(
@@ -251,8 +259,14 @@ class HazeTracker:
         known: npt.NDArray[np.bool_],
         fire_level: npt.NDArray[np.uint8],
         dt: float,
+        base_dt: float | None,
     ) -> None:
         cfg = self.config
+        if base_dt is None and not self.any_level:
+            # Clear air between the bases' learnings: only detectors without a base learn,
+            # a few at most; picked first, so that the masks below run over those only.
+            new = base == 0.0
+            fresh, region, smoke, base = fresh[new], region[new], smoke[new], base[new]
         quiet = fire_level[fresh] == 0
         if not quiet.all():
             fresh, region, smoke, base = fresh[quiet], region[quiet], smoke[quiet], base[quiet]
@@ -274,9 +288,13 @@ class HazeTracker:
                 st.haze_ratio[hazy] = ratio + a * (sample - ratio)
             clear = ~learn_ratio & (~known[region] | (level < cfg.clear_max_pct_m))
             rows, s, b = fresh[clear], smoke[clear], base[clear]
+        if base_dt is None:
+            new = b == 0.0
+            rows, s, b = rows[new], s[new], b[new]
+            base_dt = 0.0  # (a = 0: only the first bases below)
         if len(rows):
-            a = 1.0 - math.exp(-min(dt, cfg.base_tau_s) / cfg.base_tau_s)
-            rise = cfg.base_max_rise_pct_m_per_day * dt / 86400.0
+            a = 1.0 - math.exp(-min(base_dt, cfg.base_tau_s) / cfg.base_tau_s)
+            rise = cfg.base_max_rise_pct_m_per_day * base_dt / 86400.0
             # The typical clear-air reading: an average, followed down freely (a cleaned
             # chamber) and up at most `rise` (dust is slow; a smoulder is not dust).
             learnt = np.maximum(b + a * (s - b), 0.0)

@@ -189,6 +189,7 @@ class ReferenceEngine:
         self.haze = haze_config or HazeConfig()
         self.regions: dict[str, RegionState] = {}  # in the order first seen
         self.last_haze_check: int | None = None
+        self.last_base_learning: int | None = None
         self.states: dict[int, DeviceState] = {}
         self.late_count = 0  # rows not evaluated because they were no newer than last_ts
         self.duplicate_count = 0  # rows dropped because (device, ts) was already pending
@@ -747,8 +748,14 @@ class ReferenceEngine:
             # Below clear_max it is the detectors' noise, not haze.
             region.level = level if level >= cfg.clear_max_pct_m else 0.0
         a_ratio = 1 - math.exp(-min(dt, cfg.ratio_tau_s) / cfg.ratio_tau_s)
-        a_base = 1 - math.exp(-min(dt, cfg.base_tau_s) / cfg.base_tau_s)
-        rise = cfg.base_max_rise_pct_m_per_day * dt / 86400.0
+        # Bases learn every base_learn_s; between, only a detector without one takes it.
+        last_base = self.last_base_learning
+        learn_bases = last_base is None or now - last_base >= cfg.base_learn_s * 1000
+        base_dt = 0.0 if last_base is None or not learn_bases else (now - last_base) / 1000
+        if learn_bases:
+            self.last_base_learning = now
+        a_base = 1 - math.exp(-min(base_dt, cfg.base_tau_s) / cfg.base_tau_s)
+        rise = cfg.base_max_rise_pct_m_per_day * base_dt / 86400.0
         for name, found in detectors.items():
             region = self.regions[name]
             for d in found:
@@ -761,7 +768,7 @@ class ReferenceEngine:
                 elif not region.known or region.level < cfg.clear_max_pct_m:
                     if d.base == 0.0:  # never learnt: the first clear reading, capped
                         d.base = f32(min(max(smoke, 0.0), cfg.base_first_max_pct_m))
-                    else:
+                    elif learn_bases:
                         learnt = max(d.base + a_base * (smoke - d.base), 0.0)
                         if smoke > d.base:  # dust rises slowly
                             learnt = min(learnt, d.base + rise)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -254,6 +255,40 @@ def test_a_dusty_detector_is_a_fault_for_maintenance_never_a_fire() -> None:
     assert "maintenance" in faults[0].reason
     # Found once the base reached the limit: after about 2.5 / 0.3 = 8.3 days.
     assert 8 <= (faults[0].ts_ms - T0) / 86_400_000 <= 10
+
+
+def test_bases_learn_every_ten_minutes_and_a_new_detector_at_once() -> None:
+    specs = fleet(9, DISTRICTS[:1])
+    engine = RuleEngine(specs)
+    late = specs[-1].index  # reports from minute 3 only
+
+    def value(spec: DeviceSpec, minute: int) -> dict[str, float]:
+        if spec.index == late and minute < 3:
+            return {}
+        return {"smoke_obs_pct_m": 0.1 if minute == 0 or spec.index == late else 0.2}
+
+    def bases() -> list[float]:
+        return [engine.haze_learnt(s.index)[1] for s in specs]
+
+    def reported(spec: DeviceSpec, minute: int) -> bool:
+        return bool(value(spec, minute))
+
+    for minute in range(12):
+        ts = T0 + minute * MIN
+        batch = [s for s in specs if reported(s, minute)]
+        engine.evaluate(readings(batch, ts, partial(value, minute=minute)), ts)
+        engine.check_haze(ts)
+        b = bases()
+        if minute < 3:
+            assert b[late] == 0.0  # no reading yet: no base
+        else:
+            assert math.isclose(b[late], 0.1, abs_tol=1e-4)  # its first, at once
+        # The others took 0.1 at the first check; they read 0.2 since (0.1 above: clear
+        # air, below clear_max_pct_m), and move towards it only at the check ten minutes on
+        # (by 0.0027; the newest smoke is kept as float16: 0.1 within 3e-5).
+        a = 1 - math.exp(-600 / HazeConfig().base_tau_s)
+        want = 0.1 if minute < 10 else 0.1 + a * 0.1
+        assert all(math.isclose(x, want, abs_tol=1e-4) for x in b[:late]), (minute, b)
 
 
 def test_stations_set_the_region_s_pm25_and_its_ispu_category() -> None:
