@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from contract import units
 from contract.readings import QUANTITIES, RANGES
 
 # Fields that are not quantities but are understood; anything else is ignored so that
@@ -43,6 +44,8 @@ class Reason:
     NO_DECODED_PAYLOAD = "no_decoded_payload"
     # A message on another worker's partition topic that is not a forwarded batch.
     BAD_FORWARD = "bad_forward"
+    # A number sent with a unit that does not fit its field ("12 kg" for distance_mm).
+    BAD_UNIT = units.BAD_UNIT
 
 
 class DecodeError(ValueError):
@@ -96,6 +99,12 @@ def check_size(payload: bytes, limits: Limits) -> None:
 
 
 def _number(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        # Codecs send "23.59" and "3.384 V" (contract/units.py: the units and synonyms).
+        try:
+            return units.to_number(name, value)
+        except units.ValueRejected as exc:
+            raise DecodeError(exc.reason, exc.detail) from None
     # bool is an int subclass, but `true` is not a temperature.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DecodeError(

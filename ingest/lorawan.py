@@ -27,7 +27,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contract import topics
+from contract import topics, units
 from contract.readings import QUANTITIES, RANGES
 from ingest.decode import (
     DecodedReading,
@@ -370,8 +370,11 @@ def map_fields(
         value = _lookup(decoded, source)
         if value is None:
             return
-        if scale != 1.0 and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = value * scale
+        if scale != 1.0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = value * scale
+            elif isinstance(value, str) and (number := units.plain_number(value)) is not None:
+                value = number * scale  # "3384" from a millivolt key; "3384 mV" says its unit
         out[field] = value
 
     for source, target in (field_map or {}).items():

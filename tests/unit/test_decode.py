@@ -118,7 +118,12 @@ def test_timestamp_forms(raw: object, expected: int) -> None:
         (b'{"temp_c": Infinity}', Reason.NOT_FINITE),
         (b'{"temp_c": 1e999}', Reason.NOT_FINITE),
         (b'{"temp_c": 123456789012345678901234567890}', Reason.OUT_OF_RANGE),
-        (b'{"temp_c": "31"}', Reason.BAD_TYPE),
+        (b'{"temp_c": "31 kg"}', Reason.BAD_UNIT),
+        (b'{"temp_c": "hot"}', Reason.BAD_TYPE),
+        (b'{"battery_v": "3,384 V"}', Reason.BAD_TYPE),
+        (b'{"battery_v": "NaN V"}', Reason.NOT_FINITE),
+        (b'{"battery_v": "9 kV"}', Reason.BAD_UNIT),
+        (b'{"distance_mm": "30 m"}', Reason.OUT_OF_RANGE),  # 30,000 mm: beyond 20 m
         (b'{"temp_c": true}', Reason.BAD_TYPE),
         (b'{"temp_c": [31]}', Reason.BAD_TYPE),
         (b'{"temp_c": {"v": 31}}', Reason.BAD_TYPE),
@@ -140,6 +145,38 @@ def test_timestamp_forms(raw: object, expected: int) -> None:
 )
 def test_rejections(payload: bytes, reason: str) -> None:
     assert reason_of(payload) == reason
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "value"),
+    [
+        (b'{"temp_c": "31"}', "temp_c", 31.0),
+        (b'{"temp_c": " 23.59 "}', "temp_c", 23.59),
+        (b'{"temp_c": "98.6 \xc2\xb0F"}', "temp_c", 37.0),
+        (b'{"battery_v": "3.384 V"}', "battery_v", 3.384),
+        (b'{"battery_v": "3384mV"}', "battery_v", 3.384),
+        (b'{"distance_mm": "120.5 cm"}', "distance_mm", 1205.0),
+        (b'{"pm25_ugm3": "35 \xc2\xb5g/m\xc2\xb3"}', "pm25_ugm3", 35.0),
+    ],
+)
+def test_numbers_as_codecs_send_them(payload: bytes, field: str, value: float) -> None:
+    reading = device_payload("d1", payload, NOW, LIMITS)
+    assert math.isclose(reading.values[Q_INDEX[field]], value, rel_tol=1e-12)
+
+
+def test_a_unit_that_does_not_fit_names_the_field_the_value_and_the_units() -> None:
+    with pytest.raises(DecodeError) as caught:
+        device_payload("d1", b'{"distance_mm": "12 kg"}', NOW, LIMITS)
+    assert caught.value.reason == Reason.BAD_UNIT
+    assert caught.value.detail == (
+        "distance_mm='12 kg': unit 'kg' does not fit distance_mm (mm; also cm, m)"
+    )
+
+
+def test_a_decimal_comma_is_refused_not_misread() -> None:
+    with pytest.raises(DecodeError) as caught:
+        device_payload("d1", b'{"battery_v": "3,384 V"}', NOW, LIMITS)
+    assert caught.value.reason == Reason.BAD_TYPE and "decimal comma" in caught.value.detail
 
 
 def test_oversized_payload_is_rejected_before_parsing() -> None:

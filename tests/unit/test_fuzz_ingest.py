@@ -36,6 +36,40 @@ _SCALARS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
     st.sampled_from(["2026-11-27T10:00:00Z", "1e400", "NaN", "-0", "2026-13-45T99:99:99"]),
+    # Numbers as codecs send them: with units that fit, units that do not, commas, junk.
+    st.builds(
+        "{}{}{}".format,
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True).map(repr),
+            st.integers(min_value=-(10**400), max_value=10**400).map(str),
+            st.sampled_from(["3,384", "3.3.3", "", ".", "-", "1e309", "nan", "Infinity"]),
+        ),
+        st.sampled_from(["", " ", "  ", "\u00a0"]),
+        st.sampled_from(
+            [
+                "",
+                "V",
+                "mV",
+                "°C",
+                "C",
+                "°F",
+                "%",
+                "%/m",
+                "mm",
+                "cm",
+                "m",
+                "kg",
+                "ppm",
+                "dBm",
+                "µg/m³",
+                "ug/m3",
+                "deg",
+                "°",
+                "No Sensor",
+                "V V",
+            ]
+        ),
+    ),
 )
 JSON = st.recursive(
     _SCALARS,

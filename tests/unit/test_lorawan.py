@@ -311,6 +311,26 @@ def test_field_maps() -> None:
     }
 
 
+def test_numbers_sent_as_strings_and_with_units_are_read() -> None:
+    # Issue #20: Dragino's codecs return toFixed() strings and vendors append units.
+    decoded = {
+        "Bat": "3.384 V",
+        "TempC_DS18B20": "24.1",
+        "water_SOIL": "19.57",
+        "battery_mv": "3600",  # a millivolt key (scaled), sent as a string
+        "distance": "120.5 cm",  # a unit of its own: converted, not scaled
+    }
+    device_map = {"Bat": "battery_v", "TempC_DS18B20": "temp_c", "water_SOIL": "humidity_pct"}
+    reading = to_reading(up(CS_TOPIC, chirpstack_up(object=decoded)), "d", device_map, CS_TIME_MS)
+    got = {
+        name: reading.values[Q_INDEX[name]]
+        for name in ("battery_v", "temp_c", "humidity_pct", "distance_mm")
+    }
+    assert got == {"battery_v": 3.384, "temp_c": 24.1, "humidity_pct": 19.57, "distance_mm": 1205.0}
+    assert map_fields({"battery_mv": "3600"}) == {"battery_v": 3.6}
+    assert map_fields({"battery_mv": "3600 mV"}) == {"battery_v": "3600 mV"}  # its unit decides
+
+
 def test_an_air_quality_station_s_codec_keys_map_by_default() -> None:
     # Issue #19: the keys common particle-sensor codecs use (pm2_5, pm10; CO as co).
     decoded = {"pm2_5": 182.5, "pm10": 240, "co": 4.2, "humidity": 88, "pm1_0": 120}
