@@ -168,6 +168,11 @@ def _from_text(field: str, raw: str) -> float:
     return value
 
 
+def in_unit(field: str, value: float, unit: str) -> float:
+    """A number known to be in `unit` (one of the field's spellings) in Sigap's unit."""
+    return UNIT_SYNONYMS[field][unit].apply(value)
+
+
 def plain_number(text: str) -> float | None:
     """The number a string holds when it is a number and nothing else ("3384"), else None."""
     match = _NUMBER.fullmatch(text.strip())

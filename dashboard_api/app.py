@@ -37,6 +37,7 @@ from dashboard_api.routers import (
     health,
     incidents,
     ingest,
+    profiles,
     routes,
     stations,
     tokens,
@@ -141,6 +142,7 @@ def create_app(
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated)])
     v1.include_router(devices.router)
     v1.include_router(gateways.router)
+    v1.include_router(profiles.router)
     v1.include_router(credentials.router)
     v1.include_router(cap.router)  # before alerts: /alerts/cap is not an alert id
     v1.include_router(alerts.router)

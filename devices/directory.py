@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from contract.readings import KIND_CODES
+from devices import profiles
+from devices.profiles import Profile, StatusAction
 from devices.schemas import DeviceCreate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +35,31 @@ class DeviceInfo:
     status: str = "active"
     network_server: str | None = None
     ns_device_id: str | None = None
-    # Decoded payload key -> Sigap field name or {"field": ..., "scale": ...} (ingest.lorawan).
+    # Decoded payload key -> Sigap field name or {"field": ..., "scale": ...} (ingest.lorawan):
+    # the device profile's map with the device's own entries over it.
     field_map: dict[str, Any] | None = None
     sensor_offsets: dict[str, float] | None = None
+    profile: str | None = None
+    # Decoded payload key -> status string -> its meaning (the device profile's).
+    status_map: Mapping[str, Mapping[str, StatusAction]] | None = None
 
     @property
     def retired(self) -> bool:
         """True when ingest must refuse this device's readings (Reason.DEVICE_RETIRED)."""
         return self.status == "retired"
+
+
+def _merged(defaults: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> Any:
+    """A profile's defaults with the device's own entries over them (None if both empty)."""
+    merged = {**(defaults or {}), **(own or {})}
+    return merged or None
+
+
+def _mounting(profile: Profile | None) -> dict[str, float] | None:
+    """A bin sensor's mounting offset, as the distance offset it adds to every reading."""
+    if profile is None or not profile.mounting_offset_mm:
+        return None
+    return {"distance_mm": profile.mounting_offset_mm}
 
 
 class DeviceDirectory:
@@ -72,6 +94,16 @@ class DeviceDirectory:
         """Add or refresh a device, keeping its index if it is already known."""
         known = self._by_id.get(device.id)
         index = known.index if known else len(self.ids)
+        own_map = device.model_dump(include={"field_map"})["field_map"]
+        profile = profiles.library().get(device.profile) if device.profile else None
+        if device.profile and profile is None:
+            # Registered with a profile whose file has been removed since: its own settings
+            # still apply; the codec's names and status strings no longer do.
+            log.warning(
+                "device %s: profile %r is not installed; its defaults are not applied",
+                device.id,
+                device.profile,
+            )
         info = DeviceInfo(
             index=index,
             id=device.id,
@@ -82,15 +114,18 @@ class DeviceDirectory:
             zone=device.zone,
             lat=device.lat,
             lon=device.lon,
-            reporting_interval_s=device.reporting_interval_s,
+            reporting_interval_s=device.reporting_interval_s
+            or (profile.reporting_interval_s if profile else None),
             district=device.district,
             rule_class=device.rule_class,
             thresholds=device.thresholds,
             status=device.status.value,
             network_server=device.network_server.value if device.network_server else None,
             ns_device_id=device.ns_device_id,
-            field_map=device.model_dump(include={"field_map"})["field_map"],
-            sensor_offsets=device.sensor_offsets,
+            field_map=_merged(profile.fields if profile else None, own_map),
+            sensor_offsets=_merged(_mounting(profile), device.sensor_offsets),
+            profile=device.profile,
+            status_map=profile.status if profile and profile.status else None,
         )
         if known is None:
             self.ids.append(device.id)

@@ -297,7 +297,9 @@ class DeviceRegistry:
         current = await self.get(device_id)
         if current is None:
             raise NotFoundError("device", device_id)
-        return await self.replace(device_id, changes.apply(current.as_create()))
+        # Applied to the record as stored: one whose profile has left the library since
+        # still takes a PATCH that sets another profile or clears it.
+        return await self.replace(device_id, changes.apply(current))
 
     async def retire(self, device_id: str) -> DevicePublic:
         """Retire a device (what DELETE does): kept for history, refused by ingest."""
@@ -306,7 +308,11 @@ class DeviceRegistry:
             raise NotFoundError("device", device_id)
         if current.status is DeviceStatus.retired:
             return current
-        return await self.update(device_id, DeviceUpdate(status=DeviceStatus.retired))
+        # The stored record with its status changed, not validated again: retiring works
+        # even for a device whose profile has left the library since it was registered.
+        return await self.replace(
+            device_id, current.model_copy(update={"status": DeviceStatus.retired})
+        )
 
     async def mark_seen(self, seen: Mapping[str, datetime], chunk: int = 250) -> None:
         """Record when devices last reported, in short transactions of `chunk` devices.

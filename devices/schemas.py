@@ -20,6 +20,7 @@ from pydantic import (
 
 from contract.readings import QUANTITIES, DeviceKind
 from contract.thresholds import RuleParams, RulesConfigError
+from devices import profiles
 
 # Ids travel in MQTT topics and InfluxDB tags: no wildcards, slashes or whitespace.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -144,6 +145,13 @@ class DeviceCreate(BaseModel):
         description="LoRaWAN devices: decoded payload key (dots reach into objects) -> Sigap "
         'field, or {"field": ..., "scale": ...}; applied before the default map.',
     )
+    profile: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The device profile id (GET /api/v1/profiles): its field map, status "
+        "strings, reporting interval and mounting offset are the device's defaults; the "
+        "device's own field_map, reporting_interval_s and sensor_offsets win.",
+    )
 
     @field_validator("sensor_offsets")
     @classmethod
@@ -184,7 +192,17 @@ class DeviceCreate(BaseModel):
                 RuleParams().override(self.thresholds)
             except RulesConfigError as exc:
                 raise ValueError(f"thresholds: {exc}") from None
+        self._check_profile()
         return self
+
+    def _check_profile(self) -> None:
+        if self.profile is None:
+            return
+        try:
+            profiles.library().check(self.profile, self.kind.value, self.network_server is not None)
+        except ValueError as exc:
+            # Its messages start with "profile: ", as the CSV report needs.
+            raise ValueError(str(exc)) from None
 
 
 def _ns_device_id(server: NetworkServer | None, value: str) -> str:
@@ -225,6 +243,7 @@ class DeviceUpdate(BaseModel):
     network_server: NetworkServer | None = None
     ns_device_id: str | None = None
     field_map: dict[str, str | FieldTarget] | None = None
+    profile: str | None = Field(default=None, description="null clears it.")
 
     def apply(self, device: DeviceCreate) -> DeviceCreate:
         """The device with this update applied, validated as a whole (ValidationError)."""
@@ -251,9 +270,10 @@ class DevicePublic(DeviceCreate):
     updated_at: datetime | None = None
     last_seen_at: datetime | None = None
 
-    def as_create(self) -> DeviceCreate:
-        """The writable part of this record."""
-        return DeviceCreate.model_validate(self.model_dump(include=set(DeviceCreate.model_fields)))
+    def _check_profile(self) -> None:
+        # A stored record stays readable when its profile has left the library since (an
+        # operator's profile file removed): a write of it (PUT, PATCH) is checked again.
+        pass
 
 
 class DeviceDetail(DevicePublic):

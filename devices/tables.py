@@ -48,6 +48,8 @@ class DeviceRow(Base):
     network_server: Mapped[str | None] = mapped_column(String(16), nullable=True)
     ns_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     field_map: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A device profile id (devices/profiles.py); not a foreign key: profiles are files.
+    profile: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Indexed: with several ingest workers, each asks every few seconds which devices were
     # registered or changed since it last looked (`changed_since`); without the indexes
     # that is a scan of the whole fleet.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,10 @@ class ReadingBatch:
     values: F64  # shape (len(QUANTITIES), n); NaN = not reported
     device_ids: Sequence[str]  # index -> device id (shared, not copied)
     arrived_ms: int = 0  # when the batch's first reading reached ingest (for latency metrics)
+    # Row -> what the sensor reports is wrong with it (a device profile's status string,
+    # "distance: No Sensor"): device.fault, and stored with the reading. Such a row may
+    # carry no quantity. Usually empty.
+    faults: Mapping[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.device.shape[0])

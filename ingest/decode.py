@@ -65,6 +65,9 @@ class DecodedReading(NamedTuple):
     seq: int
     values: tuple[float, ...]
     ts_from_arrival: bool
+    # What the sensor says is wrong with it (a device profile's status string, e.g.
+    # "distance: No Sensor"): device.fault. Such a reading may carry no quantity at all.
+    fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +150,13 @@ _SPECS: dict[str, tuple[int, float, float]] = {
 _SEQ_MAX = 2**63 - 1
 
 
-def decode_reading(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedReading:
-    """Validate one reading object (already parsed JSON) for the given device."""
+def decode_reading(
+    obj: Any, device_id: str, now_ms: int, limits: Limits, fault: str | None = None
+) -> DecodedReading:
+    """Validate one reading object (already parsed JSON) for the given device; with a
+    `fault` (what the sensor reports about itself) it may carry no quantity."""
+    if fault is not None:
+        return _checked(obj, device_id, now_ms, limits, fault)
     # The fast path takes the common, valid reading in one pass over its own fields. Any
     # doubt (a type, a range, a string timestamp) goes to `_checked`, which applies every
     # check in a fixed order and so gives the same reason for the same bad reading.
@@ -189,7 +197,9 @@ def decode_reading(obj: Any, device_id: str, now_ms: int, limits: Limits) -> Dec
     return DecodedReading(device_id, ts_ms, seq, tuple(values), False)
 
 
-def _checked(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedReading:
+def _checked(
+    obj: Any, device_id: str, now_ms: int, limits: Limits, fault: str | None = None
+) -> DecodedReading:
     """decode_reading, every check in order: the first failing one names the reason."""
     if not isinstance(obj, dict):
         raise DecodeError(
@@ -209,7 +219,7 @@ def _checked(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedRe
             )
         values[index] = number
         present += 1
-    if present == 0:
+    if present == 0 and fault is None:
         raise DecodeError(
             Reason.NO_QUANTITY, "a reading needs at least one of: " + ", ".join(QUANTITIES)
         )
@@ -240,7 +250,7 @@ def _checked(obj: Any, device_id: str, now_ms: int, limits: Limits) -> DecodedRe
                 f"ts is {(now_ms - ts_ms) / 86_400_000:.1f} days old "
                 f"(limit {limits.max_age_ms / 86_400_000:.1f} days)",
             )
-    return DecodedReading(device_id, ts_ms, seq, tuple(values), from_arrival)
+    return DecodedReading(device_id, ts_ms, seq, tuple(values), from_arrival, fault)
 
 
 def device_payload(device_id: str, payload: bytes, now_ms: int, limits: Limits) -> DecodedReading:

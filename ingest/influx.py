@@ -20,7 +20,7 @@ from contract.readings import KIND_NAMES, QUANTITIES
 from contract.timeutil import from_ms, to_ms
 from ingest import metrics
 from ingest.batch import ReadingBatch
-from ingest.lineprotocol import escape_key, tag_prefix
+from ingest.lineprotocol import escape_key, format_field_value, tag_prefix
 from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,23 @@ class LineEncoder:
                 lines[:] = made
             else:
                 lines[rows] = made
+        # Rows reporting a sensor fault (a few, if any) take the fault as a string field.
+        for row, text in batch.faults.items():
+            lines[row] = self._with_fault(batch, prefixes[row], row, text)
         return ("\n".join(lines.tolist()) + "\n").encode()
+
+    @staticmethod
+    def _with_fault(batch: ReadingBatch, prefix: str, row: int, text: str) -> str:
+        """A row that reports a sensor fault: its quantities (if any), seq, and the fault as
+        a string field, so the report is kept with the readings (few rows: built one by one)."""
+        column = batch.values[:, row]
+        parts = [
+            f"{_FIELD_KEYS[i]}{float(column[i])!r}" for i in range(_NQ) if column[i] == column[i]
+        ]
+        if batch.seq[row] >= 0:
+            parts.append(f"seq={int(batch.seq[row])}i")
+        parts.append("fault=" + format_field_value(text))
+        return f"{prefix}{','.join(parts)} {int(batch.ts_ms[row])}"
 
 
 @dataclass(slots=True)

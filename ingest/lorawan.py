@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,41 +341,75 @@ def _lookup(decoded: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def _target(target: Any) -> tuple[str, float]:
+@dataclass(frozen=True, slots=True)
+class _Target:
+    field: str
+    scale: float = 1.0
+    unit: str | None = None  # the unit a bare number of the key is in (device profiles)
+    strip: tuple[str, ...] = ()  # text the codec appends that is not a unit
+
+
+def _target(target: Any) -> _Target:
     if isinstance(target, str):
-        return target, 1.0
+        return _Target(target)
     if isinstance(target, tuple):
-        return str(target[0]), float(target[1])
+        return _Target(str(target[0]), float(target[1]))
     if isinstance(target, Mapping):
-        return str(target["field"]), float(target.get("scale", 1.0))
-    return str(target.field), float(target.scale)  # devices.schemas.FieldTarget
+        return _Target(
+            str(target["field"]),
+            float(target.get("scale", 1.0)),
+            target.get("unit"),
+            tuple(target.get("strip", ())),
+        )
+    return _Target(str(target.field), float(target.scale))  # devices.schemas.FieldTarget
+
+
+def _convert(value: Any, target: _Target) -> Any:
+    """A decoded value in Sigap's unit where the map says how; anything else as it came."""
+    if isinstance(value, str):
+        for suffix in target.strip:
+            if value.endswith(suffix):
+                value = value[: -len(suffix)].rstrip()
+                break
+    if target.scale == 1.0 and target.unit is None:
+        return value
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        number = units.plain_number(value)  # "3384" from a millivolt key; "3384 mV" says its unit
+    if number is None or not math.isfinite(number):
+        return value  # the reading decoder names what is wrong with it
+    if target.unit is not None:
+        return units.in_unit(target.field, number, target.unit)
+    return number * target.scale
 
 
 def map_fields(
-    decoded: Mapping[str, Any], field_map: Mapping[str, Any] | None = None
+    decoded: Mapping[str, Any],
+    field_map: Mapping[str, Any] | None = None,
+    skip: Collection[str] = (),
 ) -> dict[str, Any]:
     """Decoded payload -> Sigap reading fields: the device's map, then Sigap names, then defaults.
 
-    A field map value is a Sigap field name or {"field": name, "scale": k}. The first source
-    that fills a field wins, and a key the device's map uses feeds nothing else. Values are
-    passed on as they are (scaled when numeric): the reading decoder checks types and ranges.
+    A field map value is a Sigap field name or {"field": name, "scale": k} (a device
+    profile's may give a "unit" instead, and "strip": text to take off the end). The first
+    source that fills a field wins, and a key the device's map uses feeds nothing else; keys
+    in `skip` (status strings already understood) feed nothing. Values are passed on as they
+    are (converted when numeric): the reading decoder checks types and ranges.
     """
     out: dict[str, Any] = {}
     own = set(field_map or ())
 
     def put(source: str, target: Any, *, fallback: bool) -> None:
-        field, scale = _target(target)
-        if field in out or (fallback and source in own):
+        spec = _target(target)
+        field = spec.field
+        if field in out or source in skip or (fallback and source in own):
             return
         value = _lookup(decoded, source)
         if value is None:
             return
-        if scale != 1.0:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = value * scale
-            elif isinstance(value, str) and (number := units.plain_number(value)) is not None:
-                value = number * scale  # "3384" from a millivolt key; "3384 mV" says its unit
-        out[field] = value
+        out[field] = _convert(value, spec)
 
     for source, target in (field_map or {}).items():
         put(source, target, fallback=False)
@@ -386,17 +420,50 @@ def map_fields(
     return out
 
 
-def reading_object(uplink: Uplink, field_map: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The uplink as the reading object that ingest.decode.decode_reading validates.
+def read_status(
+    decoded: Mapping[str, Any], status: Mapping[str, Mapping[str, Any]] | None
+) -> tuple[set[str], dict[str, float], list[str]]:
+    """What a device profile's status strings say: the keys they explain, the readings
+    they set, and the faults they report ("distance: No Sensor")."""
+    explained: set[str] = set()
+    values: dict[str, float] = {}
+    faults: list[str] = []
+    for key, meanings in (status or {}).items():
+        value = _lookup(decoded, key)
+        if not isinstance(value, str):
+            continue
+        meaning = meanings.get(value)
+        if meaning is None:
+            continue  # not a status this profile knows: the reading decoder judges it
+        explained.add(key)
+        if meaning.action == "fault":
+            faults.append(f"{key}: {value}"[:200])
+        elif meaning.action == "set":
+            values.update(meaning.values)
+    return explained, values, faults
+
+
+def reading_object(
+    uplink: Uplink,
+    field_map: Mapping[str, Any] | None = None,
+    status: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """The uplink as the reading object that ingest.decode.decode_reading validates, and
+    the fault its status strings report (None if none).
 
     `ts` and `seq` are the decoded payload's own when it has them, else the network
     server's receive time and the frame counter.
 
-    Raises UplinkError (no_quantity) when no decoded key maps to a Sigap field: the gateway
-    RSSI alone must not make a mis-mapped device look as if it reported.
+    Raises UplinkError (no_quantity) when no decoded key maps to a Sigap field and no status
+    string reports a fault: the gateway RSSI alone must not make a mis-mapped device look as
+    if it reported.
     """
-    obj = map_fields(uplink.decoded, field_map)
-    if not obj:
+    explained, set_values, faults = read_status(uplink.decoded, status)
+    obj = map_fields(uplink.decoded, field_map, explained)
+    for name, value in set_values.items():
+        obj.setdefault(name, value)
+    fault = "; ".join(faults) or None
+    if not obj and fault is None:
         keys = ", ".join(sorted(uplink.decoded)[:20]) or "none"
         raise UplinkError(
             Reason.NO_QUANTITY,
@@ -415,7 +482,7 @@ def reading_object(uplink: Uplink, field_map: Mapping[str, Any] | None = None) -
             obj[name] = envelope_value
     if "rssi_dbm" not in obj and uplink.rssi_dbm is not None:
         obj["rssi_dbm"] = uplink.rssi_dbm
-    return obj
+    return obj, fault
 
 
 def to_reading(
@@ -424,11 +491,12 @@ def to_reading(
     field_map: Mapping[str, Any] | None,
     now_ms: int,
     limits: Limits | None = None,
+    status: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> DecodedReading:
     """Map and validate an uplink for a registered device; raises UplinkError."""
-    obj = reading_object(uplink, field_map)
+    obj, fault = reading_object(uplink, field_map, status)
     try:
-        return decode_reading(obj, device_id, now_ms, limits or Limits())
+        return decode_reading(obj, device_id, now_ms, limits or Limits(), fault)
     except DecodeError as exc:
         raise UplinkError(
             exc.reason, exc.detail, uplink.network_server, uplink.device_keys

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -134,7 +134,15 @@ def take(batch: ReadingBatch, rows: npt.NDArray[np.intp]) -> ReadingBatch:
         batch.values[:, rows],
         batch.device_ids,
         arrived_ms=batch.arrived_ms,
+        faults=_faults_of(batch, rows),
     )
+
+
+def _faults_of(batch: ReadingBatch, rows: npt.NDArray[np.intp]) -> dict[int, str]:
+    """The faults of these rows, renumbered as rows of the new batch."""
+    if not batch.faults:
+        return {}
+    return {new: batch.faults[old] for new, old in enumerate(rows.tolist()) if old in batch.faults}
 
 
 def encode(batch: ReadingBatch, partition: Partition) -> bytes:
@@ -154,6 +162,8 @@ def encode(batch: ReadingBatch, partition: Partition) -> bytes:
         # orjson writes NaN as null, which np.array(..., float64) reads back as NaN.
         "q": {QUANTITIES[i]: values[i].tolist() for i in np.flatnonzero(carried).tolist()},
     }
+    if batch.faults:  # row (as a string: a JSON key) -> what the sensor reports
+        message["faults"] = {str(row): text for row, text in batch.faults.items()}
     return orjson.dumps(message)
 
 
@@ -168,6 +178,7 @@ class Forwarded:
     ts_ms: npt.NDArray[np.int64]
     seq: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+    faults: dict[int, str] = field(default_factory=dict)  # row -> what the sensor reports
 
 
 def decode(payload: bytes) -> Forwarded:
@@ -190,6 +201,9 @@ def decode(payload: bytes) -> Forwarded:
             values[QUANTITIES.index(name)] = np.array(column, np.float64)
         if ts_ms.shape != (n,) or seq.shape != (n,):
             raise ForwardError("columns of different lengths")
+        faults = {int(row): str(text) for row, text in message.get("faults", {}).items()}
+        if not all(0 <= row < n for row in faults):
+            raise ForwardError("a fault names a row the batch does not have")
         return Forwarded(
             int(message["workers"]),
             int(message["from"]),
@@ -198,6 +212,7 @@ def decode(payload: bytes) -> Forwarded:
             ts_ms,
             seq,
             values,
+            faults,
         )
     except ForwardError:
         raise

@@ -428,6 +428,11 @@ class Ingestor:
             forwarded.values[:, rows],
             directory.ids,
             arrived_ms=forwarded.arrived_ms,
+            faults={
+                new: forwarded.faults[old]
+                for new, old in enumerate(rows.tolist())
+                if old in forwarded.faults
+            },
         )
 
     async def _store_rejects(self, rejects: list[tuple[Rejected, Receipt | None]]) -> None:
@@ -475,7 +480,7 @@ class Ingestor:
                         f"{' or '.join(repr(k) for k in keys)}",
                     )
                 reading = lorawan.to_reading(
-                    uplink, info.id, info.field_map, self._clock(), self.limits
+                    uplink, info.id, info.field_map, self._clock(), self.limits, info.status_map
                 )
             except DecodeError as exc:
                 rejected = item.rejected(exc, self._clock(), info.id if info else None)
@@ -511,7 +516,9 @@ class Ingestor:
             return None
 
         # Columns in one pass each (zip(*...) transposes the readings in C).
-        _, ts_col, seq_col, value_rows, _ = zip(*[item.reading for item in items], strict=True)
+        _, ts_col, seq_col, value_rows, _, fault_col = zip(
+            *[item.reading for item in items], strict=True
+        )
         device = np.array([info.index for info in known], np.int32)
         kind = np.array([info.kind_code for info in known], np.uint8)
         ts_ms = np.array(ts_col, np.int64)
@@ -524,8 +531,17 @@ class Ingestor:
         _fill_from_distance(values, kind, depth)
 
         self.seen.record(device, self._clock())
+        # What sensors said is wrong with them (device profiles' status strings): few rows.
+        faults = {row: text for row, text in enumerate(fault_col) if text is not None}
         batch = ReadingBatch(
-            device, kind, ts_ms, seq, values, directory.ids, arrived_ms=items[0].arrived_ms
+            device,
+            kind,
+            ts_ms,
+            seq,
+            values,
+            directory.ids,
+            arrived_ms=items[0].arrived_ms,
+            faults=faults,
         )
         return batch, [item.receipt for item in items]
 

@@ -73,6 +73,9 @@ class Round:
     # False when no detector's base can have reached its drift limit (the engine knows
     # from the haze timer): the health family then skips that test.
     drift_possible: bool = True
+    # Devices whose sensor reported a fault -> the report's event time (the engine's own
+    # dict: health clears entries); None when there are none, as usual.
+    reported: dict[int, int] | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
     _at: dict[str, Any] = field(default_factory=dict)  # uniform parameters as Python numbers
 

@@ -15,7 +15,7 @@ from contract.thresholds import RuleParams
 from ingest.batch import ReadingBatch
 from rules import bins, fire, haze, health, heat
 from rules.core import ParamTable, Round
-from rules.events import AlertEvent
+from rules.events import Action, AlertEvent
 from rules.params import DeviceSpec
 from rules.partners import Partners
 from rules.state import EngineState
@@ -113,6 +113,9 @@ class RuleEngine:
         self._flag = np.zeros(0, bool)
         self.late_readings = 0
         self.duplicate_readings = 0
+        # Devices whose sensor reported a fault (a device profile's status string), and the
+        # event time of the latest report: the first reading after it clears device.fault.
+        self._reported: dict[int, int] = {}
         for spec in devices:
             self.upsert_device(spec)
         if devices:
@@ -203,11 +206,43 @@ class RuleEngine:
 
     def evaluate(self, batch: ReadingBatch, now_ms: int) -> list[AlertEvent]:
         """Admit a batch, evaluate what is released, and return the alert events."""
+        # What sensors report about themselves is current: raised before any reordering.
+        reported = self._report_faults(batch) if batch.faults else []
         if self.reorder_window_ms <= 0 and not len(self._pending.device):
-            return self._evaluate_now(batch, now_ms)
+            return reported + self._evaluate_now(batch, now_ms)
         if len(batch):
             self._admit(batch, now_ms)
-        return self._release(now_ms, event_time=True)
+        return reported + self._release(now_ms, event_time=True)
+
+    def _report_faults(self, batch: ReadingBatch) -> list[AlertEvent]:
+        """device.fault for each sensor that reports one ("distance: No Sensor"), raised at
+        once; the first reading after the report clears it (rules/health.py)."""
+        st = self.state
+        self._ensure(int(batch.device.max()), batch)
+        events = []
+        for row, text in sorted(batch.faults.items()):
+            d, ts = int(batch.device[row]), int(batch.ts_ms[row])
+            if ts < self._reported.get(d, ts):
+                continue  # an older report, arriving late: the newer one stands
+            self._reported[d] = ts
+            if st.fault[d]:
+                continue  # already raised (by this report's predecessors or another cause)
+            st.fault[d] = True
+            st.fault_good[d] = 0
+            events.append(
+                AlertEvent(
+                    action=Action.raise_,
+                    slot=health.FAULT_SLOT,
+                    kind="device.fault",
+                    category="device",
+                    device_id=self.device_ids[d],
+                    device_index=d,
+                    ts_ms=ts,
+                    severity=health.severity_of(int(st.kind[d])),
+                    reason=f"the sensor reports {text}",
+                )
+            )
+        return events
 
     def release(self, now_ms: int) -> list[AlertEvent]:
         """Evaluate readings the reorder window has held long enough (a timer calls this)."""
@@ -413,6 +448,7 @@ class RuleEngine:
             split=n_fire,
             _pair=self._sides(kinds, n_fire),
             drift_possible=self._max_base >= self._min_drift_limit,
+            reported=self._reported or None,
         )
         health.back_online(r)
         # A family for every kind runs once over the round: each numpy call costs a few

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from contract import alerts
-from contract.readings import KIND_CODES
+from contract.readings import KIND_CODES, QUANTITIES
 from rules.core import F64, Bool, Round, fmt
 from rules.events import Action, AlertEvent, Severity
 from rules.state import NEVER, EngineState
@@ -19,9 +22,16 @@ _FIRE = KIND_CODES["fire"]
 _BIN = KIND_CODES["bin"]
 
 
-def _severity(kind_code: int) -> Severity:
-    # A silent or broken fire detector leaves a building unprotected.
+def severity_of(kind_code: int) -> Severity:
+    """A device alert's severity: a silent or broken fire detector leaves a building
+    unprotected."""
     return Severity.major if kind_code == _FIRE else Severity.minor
+
+
+_severity = severity_of
+# What a sensor measures, as opposed to its condition (battery, radio): a reading that
+# carries one of these after a reported fault shows the sensor works again.
+_MEASURED = [name for name in QUANTITIES if name not in ("battery_v", "battery_pct", "rssi_dbm")]
 
 
 def back_online(r: Round) -> None:
@@ -135,10 +145,14 @@ def _fault(r: Round) -> None:
         return
     row_faulty = faulty[rows]
     good_reading = (~np.isnan(temp[rows]) | ~np.isnan(distance[rows])) & ~row_faulty
+    needed = r.p("fault_clear_readings", rows)
+    sensor_back: set[int] = set()
+    if r.reported:
+        needed, sensor_back = _after_reports(r, rows, row_faulty, good_reading, needed)
     good = np.where(row_faulty, 0, r.s.fault_good[rows].astype(np.int64) + good_reading)
     active = r.s.fault[rows]
     raise_ = row_faulty & ~active
-    clear = active & good_reading & (good >= r.p("fault_clear_readings", rows))
+    clear = active & good_reading & (good >= needed)
     good = np.where(clear, 0, good)
     r.s.fault[rows[raise_]] = True
     r.s.fault[rows[clear]] = False
@@ -172,16 +186,44 @@ def _fault(r: Round) -> None:
     r.emit(
         rows[raise_], Action.raise_, FAULT_SLOT, "device.fault", "device", severity, reason, shown
     )
+
+    def cleared(row: int) -> str:
+        if row in sensor_back:
+            return "the sensor reports readings again"
+        return f"{r.at('fault_clear_readings', row):g} good readings in a row"
+
     r.emit(
-        rows[clear],
-        Action.clear,
-        FAULT_SLOT,
-        "device.fault",
-        "device",
-        severity,
-        lambda row: f"{r.at('fault_clear_readings', row):g} good readings in a row",
-        shown,
+        rows[clear], Action.clear, FAULT_SLOT, "device.fault", "device", severity, cleared, shown
     )
+    if sensor_back and r.reported is not None:
+        for row in rows[clear].tolist():
+            if row in sensor_back:
+                del r.reported[int(r.devs[row])]
+
+
+def _after_reports(
+    r: Round, rows: npt.NDArray[np.intp], row_faulty: Bool, good_reading: Bool, needed: Any
+) -> tuple[Any, set[int]]:
+    """For devices whose sensor reported a fault: a reading after the report that carries a
+    measurement clears it at once, and the report's own reading never counts as good
+    (updates `good_reading`). The readings needed per row, and the rows whose sensor is
+    back."""
+    reported = r.reported or {}
+    needed = np.broadcast_to(np.asarray(needed), rows.shape).copy()
+    back: set[int] = set()
+    for i, row in enumerate(rows.tolist()):
+        at = reported.get(int(r.devs[row]))
+        if at is None:
+            continue
+        # Few rows (devices with a reported fault): column lookups one by one.
+        carried = any(not math.isnan(float(r.col(name)[row])) for name in _MEASURED)
+        if int(r.ts[row]) > at and carried and not row_faulty[i]:
+            good_reading[i] = True
+            needed[i] = 1
+            back.add(row)
+        else:
+            good_reading[i] = False
+    return needed, back
 
 
 def _stuck(r: Round, temp: F64) -> tuple[Bool, dict[int, int]]:

@@ -31,6 +31,7 @@ from dashboard_api.app import create_app
 from dashboard_api.console.sessions import SessionStore
 from dashboard_api.deps import ApiServices, MapTiles
 from dashboard_api.limits import BodyLimits
+from devices import profiles
 from devices.bin_status import BinStatusStore
 from devices.directory import DeviceDirectory, DeviceInfo
 from devices.provisioning import BrokerAccounts, DynsecAccounts
@@ -331,6 +332,9 @@ async def run(settings: Settings, *, serve_api: bool = True) -> AsyncIterator[Ru
     sessions = async_sessionmaker(sql, expire_on_commit=False)
 
     rules = load_rules(settings.rules.file)
+    # Device profiles (devices/profiles.py): a broken profile file stops the start here,
+    # with its name and the problem, rather than mis-reading a device's uplinks later.
+    profiles.install(settings.devices_profiles_dir)
     directory = DeviceDirectory()
     registry = DeviceRegistry(sessions, on_change=directory.upsert)
     registered = await registry.all()

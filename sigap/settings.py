@@ -244,6 +244,9 @@ class Settings(BaseSettings):
     console_tile_url: str | None = None
     console_tile_attribution: str = ""
     log_level: str = "INFO"
+    # More device profiles (TOML files, devices/README.md "Device profiles"), beside the
+    # shipped ones; one with a shipped profile's name replaces it.
+    devices_profiles_dir: Path | None = None
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)

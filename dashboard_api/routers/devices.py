@@ -204,7 +204,7 @@ async def update_device(device_id: str, changes: DeviceUpdate, services: Service
     if current is None:
         raise _not_found(device_id)
     try:
-        updated = changes.apply(current.as_create())
+        updated = changes.apply(current)
     except ValueError as exc:
         raise _unprocessable(exc) from None
     return await replace_device(device_id, updated, services)

@@ -37,6 +37,7 @@ from contract.timeutil import to_ms
 from dashboard_api.access import Role, TokenCreate, TokenStore
 from dashboard_api.app import create_app
 from dashboard_api.deps import ApiServices
+from devices import profiles
 from devices.provisioning import InMemoryAccounts
 from dispatch.egress import EgressPolicy
 from dispatch.stations.registry import StationRegistry
@@ -136,6 +137,7 @@ async def seed(client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSess
         "route": [route["id"] for route in plan["routes"]],
         "webhook": [hook["id"]],
         "token": [token["id"]],
+        "profile": list(profiles.library().ids()),  # installed files, not rows
     }
 
 
@@ -319,6 +321,7 @@ KNOWN = {
     "route_id": "route",
     "webhook_id": "webhook",
     "token_id": "token",
+    "profile_id": "profile",
 }
 # The seeded ids by kind, set by `fuzzed` for the role's run (hooks have no fixtures).
 SEEDED: Ids = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard_api.deps import ApiServices
+from devices import profiles
 from devices.directory import DeviceDirectory
+from devices.profiles import ProfileLibrary
 from devices.registry import DeviceRegistry
 from ingest.influx import InfluxError
 from tests.postgres import both_backends
@@ -345,3 +348,163 @@ async def test_an_air_quality_station_registers_reports_and_gets_a_login(
     assert [t.replace("fire-001", "ID") for t in fire_login["publish_topics"]] == [
         t.replace("air-001", "ID") for t in login["publish_topics"]
     ]
+
+
+# Issue #20: device profiles. A LoRaWAN bin sensor of a shipped model.
+LDDS75: dict[str, Any] = {
+    "id": "bin-ldds-1",
+    "kind": "bin",
+    "lat": -2.52,
+    "lon": 112.95,
+    "depth_mm": 1100,
+    "network_server": "tts",
+    "ns_device_id": "ldds75-pasar-1",
+    "profile": "dragino-ldds75",
+}
+SHIPPED_PROFILES = [
+    "dragino-ldds75",
+    "dragino-lht65",
+    "milesight-em310-udl",
+    "netvox-ra02a",
+    "sigap",
+]
+
+
+async def test_a_device_registers_with_a_profile(client: httpx.AsyncClient) -> None:
+    created = await client.post("/api/v1/devices", json=LDDS75)
+    assert created.status_code == 201, created.text
+    assert created.json()["profile"] == "dragino-ldds75"
+    got = (await client.get("/api/v1/devices/bin-ldds-1")).json()
+    assert {k: got[k] for k in LDDS75} == LDDS75
+    listed = (await client.get("/api/v1/devices")).json()
+    assert [d["profile"] for d in listed] == ["dragino-ldds75"]
+    # Profile "sigap" (Sigap's own field names) fits any kind, on Sigap's own topics.
+    for body in (FIRE, BIN, AIR):
+        response = await client.post("/api/v1/devices", json=body | {"profile": "sigap"})
+        assert response.status_code == 201, response.text
+        assert response.json()["profile"] == "sigap"
+    # Without one, as before.
+    plain = await client.post("/api/v1/devices", json=LORA)
+    assert plain.status_code == 201 and plain.json()["profile"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "messages"),
+    [
+        (
+            # A bin sensor's profile on a fire detector.
+            LORA | {"profile": "dragino-ldds75"},
+            ["profile: 'dragino-ldds75' (Dragino LDDS75) is for bin devices, not fire"],
+        ),
+        (
+            # A codec's field names on Sigap's own topics.
+            BIN | {"profile": "dragino-ldds75"},
+            ["profile: 'dragino-ldds75' maps a LoRaWAN codec's fields: set network_server"],
+        ),
+        (
+            LDDS75 | {"profile": "dragino-ldds99"},
+            ["profile: unknown profile 'dragino-ldds99'", f"known: {', '.join(SHIPPED_PROFILES)}"],
+        ),
+        (LDDS75 | {"profile": "x" * 65}, ["at most 64 characters"]),
+    ],
+)
+async def test_a_profile_must_fit_the_device(
+    client: httpx.AsyncClient, body: dict[str, Any], messages: list[str]
+) -> None:
+    response = await client.post("/api/v1/devices", json=body)
+    assert response.status_code == 422, response.text
+    for message in messages:
+        assert message in response.text
+    assert (await client.get("/api/v1/devices")).json() == []
+
+
+async def test_patch_changes_and_clears_the_profile(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/devices", json=LDDS75)).status_code == 201
+    other = await client.patch(
+        "/api/v1/devices/bin-ldds-1", json={"profile": "milesight-em310-udl"}
+    )
+    assert other.status_code == 200, other.text
+    assert other.json()["profile"] == "milesight-em310-udl"
+    # Unchanged by a PATCH that does not name it.
+    renamed = await client.patch("/api/v1/devices/bin-ldds-1", json={"name": "Bin pasar"})
+    assert renamed.json()["profile"] == "milesight-em310-udl"
+    # The merged device is checked as a whole: the wrong kind, or off LoRaWAN.
+    fire = await client.patch("/api/v1/devices/bin-ldds-1", json={"profile": "netvox-ra02a"})
+    assert fire.status_code == 422 and "is for fire devices, not bin" in fire.text
+    off_lorawan = await client.patch(
+        "/api/v1/devices/bin-ldds-1", json={"network_server": None, "ns_device_id": None}
+    )
+    assert off_lorawan.status_code == 422 and "set network_server" in off_lorawan.text
+    unknown = await client.patch("/api/v1/devices/bin-ldds-1", json={"profile": "nope"})
+    assert unknown.status_code == 422 and "unknown profile 'nope'" in unknown.text
+    cleared = await client.patch("/api/v1/devices/bin-ldds-1", json={"profile": None})
+    assert cleared.status_code == 200 and cleared.json()["profile"] is None
+    got = (await client.get("/api/v1/devices/bin-ldds-1")).json()
+    assert got["profile"] is None and got["name"] == "Bin pasar"
+    # PUT replaces it like every other field.
+    put = await client.put("/api/v1/devices/bin-ldds-1", json=LDDS75)
+    assert put.status_code == 200 and put.json()["profile"] == "dragino-ldds75"
+
+
+async def test_a_device_whose_profile_was_removed_stays_usable(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An operator's own profile, registered, then its file removed (and Sigap restarted).
+    (tmp_path / "acme-bin-1.toml").write_text('vendor = "Acme"\nmodel = "Bin 1"\nkind = "bin"\n')
+    monkeypatch.setattr(profiles, "_installed", [ProfileLibrary.load(profiles.SHIPPED, tmp_path)])
+    body = BIN | {"profile": "acme-bin-1"}
+    assert (await client.post("/api/v1/devices", json=body)).status_code == 201
+    monkeypatch.setattr(profiles, "_installed", [ProfileLibrary.load(profiles.SHIPPED)])
+    got = await client.get("/api/v1/devices/bin-001")
+    assert got.status_code == 200 and got.json()["profile"] == "acme-bin-1"
+    assert (await client.get("/api/v1/devices")).json()[0]["profile"] == "acme-bin-1"
+    # A change is checked: it must name an installed profile, or none.
+    stale = await client.patch("/api/v1/devices/bin-001", json={"name": "Bin A"})
+    assert stale.status_code == 422 and "unknown profile 'acme-bin-1'" in stale.text
+    retired = await client.delete("/api/v1/devices/bin-001")
+    assert retired.status_code == 200 and retired.json()["status"] == "retired"
+    cleared = await client.patch("/api/v1/devices/bin-001", json={"profile": None})
+    assert cleared.status_code == 200 and cleared.json()["profile"] is None
+    assert cleared.json()["status"] == "retired"
+
+
+async def test_profiles_are_listed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/profiles")
+    assert response.status_code == 200, response.text
+    listed = response.json()["profiles"]
+    assert [p["id"] for p in listed] == SHIPPED_PROFILES
+    assert {p["id"]: (p["vendor"], p["model"], p["kind"]) for p in listed} == {
+        "dragino-ldds75": ("Dragino", "LDDS75", "bin"),
+        "dragino-lht65": ("Dragino", "LHT65", "fire"),
+        "milesight-em310-udl": ("Milesight", "EM310-UDL", "bin"),
+        "netvox-ra02a": ("Netvox", "RA02A", "fire"),
+        "sigap": ("Sigap", "Sigap JSON", None),
+    }
+    # Each as its profile shows itself: only the keys a field target sets.
+    assert listed == [p.public() for p in profiles.library()]
+    ldds = listed[0]
+    assert ldds["fields"]["distance"] == {"field": "distance_mm", "unit": "mm"}
+    assert ldds["status"]["distance"] == {"No Sensor": "fault", "Invalid Reading": "fault"}
+    assert ldds["reporting_interval_s"] == 1200 and ldds["mounting_offset_mm"] is None
+    em310 = await client.get("/api/v1/profiles/milesight-em310-udl")
+    assert em310.status_code == 200
+    assert em310.json() == profiles.library().check("milesight-em310-udl", "bin", True).public()
+    assert em310.json()["status"]["tilt"] == {"normal": {"tilt_deg": 0}, "tilt": {"tilt_deg": 90}}
+    missing = await client.get("/api/v1/profiles/nope")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == (
+        f"profile 'nope' is not installed (known: {', '.join(SHIPPED_PROFILES)})"
+    )
+
+
+async def test_any_role_may_read_the_profiles(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from dashboard_api.access import Role, TokenCreate, TokenStore
+
+    issued = await TokenStore(sessions).issue(TokenCreate(name="crew-1", role=Role.crew), "t")
+    crew = {"Authorization": f"Bearer {issued.token}"}
+    assert (await client.get("/api/v1/profiles", headers=crew)).status_code == 200
+    assert (await client.get("/api/v1/profiles/sigap", headers=crew)).status_code == 200
+    anonymous = await client.get("/api/v1/profiles", headers={"Authorization": ""})
+    assert anonymous.status_code == 401

@@ -231,3 +231,45 @@ async def test_air_quality_stations_import_like_the_other_kinds(
     ]
     info = directory.get("air-102")
     assert info is not None and info.kind == "air"
+
+
+@both_backends
+async def test_devices_import_with_their_profiles(client: httpx.AsyncClient) -> None:
+    # Issue #20: a `profile` column; an empty cell is none.
+    header = "id,kind,lat,lon,depth_mm,network_server,ns_device_id,profile\n"
+    text = (
+        header
+        + "bin-201,bin,-2.53,112.94,1100,tts,ldds75-bin-201,dragino-ldds75\n"
+        + "fire-301,fire,-2.54,112.95,,,,sigap\n"
+        + "fire-302,fire,-2.54,112.95,,,,\n"
+        + "bin-202,bin,-2.53,112.94,1100,tts,ldds75-bin-202,dragino-ldds76\n"  # row 5
+        + "fire-303,fire,-2.54,112.95,,tts,lht65-fire-303,dragino-ldds75\n"  # row 6
+        + "bin-203,bin,-2.53,112.94,1100,,,milesight-em310-udl\n"  # row 7
+    )
+    refused = await post_csv(client, text)
+    assert problems(refused) == [(5, "profile"), (6, "profile"), (7, "profile")]
+    errors = {e["row"]: e["message"] for e in refused.json()["detail"]["errors"]}
+    assert errors[5] == (
+        "profile: unknown profile 'dragino-ldds76' (known: dragino-ldds75, dragino-lht65, "
+        "milesight-em310-udl, netvox-ra02a, sigap)"
+    )
+    assert "is for bin devices, not fire" in errors[6]
+    assert "set network_server" in errors[7]
+    fixed = text.replace("dragino-ldds76", "dragino-ldds75").replace(
+        "lht65-fire-303,dragino-ldds75", "lht65-fire-303,dragino-lht65"
+    )
+    fixed = fixed.replace(
+        "1100,,,milesight-em310-udl", "1100,tts,em310-bin-203,milesight-em310-udl"
+    )
+    response = await post_csv(client, fixed)
+    assert response.status_code == 201, response.text
+    assert response.json() == {"rows": 6, "created": 6, "errors": []}
+    listed = (await client.get("/api/v1/devices")).json()
+    assert {d["id"]: d["profile"] for d in listed} == {
+        "bin-201": "dragino-ldds75",
+        "bin-202": "dragino-ldds75",
+        "bin-203": "milesight-em310-udl",
+        "fire-301": "sigap",
+        "fire-302": None,
+        "fire-303": "dragino-lht65",
+    }

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from contract.readings import KIND_NAMES, QUANTITIES
+from contract.readings import KIND_NAMES, Q_INDEX, QUANTITIES
 from ingest.batch import ReadingBatch
 from ingest.influx import LineEncoder
 from ingest.lineprotocol import FieldValue, LineProtocolError, encode_point, tag_prefix
@@ -152,4 +152,24 @@ def test_line_encoder_keeps_batch_order_across_field_shapes() -> None:
         "r,device_id=a,kind=fire temp_c=30.0 3",
         "r,device_id=b,kind=bin temp_c=31.0,fill_pct=80.0,seq=7i 1",
         "r,device_id=c,kind=fire temp_c=32.0,seq=8i 2",
+    ]
+
+
+def test_a_reported_fault_is_stored_as_a_string_field_with_or_without_a_reading() -> None:
+    values = np.full((len(QUANTITIES), 3), np.nan)
+    values[Q_INDEX["distance_mm"], 0] = 800.0
+    values[Q_INDEX["rssi_dbm"], 1] = -97.0
+    batch = ReadingBatch(
+        device=np.array([0, 1, 2], np.int32),
+        kind=np.array([2, 2, 2], np.uint8),
+        ts_ms=np.array([1, 2, 3], np.int64),
+        seq=np.array([5, 6, -1], np.int64),
+        values=values,
+        device_ids=["a", "b", "c"],
+        faults={1: "distance: No Sensor", 2: 'say "hi"'},
+    )
+    assert LineEncoder("r").encode(batch).decode().splitlines() == [
+        "r,device_id=a,kind=bin distance_mm=800.0,seq=5i 1",
+        'r,device_id=b,kind=bin rssi_dbm=-97.0,seq=6i,fault="distance: No Sensor" 2',
+        'r,device_id=c,kind=bin fault="say \\"hi\\"" 3',
     ]

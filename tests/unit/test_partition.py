@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Collection
 from typing import Any
@@ -133,6 +134,32 @@ def test_forwarded_batches_round_trip_with_missing_values() -> None:
     battery = got.values[Q_INDEX["battery_v"]]
     assert math.isnan(battery[0]) and battery[1] == 3.6 and math.isnan(battery[2])
     assert "humidity_pct" not in orjson.loads(wire)["q"]  # columns nobody carried stay home
+
+
+def test_forwarded_batches_keep_the_faults_sensors_report() -> None:
+    # A LoRaWAN status report ("distance: No Sensor") reaching a worker that does not own
+    # the device is forwarded with its fault, renumbered with the rows the owner gets.
+    directory = directory_of(*(device(f"b{i}", "bin") for i in range(20)))
+    owners = Owners(Partition(2, 0), directory)
+    ids = [f"b{i}" for i in range(20)]
+    batch = batch_of(directory, ids, [float(i) for i in range(20)])
+    faulty = {row: f"distance: No Sensor at {ids[row]}" for row in (3, 11, 17)}
+    batch = dataclasses.replace(batch, faults=faulty)
+    local, others = owners.split(batch)
+    by_device = {ids[row]: text for row, text in faulty.items()}
+    parts = [p for p in (local, *others.values()) if p is not None]
+    for part in parts:
+        names = [batch.device_ids[i] for i in part.device.tolist()]
+        want = {row: by_device[name] for row, name in enumerate(names) if name in by_device}
+        assert dict(part.faults) == want
+        got = partition.decode(partition.encode(part, Partition(2, 0)))
+        assert got.faults == want
+    assert sum(len(p.faults) for p in parts) == 3
+    with pytest.raises(ForwardError, match="row"):
+        partition.decode(
+            b'{"v": 1, "workers": 2, "from": 0, "arrived_ms": 1, "device_id": ["a"],'
+            b' "ts_ms": [1], "seq": [1], "q": {}, "faults": {"4": "x"}}'
+        )
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pytest
 
 from contract.thresholds import RuleParams
 from rules.engine import RuleEngine
@@ -473,3 +475,50 @@ def test_a_reading_of_a_device_never_registered_names_it_from_the_batch() -> Non
     assert ("stray", "raise", "device.battery_low") in kinds_of(events)
     engine.upsert_device(DeviceSpec(3, "stray", "fire"))  # registered after all
     assert engine._sides(np.array([1], np.uint8), 1) is not None
+
+
+# -- faults the sensor reports (device profiles' status strings, issue #20) ----------------
+
+
+def _reports(
+    engine: RuleEngine, ts: int, quantities: Mapping[str, float], fault: str | None
+) -> list[tuple[str, str, str]]:
+    batch = make_batch([(0, ts, quantities)], {0: "bin"}, engine.device_ids)
+    if fault is not None:
+        batch = dataclasses.replace(batch, faults={0: fault})
+    return kinds_of(engine.evaluate(batch, ts))
+
+
+@pytest.mark.parametrize("reorder_ms", [0, 5_000])
+def test_a_fault_the_sensor_reports_is_raised_and_cleared_by_the_next_reading(
+    reorder_ms: int,
+) -> None:
+    engine = RuleEngine(fleet(("bin", "")), reorder_window_ms=reorder_ms)
+    raised = _reports(engine, T0, {"rssi_dbm": -97}, "distance: No Sensor")
+    assert raised == [("d0", "raise", "device.fault")]
+    # The sensor says it again (each uplink does): no second alert; battery alone is not a
+    # measurement, so it clears nothing.
+    assert _reports(engine, T0 + 60 * S, {"battery_v": 3.4}, "distance: No Sensor") == []
+    assert _reports(engine, T0 + 120 * S, {"battery_v": 3.4}, None) == []
+    # The first distance after it: cleared at once (not after fault_clear_readings).
+    events = []
+    for k in range(3):
+        ts = T0 + (180 + 60 * k) * S
+        batch = make_batch([(0, ts, {"distance_mm": 800.0})], {0: "bin"}, engine.device_ids)
+        events += engine.evaluate(batch, ts) + engine.release(ts + reorder_ms)
+    assert kinds_of(events) == [("d0", "clear", "device.fault")]
+    assert events[0].reason == "the sensor reports readings again"
+
+
+def test_a_reported_fault_s_reason_is_the_sensor_s_text_and_its_own_reading_does_not_clear() -> (
+    None
+):
+    engine = RuleEngine(fleet(("bin", "")))
+    batch = dataclasses.replace(
+        make_batch([(0, T0, {"distance_mm": 15.0})], {0: "bin"}, engine.device_ids),
+        faults={0: "position: unknown"},
+    )
+    events = engine.evaluate(batch, T0)
+    assert [(e.kind, e.reason) for e in events] == [
+        ("device.fault", "the sensor reports position: unknown")
+    ]
