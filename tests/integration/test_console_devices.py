@@ -515,3 +515,207 @@ def test_an_air_quality_station_from_the_form_to_its_readings_and_the_map(
     saved.append(screenshot(page, "map-air-en").name)
     print("saved " + ", ".join(saved))
     assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))
+
+
+# Device profiles (issue #20): the register form's select, fed by GET /api/v1/profiles and
+# filtered by the kind chosen, and the device page's profile row.
+PROFILE = "select[name=profile]"
+LDDS75 = f"{PROFILE} option[value=dragino-ldds75]"
+PHONE_390 = {"width": 390, "height": 844}
+
+
+def lorawan_bin(device_id: str) -> dict[str, str]:
+    """A LoRaWAN bin's text fields for the form (its own DevEUI)."""
+    return {
+        "id": device_id,
+        "name": "TPS Jl. Jend. Sudirman",
+        "lat": "-2.5302",
+        "lon": "112.9411",
+        "depth_mm": "1100",
+        "ns_device_id": uuid.uuid4().hex[:16].upper(),
+    }
+
+
+def test_a_lorawan_bin_registers_with_its_profile_and_its_page_names_it(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device_id = new_id("bin-lora")
+    page = pages.open()
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+    form.locator("details.tech-more summary").click()
+    select = form.locator(PROFILE)
+    interval = form.locator("[name=reporting_interval_s]")
+    expect(select.locator("option").first).to_have_attribute("data-i18n", "tech.profile.none")
+    expect(form.locator("#tech-reg-profile-help")).to_have_text(
+        catalogue("id")["tech.help.profile"]
+    )
+
+    # A detector (the first kind): the fire sensors and Sigap's own, no bin sensor.
+    expect(select.locator("option[value=sigap]")).to_have_text(re.compile(r"^Sigap "))
+    expect(select.locator("option[value=netvox-ra02a]")).to_have_text("Netvox RA02A")
+    expect(form.locator(LDDS75)).to_have_count(0)
+    # A bin: the bin sensors, "Vendor Model", and Sigap's own still.
+    form.locator("input[name=kind][value=bin]").check()
+    expect(form.locator(LDDS75)).to_have_text("Dragino LDDS75")
+    expect(select.locator("option[value=milesight-em310-udl]")).to_have_count(1)
+    expect(select.locator("option[value=netvox-ra02a]")).to_have_count(0)
+    expect(select.locator("option[value=sigap]")).to_have_count(1)
+    # Its reporting interval is the empty field's placeholder, not its value.
+    select.select_option("dragino-ldds75")
+    expect(interval).to_have_attribute("placeholder", "1200 (dari profil)")
+    expect(interval).to_have_value("")
+    # Back to a detector: the bin sensor goes, and with it the choice and the placeholder.
+    form.locator("input[name=kind][value=fire]").check()
+    expect(form.locator(LDDS75)).to_have_count(0)
+    expect(select.locator("option[value=sigap]")).to_have_count(1)
+    expect(select).to_have_value("")
+    expect(interval).not_to_have_attribute("placeholder", re.compile("."))
+
+    fill_form(form, lorawan_bin(device_id), kind="bin")
+    form.locator("[name=network_server]").select_option("chirpstack")
+    select.select_option("dragino-ldds75")
+    problems = audit_languages(page, "form, a profile chosen")
+    set_language(page, "en")
+    expect(interval).to_have_attribute("placeholder", "1200 (from the profile)")
+    set_language(page, "id")
+    expect(interval).to_have_attribute("placeholder", "1200 (dari profil)")
+
+    form.locator("button[data-action=register]").click()
+    opened = device_page(page, device_id)
+    expect(opened).to_be_visible()
+    with stack.client("technician") as api:
+        registered = api.get(f"/api/v1/devices/{device_id}").json()
+    assert registered["profile"] == "dragino-ldds75", registered
+    assert registered["network_server"] == "chirpstack", registered
+    row = opened.locator("dd [data-profile=dragino-ldds75]")
+    expect(row).to_have_text("Dragino LDDS75 (dragino-ldds75)")
+    expect(opened.locator("dt[data-i18n='tech.field.profile']")).to_have_text("Profil perangkat")
+    problems += audit_languages(page, "device page with a profile")
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))
+
+
+def test_a_profile_the_api_refuses_is_explained_beside_the_profile_field(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    device_id = new_id("bin-prof")
+    page = pages.open(PHONE)
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+    form.locator("details.tech-more summary").click()
+    # A codec's profile on a bin that is not LoRaWAN (no network server): the API says no.
+    fill_form(
+        form, {"id": device_id, "lat": "-2.5302", "lon": "112.9411", "depth_mm": "1100"}, "bin"
+    )
+    form.locator(PROFILE).select_option("dragino-ldds75")
+    form.locator("button[data-action=register]").click()
+    error = form.locator("[data-error-for=profile]")
+    expect(error).to_contain_text("set network_server")
+    expect(error.locator("[data-i18n='tech.form.check']")).to_be_visible()
+    expect(error.locator("[data-value]")).to_have_text(re.compile(r"^profile: 'dragino-ldds75'"))
+    expect(form.locator(PROFILE)).to_have_attribute("aria-invalid", "true")
+    summary = form.locator(SUMMARY)
+    expect(summary).to_be_focused()
+    expect(summary.locator("button.tech-jump")).to_have_text("Profil perangkat")
+    with stack.client("technician") as api:
+        assert api.get(f"/api/v1/devices/{device_id}").status_code == 404
+
+    # Sigap's own profile fits any device: it registers.
+    form.locator(PROFILE).select_option("sigap")
+    form.locator("button[data-action=register]").click()
+    opened = device_page(page, device_id)
+    expect(opened.locator("dd [data-profile=sigap]")).to_have_text(
+        re.compile(r"^Sigap .*\(sigap\)$")
+    )
+    with stack.client("technician") as api:
+        assert api.get(f"/api/v1/devices/{device_id}").json()["profile"] == "sigap"
+
+
+def test_without_the_profiles_the_form_still_registers(
+    console_stack: ConsoleStack, pages: Pages
+) -> None:
+    stack = console_stack
+    with_profile = new_id("bin-lora")
+    with stack.client("technician") as api:
+        created = api.post(
+            "/api/v1/devices",
+            json={
+                "id": with_profile,
+                "kind": "bin",
+                "lat": -2.5302,
+                "lon": 112.9411,
+                "depth_mm": 1100,
+                "network_server": "chirpstack",
+                "ns_device_id": uuid.uuid4().hex[:16],
+                "profile": "dragino-ldds75",
+            },
+        )
+        assert created.status_code == 201, created.text
+    page = pages.open(PHONE)
+    page.route(
+        "**/api/v1/profiles",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body='{"detail": "unavailable"}'
+        ),
+    )
+    sign_in(page, stack.tokens["technician"])
+    view = show_devices(page)
+    form = view.locator(REGISTER_FORM)
+    form.locator("details.tech-more summary").click()
+    note = form.locator("[data-testid=profile-note]")
+    expect(note).to_be_visible()
+    expect(note).to_have_text(catalogue("id")["tech.profile.failed"])
+    expect(form.locator(f"{PROFILE} option")).to_have_count(1)
+    expect(form.locator(PROFILE)).to_have_value("")
+    problems = audit_languages(page, "form, no profiles")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    form.locator(".tech-field-profile").screenshot(
+        path=str(ARTIFACTS / "devices-profile-failed-id.png")
+    )
+
+    register_through_form(page, new_id("fire-noprof"))
+    # A device's page names its profile by id when the list is not there.
+    page.goto(f"/#devices/{with_profile}")
+    expect(device_page(page, with_profile).locator("dd [data-profile]")).to_have_text(
+        "dragino-ldds75"
+    )
+    assert not problems, "text outside the catalogue rule:\n" + "\n".join(dict.fromkeys(problems))
+
+
+def test_screenshots_of_the_profile_select(console_stack: ConsoleStack, pages: Pages) -> None:
+    stack = console_stack
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    saved: list[str] = []
+    for viewport in (PHONE_390, WALL):
+        width = viewport["width"]
+        page = pages.open(viewport)
+        sign_in(page, stack.tokens["technician"])
+        view = show_devices(page)
+        form = view.locator(REGISTER_FORM)
+        form.locator("details.tech-more summary").click()
+        fill_form(form, lorawan_bin(new_id("bin-foto")), kind="bin")
+        form.locator("[name=network_server]").select_option("chirpstack")
+        form.locator(PROFILE).select_option("dragino-ldds75")
+        for lang in ("id", "en"):
+            set_language(page, lang)
+            more = form.locator("details.tech-more")
+            more.screenshot(path=str(ARTIFACTS / f"devices-profile-{lang}-{width}.png"))
+            saved.append(f"devices-profile-{lang}-{width}.png")
+            form.locator("[name=reporting_interval_s]").scroll_into_view_if_needed()
+            card = view.locator(".tech-register-card")
+            card.screenshot(path=str(ARTIFACTS / f"devices-profile-form-{lang}-{width}.png"))
+            saved.append(f"devices-profile-form-{lang}-{width}.png")
+        # Its choices for a bin as a list (a native drop-down is drawn outside the page).
+        select = form.locator(PROFILE)
+        select.evaluate("(s) => { s.size = s.options.length; }")
+        field = form.locator(".tech-field-profile")
+        for lang in ("id", "en"):
+            set_language(page, lang)
+            field.screenshot(path=str(ARTIFACTS / f"devices-profile-open-{lang}-{width}.png"))
+            saved.append(f"devices-profile-open-{lang}-{width}.png")
+        select.evaluate("(s) => s.removeAttribute('size')")
+    print("saved " + ", ".join(saved))

@@ -15,7 +15,7 @@ const IMPORT_COLUMNS = ["id", "kind", "name", "lat", "lon", "district", "zone", 
 
 // POST /devices fields in form order: the everyday ones, then the rest under "more".
 const MAIN_FIELDS = ["id", "kind", "name", "lat", "lon", "district", "zone", "depth_mm", "gateway_id", "reporting_interval_s"];
-const MORE_FIELDS = ["model", "address", "install_date", "status", "rule_class", "sensor_offsets", "thresholds", "network_server", "ns_device_id", "field_map"];
+const MORE_FIELDS = ["model", "address", "install_date", "status", "rule_class", "sensor_offsets", "thresholds", "network_server", "ns_device_id", "profile", "field_map"];
 const FIELDS = new Set([...MAIN_FIELDS, ...MORE_FIELDS]);
 const NUMBER_FIELDS = new Set(["lat", "lon", "depth_mm", "reporting_interval_s"]);
 const JSON_FIELDS = new Set(["sensor_offsets", "thresholds", "field_map"]);
@@ -23,10 +23,11 @@ const REQUIRED_FIELDS = new Set(["id", "kind", "lat", "lon"]);
 const SELECTS = {
   status: ["active", "maintenance", "retired"],
   network_server: ["", "tts", "chirpstack"],
+  profile: [""], // and the installed profiles that fit the kind (GET /profiles, renderProfiles)
 };
 // contract/readings.py DeviceKind, in the order the form offers them (the first is chosen).
 const KINDS = ["fire", "bin", "air"];
-const HELP = new Set(["id", "depth_mm", "gateway_id", "reporting_interval_s", "sensor_offsets", "thresholds", "field_map", "ns_device_id"]);
+const HELP = new Set(["id", "depth_mm", "gateway_id", "reporting_interval_s", "sensor_offsets", "thresholds", "field_map", "ns_device_id", "profile"]);
 
 // contract/readings.py QUANTITIES in the order a device page lists them (particles before
 // CO: an air-quality station's PM2.5 first), with the decimals each is shown with (CO to
@@ -53,6 +54,10 @@ export class TechnicianView {
     this.listState = "loading"; // loading | ready | failed
     this.listLoaded = false;
     this.gatewaysLoaded = false;
+    this.profiles = []; // GET /profiles: the register form's choices, named on a device page
+    this.profilesState = "loading"; // loading | ready | failed
+    this.profilesLoaded = false;
+    this.profilesLoading = false;
     this.active = false; // the tab is shown
     this.current = null; // the open device page's state
     this.timer = null;
@@ -96,6 +101,7 @@ export class TechnicianView {
     this.renderList();
     if (this.importResult) this.renderImport(this.importResult);
     if (this.current?.device) this.renderDevice();
+    if (this.form) this.syncProfile();
   }
 
   // #devices shows the list, #devices/<id> a device's page (app.js passes the parts after
@@ -104,6 +110,7 @@ export class TechnicianView {
     this.active = true;
     if (!this.listLoaded) this.loadList();
     if (this.acting && !this.gatewaysLoaded) this.loadGateways();
+    if (!this.profilesLoaded) this.loadProfiles(); // any role: a device page names its profile
     let id = null;
     try {
       id = args.length ? decodeURIComponent(args.join("/")) : null;
@@ -286,6 +293,7 @@ export class TechnicianView {
     });
     this.form.addEventListener("change", (event) => {
       if (event.target.name === "kind") this.syncKind();
+      if (event.target.name === "profile") this.syncProfile();
     });
     for (const name of ["lat", "lon"]) this.input(name).addEventListener("input", () => this.typedLocation());
     this.syncKind();
@@ -320,6 +328,9 @@ export class TechnicianView {
     }
     const help = HELP.has(name) ? h("p", { id: `${id}-help`, class: "help", i18n: `tech.help.${name}` }) : null;
     if (help) described.unshift(help.id);
+    // The profiles could not be loaded: said under the select (only "no profile" is in it).
+    const note = name === "profile" ? h("p", { id: `${id}-note`, class: "help tech-profile-note", "data-testid": "profile-note", i18n: "tech.profile.failed", hidden: true }) : null;
+    if (note) described.splice(help ? 1 : 0, 0, note.id);
     control.setAttribute("aria-describedby", described.join(" "));
     return h("div", { class: `tech-field tech-field-${name}`, "data-field": name },
       h("label", { for: id },
@@ -328,6 +339,7 @@ export class TechnicianView {
       ),
       control,
       help,
+      note,
       h("div", { id: `${id}-error`, class: "tech-field-error", "data-error-for": name }),
     );
   }
@@ -364,6 +376,37 @@ export class TechnicianView {
     this.form.querySelector(".tech-field-depth_mm").hidden = !isBin;
     if (!isBin) this.clearFieldError("depth_mm");
     this.kindHelp.hidden = kind !== "air";
+    this.renderProfiles();
+  }
+
+  // The profile select: "no profile", then the installed profiles for any kind or for the
+  // kind chosen ("Vendor Model", data: vendor names are not translated). A choice that no
+  // longer fits the kind is dropped.
+  renderProfiles() {
+    const select = this.input("profile");
+    const kind = this.kind();
+    const chosen = select.value;
+    const fitting = this.profiles.filter((p) => p.kind == null || p.kind === kind);
+    select.replaceChildren(
+      h("option", { value: "", i18n: "tech.profile.none" }),
+      ...fitting.map((p) => h("option", { value: p.id, text: profileName(p) })),
+    );
+    select.value = fitting.some((p) => p.id === chosen) ? chosen : "";
+    this.form.querySelector("[data-testid=profile-note]").hidden = this.profilesState !== "failed";
+    this.syncProfile();
+  }
+
+  // The chosen profile's reporting interval as the empty field's placeholder: the API takes
+  // it as the device's default, so the value is not filled in. The bare number ("1200", no
+  // thousands dot): what the field takes if typed.
+  syncProfile() {
+    const profile = this.profiles.find((p) => p.id === this.input("profile").value);
+    const interval = this.input("reporting_interval_s");
+    if (profile?.reporting_interval_s != null) {
+      interval.placeholder = t("tech.profile.interval", { seconds: String(profile.reporting_interval_s) });
+    } else {
+      interval.removeAttribute("placeholder");
+    }
   }
 
   typedLocation() {
@@ -395,7 +438,7 @@ export class TechnicianView {
     try {
       const device = await api("POST", "/api/v1/devices", this.body());
       this.form.reset();
-      this.syncKind();
+      this.syncKind(); // the profiles for the first kind again, and no placeholder
       this.more.open = false;
       this.notify("tech.register.done", { id: device.id });
       this.loadList();
@@ -465,6 +508,25 @@ export class TechnicianView {
     } catch {
       // Suggestions only: the field takes any id, and the API says if it does not fit.
     }
+  }
+
+  // Once per page load (again on the next show if it failed): the register form's select
+  // and a device page's profile row. Without them the form still registers, with no profile.
+  async loadProfiles() {
+    if (this.profilesLoading) return;
+    this.profilesLoading = true;
+    try {
+      const answer = await api("GET", "/api/v1/profiles");
+      this.profiles = Array.isArray(answer?.profiles) ? answer.profiles : [];
+      this.profilesState = "ready";
+      this.profilesLoaded = true;
+    } catch {
+      this.profilesState = "failed";
+    } finally {
+      this.profilesLoading = false;
+    }
+    if (this.form) this.renderProfiles();
+    if (this.current?.device) this.renderFacts(this.current.device);
   }
 
   // ---- import a CSV file ----
@@ -719,6 +781,11 @@ export class TechnicianView {
       items.push(...row("tech.field.network_server", h("span", { i18n: `tech.network_server.${device.network_server}` })));
       items.push(...row("tech.field.ns_device_id", h("span", { class: "tech-code", text: device.ns_device_id })));
     }
+    if (device.profile) {
+      // "Vendor Model (id)"; the bare id when that profile is not (or not yet) loaded.
+      const profile = this.profiles.find((p) => p.id === device.profile);
+      items.push(...row("tech.field.profile", h("span", { "data-profile": device.profile, text: profile ? `${profileName(profile)} (${profile.id})` : device.profile })));
+    }
     this.facts.replaceChildren(...items);
   }
 
@@ -929,6 +996,11 @@ function toJson(raw) {
   } catch {
     return raw;
   }
+}
+
+// "Dragino LDDS75"; a model that already starts with its vendor's name is shown alone.
+function profileName(profile) {
+  return profile.model.startsWith(profile.vendor) ? profile.model : `${profile.vendor} ${profile.model}`;
 }
 
 function statusChip(status) {
