@@ -44,6 +44,10 @@ class RuleParams:
     # air it smokes, dust and haze do not (docs/rules.md "Fire").
     smoke_corroborated_pct_m: float = 0.5
     corroborate_rise_c: float = 3.0
+    # ... and so is faint smoke with carbon monoxide at the detector: 50 ppm is where EN
+    # 50291 CO alarms start counting; peat haze brings some CO indoors, but tens of ppm
+    # at most (docs/rules.md "Fire").
+    corroborate_co_ppm: float = 50.0
     verify_window_s: float = 60.0
     confirm_window_s: float = 120.0
     confirm_distance_m: float = 100.0

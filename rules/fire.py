@@ -47,10 +47,17 @@ def excess(r: Round, haze_level: F64 | None) -> F64:
 
 def corroborated(r: Round, heat: Heat, smoke: F64) -> Bool:
     """Faint smoke (`smoke_corroborated_pct_m`) with a warming of `corroborate_rise_c` above
-    the detector's coolest recent sample: a pre-alarm (False where either is missing)."""
+    the detector's coolest recent sample, or with `corroborate_co_ppm` of carbon monoxide:
+    a pre-alarm (False where the smoke, or both corroborations, are missing)."""
     faint: Bool = smoke >= r.p("smoke_corroborated_pct_m")
     warmed: Bool = heat.rise >= r.p("corroborate_rise_c")
-    return faint & warmed
+    out: Bool = faint & warmed
+    # CO only where faint smoke is not already corroborated: few rows, one gather.
+    rows = np.flatnonzero(faint & ~warmed)
+    if len(rows):
+        co = r.col("co_ppm")[rows]
+        out[rows] = co >= r.p("corroborate_co_ppm", rows)
+    return out
 
 
 def evaluate(r: Round, heat: Heat) -> Verdict:
@@ -141,6 +148,7 @@ def _emit_changes(
     after: dict[int, int] = dict(zip(rows.tolist(), new, strict=True))
     raw = r.col("smoke_obs_pct_m")
     base = r.s.smoke_base.astype(np.float64)
+    co = r.col("co_ppm")
     # `smoke` is the excess the rules judged; reasons show the raw reading too (what people
     # compare with the detector's own display) and what was taken off it.
 
@@ -181,6 +189,13 @@ def _emit_changes(
                 f"smoke_obs_pct_m {shown} >= {r.at('smoke_corroborated_pct_m', row):g} "
                 f"with temp_c {heat.rise[row]:.1f} C above its recent low "
                 f"(>= {r.at('corroborate_rise_c', row):g})"
+            )
+        elif s >= r.at("smoke_corroborated_pct_m", row) and co[row] >= r.at(
+            "corroborate_co_ppm", row
+        ):
+            causes.append(
+                f"smoke_obs_pct_m {shown} >= {r.at('smoke_corroborated_pct_m', row):g} "
+                f"with co_ppm {float(co[row]):g} (>= {r.at('corroborate_co_ppm', row):g})"
             )
         what = "; ".join(causes) or "earlier alarm-level reading"
         if level == 1:

@@ -373,10 +373,13 @@ class ReferenceEngine:
             taken = level * (1.0 + self.haze.margin)  # the haze with its margin
             smoke = smoke - state.base - state.ratio * taken
         smoke_alarm = smoke is not None and smoke >= p.smoke_alarm_pct_m
-        # Faint smoke with a warming at the detector is a pre-alarm too.
+        # Faint smoke with a warming or carbon monoxide at the detector is a pre-alarm too.
         warmed = heat is not None and heat.rise is not None and heat.rise >= p.corroborate_rise_c
+        co = values.get("co_ppm")
+        with_co = co is not None and co >= p.corroborate_co_ppm
         smoke_pre = smoke is not None and (
-            smoke >= p.smoke_prealarm_pct_m or (warmed and smoke >= p.smoke_corroborated_pct_m)
+            smoke >= p.smoke_prealarm_pct_m
+            or ((warmed or with_co) and smoke >= p.smoke_corroborated_pct_m)
         )
         is_heat = heat is not None and heat.heat
         alarm_level = is_heat or smoke_alarm

@@ -477,6 +477,18 @@ def test_a_reading_of_a_device_never_registered_names_it_from_the_batch() -> Non
     assert engine._sides(np.array([1], np.uint8), 1) is not None
 
 
+def test_faint_smoke_with_carbon_monoxide_is_a_pre_alarm() -> None:
+    engine = RuleEngine(fleet(("fire", ""), ("fire", ""), ("fire", "")))
+    rows = [
+        (0, T0, {"smoke_obs_pct_m": 0.8, "co_ppm": 60.0}),  # faint smoke and CO: a fire
+        (1, T0, {"smoke_obs_pct_m": 0.8, "co_ppm": 40.0}),  # haze brings tens of ppm
+        (2, T0, {"smoke_obs_pct_m": 0.1, "co_ppm": 200.0}),  # CO alone: a CO alarm's job
+    ]
+    events = run(engine, rows)
+    assert kinds_of(events) == [("d0", "raise", "fire.pre_alarm")]
+    assert "with co_ppm 60 (>= 50)" in events[0].reason
+
+
 # -- faults the sensor reports (device profiles' status strings, issue #20) ----------------
 
 

@@ -538,6 +538,8 @@ TEMPS += [20.0, 28.0, 30.0] * 4
 # About every smoke threshold: corroborated 0.5, normal below 2 * 0.5, pre-alarm 2,
 # alarm 8; with TEMPS's 28/30 -> 34 warmings for the corroboration.
 SMOKE = [0.4, 0.5, 0.99, 1.0, 1.9, 2.0, 3.0, 7.9, 8.0, 15.0] + [0.0, 1.0] * 3
+# About the CO corroboration (50 ppm), and the usual indoor level.
+CO = [0.0, 3.0, 49.9, 50.0, 120.0]
 # Near the ISPU breakpoints (15.5, 55.4, 150.4, 250.4 ug/m3) and the alert's 101 and 80.
 PM25 = [5.0, 40.0, 55.4, 56.0, 100.0, 150.4, 151.0, 250.4, 251.0, 600.0]
 # Haze small enough for a handful of detectors: the differential test needs regions with a
@@ -613,6 +615,7 @@ def quantities(kind: str) -> st.SearchStrategy[dict[str, float]]:
     }
     if kind == "fire":
         optional["smoke_obs_pct_m"] = st.sampled_from(SMOKE)
+        optional["co_ppm"] = st.sampled_from(CO)
     elif kind == "air":
         optional["pm25_ugm3"] = st.sampled_from(PM25)
     else:
