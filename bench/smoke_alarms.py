@@ -371,18 +371,71 @@ def markdown(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
+# A rate-of-rise criterion for smoke, tried and not built (docs/rules.md "Against real
+# smoke alarms"): a pre-alarm when the excess is `rise` above its own exponential average
+# of `tau` seconds (and at least `rise` itself).
+RATE_TRIALS = ((60.0, 1.0), (60.0, 1.5))
+
+
+def rate_alert(trace: Trace, tau_s: float, rise: float) -> float | None:
+    """When the rate criterion would first alert at a station (None: never)."""
+    average: float | None = None
+    last_t = 0.0
+    for t, s in zip(trace.times_s, trace.smoke_pct_m, strict=True):
+        if average is not None:
+            if s - average >= rise and s >= rise:
+                return t
+            average += (1.0 - math.exp(-(t - last_t) / tau_s)) * (s - average)
+        else:
+            average = s
+        last_t = t
+    return None
+
+
+def rate_trial(outcomes: Sequence[Outcome], tau_s: float, rise: float) -> str:
+    """The flaming stations' figures had the rules added the rate criterion: a sentence."""
+    params = RuleParams()
+    found = {(o.test, o.station): o for o in outcomes if o.test in FIRES}
+    delays, noisy = [], 0
+    for test in FIRES:
+        for trace in traces(test):
+            outcome = found.get((test, trace.station))
+            if outcome is None:
+                continue
+            t = rate_alert(trace, tau_s, rise)
+            if t is not None and not lasting(trace, t, params):
+                noisy += 1
+                t = None
+            first = min(x for x in (outcome.sigap_s, t, math.inf) if x is not None)
+            delays.append(first - outcome.real_s)
+    return (
+        f"a rate criterion (excess {rise:g} %/m above its {tau_s:g}-s average): median "
+        f"{statistics.median(delays):+g} s, later than {LATE_S:g} s at "
+        f"{sum(d > LATE_S for d in delays)}, alerts on meter noise at {noisy} of "
+        f"{len(delays)} stations"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the delay table with the default thresholds (or the given ones)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--prealarm", type=float, help="smoke_prealarm_pct_m to try")
     parser.add_argument("--alarm", type=float, help="smoke_alarm_pct_m to try")
+    parser.add_argument(
+        "--rate", action="store_true", help="also the smoke rate criterion's trials (not built)"
+    )
     args = parser.parse_args(argv)
     changes: dict[str, float] = {}
     if args.prealarm is not None:
         changes["smoke_prealarm_pct_m"] = args.prealarm
     if args.alarm is not None:
         changes["smoke_alarm_pct_m"] = args.alarm
-    print(markdown(compare(RuleParams().override(changes))))
+    outcomes = compare(RuleParams().override(changes))
+    print(markdown(outcomes))
+    if args.rate:
+        print()
+        for tau_s, rise in RATE_TRIALS:
+            print(f"- {rate_trial(outcomes, tau_s, rise)}")
 
 
 if __name__ == "__main__":

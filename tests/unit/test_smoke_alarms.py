@@ -133,3 +133,9 @@ def test_every_smouldering_station_has_alarms_read_from_its_outputs() -> None:
         assert alarms, f"{test}: no analog output showed an alarm"
         assert set(alarms) <= set("ACD"), alarms  # the stations whose outputs were kept
         assert stations & set(alarms), f"{test}: no station with both a meter and an alarm"
+
+
+def test_the_docs_give_the_rate_trials_the_code_gives(outcomes: list[smoke_alarms.Outcome]) -> None:
+    # docs/rules.md says why the smoke rate criterion was not built: its measured cost.
+    for tau_s, rise in smoke_alarms.RATE_TRIALS:
+        assert smoke_alarms.rate_trial(outcomes, tau_s, rise) in DOCS.read_text()
