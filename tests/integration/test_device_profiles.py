@@ -5,11 +5,14 @@ and cleared, a tilt switch's text made a tilt."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 
+from tests.conftest import reference_data
 from tests.integration.conftest import SigapProcess, http
 from tests.integration.test_end_to_end import eventually, publish, readings, register
 from tests.integration.test_lorawan import _rfc3339, tts_envelope
@@ -105,3 +108,74 @@ def test_a_tilt_switch_s_text_tilts_the_bin_through_the_things_stack(
     stored = readings(sigap.api, bin_id)[0]
     assert stored["tilt_deg"] == 90 and stored["battery_pct"] == 92
     assert stored["distance_mm"] == 2116
+
+
+# Each shipped profile's codec examples (TTN's device repository), as stored and alerted.
+CODECS = {
+    "dragino-ldds75": ("bin", "vendor/dragino/ldds75-codec.yaml"),
+    "milesight-em310-udl": ("bin", "vendor/milesight-iot/em310-udl-codec.yaml"),
+    "netvox-ra02a": ("fire", "vendor/netvox/ra02a-codec.yaml"),
+    "dragino-lht65": ("fire", "vendor/dragino/lht65-codec.yaml"),
+}
+# description -> the fields stored (or "rejected": kept in the rejected list) and the alert.
+EXPECTED: dict[str, tuple[dict[str, Any] | str, str | None]] = {
+    "Distance Detection": ({"fault": "distance: No Sensor"}, "device.fault"),
+    "Ultrasonic Distance/Level Sensor (example 1) - Milesgiht IoT": (
+        {"battery_pct": 92, "distance_mm": 2116, "tilt_deg": 90},
+        "bin.tilted",
+    ),
+    "Status report": ({"battery_v": 3, "temp_c": 120, "smoke_obs_pct_m": 20}, "fire.confirmed"),
+    "Startup version report": ("rejected", None),
+    "Configure report response": ("rejected", None),
+    "Read configure report response": ("rejected", None),
+    "Temperature": ({"temp_c": 28.29, "humidity_pct": 88.6, "battery_v": 3.062}, None),
+}
+
+
+@pytest.mark.parametrize("server", ["tts", "chirpstack"])
+def test_every_codec_example_of_every_profile_through_the_real_stack(
+    sigap: SigapProcess, publisher: mqtt.Client, server: str
+) -> None:
+    for profile, (kind, codec) in CODECS.items():
+        examples = [
+            e
+            for e in yaml.safe_load(
+                reference_data("ttn-lorawan-devices", *codec.split("/")).read_text()
+            )["uplinkDecoder"]["examples"]
+            if "data" in e["output"]
+        ]
+        for example in examples:
+            eui = uuid.uuid4().hex[:16]
+            extra = {"depth_mm": 2500.0} if kind == "bin" else {}
+            device = register(
+                sigap.api, kind, network_server=server, ns_device_id=eui, profile=profile, **extra
+            )
+            decoded = example["output"]["data"]
+            body: bytes | dict[str, Any]
+            if server == "tts":
+                tts_id = f"d-{eui[:8]}"
+                topic = f"v3/sampit@kotim/devices/{tts_id}/up"
+                body = tts_envelope(tts_id, eui, 1, decoded)
+            else:
+                topic = f"application/app/device/{eui}/event/up"
+                body = chirpstack(eui, 1, decoded, seconds_ago=0)
+            publish(publisher, topic, body)
+            stored, alert = EXPECTED[example["description"]]
+            what = f"{profile} {example['description']!r} through {server}"
+            if stored == "rejected":
+                found = eventually(partial(rejected_of, sigap.api, device), what=f"{what}: kept")
+                assert found[0]["reason"] == "no_quantity", found
+                continue
+            assert isinstance(stored, dict)
+            row = eventually(partial(readings, sigap.api, device), what=f"{what}: stored")[0]
+            assert {k: row.get(k) for k in stored} == pytest.approx(stored), (what, row)
+            if alert is not None:
+                eventually(partial(alerts, sigap.api, device, alert), what=f"{what}: {alert}")
+
+
+def rejected_of(api: str, device_id: str) -> list[dict[str, Any]]:
+    """The device's rejected messages, newest first."""
+    found: list[dict[str, Any]] = http.get(
+        f"{api}/api/v1/ingest/rejected", params={"device_id": device_id}
+    ).json()
+    return found
