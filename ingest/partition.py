@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,15 +135,16 @@ def take(batch: ReadingBatch, rows: npt.NDArray[np.intp]) -> ReadingBatch:
         batch.values[:, rows],
         batch.device_ids,
         arrived_ms=batch.arrived_ms,
-        faults=_faults_of(batch, rows),
+        faults=faults_of(batch.faults, rows),
     )
 
 
-def _faults_of(batch: ReadingBatch, rows: npt.NDArray[np.intp]) -> dict[int, str]:
-    """The faults of these rows, renumbered as rows of the new batch."""
-    if not batch.faults:
+def faults_of(faults: Mapping[int, str], rows: npt.NDArray[np.intp]) -> dict[int, str]:
+    """The faults of these rows (row -> what the sensor reports), renumbered as rows of a
+    batch of just these rows."""
+    if not faults:
         return {}
-    return {new: batch.faults[old] for new, old in enumerate(rows.tolist()) if old in batch.faults}
+    return {new: faults[old] for new, old in enumerate(rows.tolist()) if old in faults}
 
 
 def encode(batch: ReadingBatch, partition: Partition) -> bytes:

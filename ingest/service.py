@@ -428,11 +428,7 @@ class Ingestor:
             forwarded.values[:, rows],
             directory.ids,
             arrived_ms=forwarded.arrived_ms,
-            faults={
-                new: forwarded.faults[old]
-                for new, old in enumerate(rows.tolist())
-                if old in forwarded.faults
-            },
+            faults=partition.faults_of(forwarded.faults, rows),
         )
 
     async def _store_rejects(self, rejects: list[tuple[Rejected, Receipt | None]]) -> None:

@@ -28,7 +28,6 @@ def severity_of(kind_code: int) -> Severity:
     return Severity.major if kind_code == _FIRE else Severity.minor
 
 
-_severity = severity_of
 # What a sensor measures, as opposed to its condition (battery, radio): a reading that
 # carries one of these after a reported fault shows the sensor works again.
 _MEASURED = [name for name in QUANTITIES if name not in ("battery_v", "battery_pct", "rssi_dbm")]
@@ -46,7 +45,7 @@ def back_online(r: Round) -> None:
         OFFLINE_SLOT,
         "device.offline",
         "device",
-        lambda row: _severity(int(r.kinds[row])),
+        lambda row: severity_of(int(r.kinds[row])),
         lambda row: "reporting again",
     )
 
@@ -180,7 +179,7 @@ def _fault(r: Round) -> None:
         return "; ".join(parts)
 
     def severity(row: int) -> Severity:
-        return _severity(int(r.kinds[row]))
+        return severity_of(int(r.kinds[row]))
 
     shown = ("temp_c", "distance_mm")
     r.emit(
@@ -276,7 +275,7 @@ def check_offline(
                 device_id=device_ids[d],
                 device_index=d,
                 ts_ms=now,
-                severity=_severity(int(st.kind[d])),
+                severity=severity_of(int(st.kind[d])),
                 reason=f"no reading for {minutes:.1f} min (allowed "
                 f"{int(st.offline_after_ms[d]) / 60_000:.1f} min)",
             )
