@@ -150,6 +150,20 @@ class Round:
             self._cache[key] = column
         return column
 
+    def col_at(self, name: str, rows: Intp) -> F64:
+        """One quantity at some rows of this round, without gathering the whole column (for
+        a quantity read only where another test passed)."""
+        column = self._cache.get("q:" + name)
+        if column is not None:
+            picked: F64 = column[rows]
+            return picked
+        whole = self.values[Q_INDEX[name]]
+        if self.rows is None:
+            return whole[rows]  # type: ignore[no-any-return]
+        if isinstance(self.rows, slice):
+            return whole[(self.rows.start or 0) + rows]  # type: ignore[no-any-return]
+        return whole[self.rows[rows]]  # type: ignore[no-any-return]
+
     def p(self, name: str, rows: Intp | None = None) -> Any:
         """A parameter for these rows (or the given ones among them): a scalar if they share
         a profile, else an array."""

@@ -49,14 +49,14 @@ def corroborated(r: Round, heat: Heat, smoke: F64) -> Bool:
     """Faint smoke (`smoke_corroborated_pct_m`) with a warming of `corroborate_rise_c` above
     the detector's coolest recent sample, or with `corroborate_co_ppm` of carbon monoxide:
     a pre-alarm (False where the smoke, or both corroborations, are missing)."""
-    faint: Bool = smoke >= r.p("smoke_corroborated_pct_m")
-    warmed: Bool = heat.rise >= r.p("corroborate_rise_c")
-    out: Bool = faint & warmed
-    # CO only where faint smoke is not already corroborated: few rows, one gather.
-    rows = np.flatnonzero(faint & ~warmed)
+    # Faint smoke is rare (clear air reads about its base): the corroborations are read
+    # for those rows only.
+    rows = np.flatnonzero(smoke >= r.p("smoke_corroborated_pct_m"))
+    out: Bool = np.zeros(len(smoke), bool)
     if len(rows):
-        co = r.col("co_ppm")[rows]
-        out[rows] = co >= r.p("corroborate_co_ppm", rows)
+        warmed = heat.rise[rows] >= r.p("corroborate_rise_c", rows)
+        with_co = r.col_at("co_ppm", rows) >= r.p("corroborate_co_ppm", rows)
+        out[rows] = warmed | with_co
     return out
 
 
@@ -148,7 +148,6 @@ def _emit_changes(
     after: dict[int, int] = dict(zip(rows.tolist(), new, strict=True))
     raw = r.col("smoke_obs_pct_m")
     base = r.s.smoke_base.astype(np.float64)
-    co = r.col("co_ppm")
     # `smoke` is the excess the rules judged; reasons show the raw reading too (what people
     # compare with the detector's own display) and what was taken off it.
 
@@ -190,13 +189,13 @@ def _emit_changes(
                 f"with temp_c {heat.rise[row]:.1f} C above its recent low "
                 f"(>= {r.at('corroborate_rise_c', row):g})"
             )
-        elif s >= r.at("smoke_corroborated_pct_m", row) and co[row] >= r.at(
-            "corroborate_co_ppm", row
-        ):
-            causes.append(
-                f"smoke_obs_pct_m {shown} >= {r.at('smoke_corroborated_pct_m', row):g} "
-                f"with co_ppm {float(co[row]):g} (>= {r.at('corroborate_co_ppm', row):g})"
-            )
+        elif s >= r.at("smoke_corroborated_pct_m", row):
+            co = float(r.col_at("co_ppm", np.array([row]))[0])
+            if co >= r.at("corroborate_co_ppm", row):
+                causes.append(
+                    f"smoke_obs_pct_m {shown} >= {r.at('smoke_corroborated_pct_m', row):g} "
+                    f"with co_ppm {co:g} (>= {r.at('corroborate_co_ppm', row):g})"
+                )
         what = "; ".join(causes) or "earlier alarm-level reading"
         if level == 1:
             return f"{what} (unverified: waiting for a second reading)"
