@@ -40,10 +40,8 @@ DeviceLoader = Callable[[Collection[str]], Awaitable[list[DeviceCreate]]]
 LorawanLoader = Callable[[str, tuple[str, ...]], Awaitable[DeviceCreate | None]]
 
 # Bound once: .labels() looks the child up on every call, and this runs per message.
-_MESSAGES_DEVICE = metrics.MESSAGES.labels("devices")
-_MESSAGES_GATEWAY = metrics.MESSAGES.labels("gateways")
-_MESSAGES_LORAWAN = metrics.MESSAGES.labels("lorawan")
-_MESSAGES_UNKNOWN = metrics.MESSAGES.labels("unknown")
+# In the order of Ingestor._received.
+_MESSAGES = tuple(metrics.MESSAGES.labels(k) for k in ("devices", "gateways", "lorawan", "unknown"))
 
 _FILL = Q_INDEX["fill_pct"]
 _DISTANCE = Q_INDEX["distance_mm"]
@@ -149,6 +147,10 @@ class Ingestor:
         self._client: aiomqtt.Client | None = None  # while connected: forwards go out on it
         self._forwarding: set[asyncio.Future[None]] = set()  # publishes awaiting their PUBACK
         self._warned: set[int] = set()  # workers whose worker count differs from ours
+        # Messages received per topic kind since the last fold into sigap_ingest_messages_total
+        # (devices, gateways, lorawan, unknown): a Prometheus inc costs 0.7 us, as much as
+        # 2 % of a single reading's whole path; an int add and a fold every timer tick do not.
+        self._received = [0, 0, 0, 0]
 
     @property
     def connected(self) -> bool:
@@ -181,13 +183,13 @@ class Ingestor:
         if len(parts) >= 3 and parts[-1] == "up" and parts[-3] in ("devices", "gateways"):
             source, ident = parts[-3], parts[-2]
         else:
-            _MESSAGES_UNKNOWN.inc()
+            self._received[3] += 1
             self._reject(
                 topic, payload, now, DecodeError(Reason.BAD_TOPIC, "unexpected topic"), receipt
             )
             return
-        (_MESSAGES_DEVICE if source == "devices" else _MESSAGES_GATEWAY).inc()
         if source == "devices":
+            self._received[0] += 1
             try:
                 reading = decode.device_payload(ident, payload, now, self.limits)
             except DecodeError as exc:
@@ -195,6 +197,7 @@ class Ingestor:
                 return
             self._stage(_Staged(topic, None, reading, payload, receipt, now), now)
             return
+        self._received[1] += 1
         try:
             items = decode.gateway_items(payload, self.limits)
         except DecodeError as exc:
@@ -217,7 +220,7 @@ class Ingestor:
             self._stage(_Staged(topic, ident, reading, item, receipt, now), now)
 
     def _handle_uplink(self, topic: str, payload: bytes, receipt: Receipt | None, now: int) -> None:
-        _MESSAGES_LORAWAN.inc()
+        self._received[2] += 1
         try:
             uplink = lorawan.decode_uplink(topic, payload, now, self.limits)
         except lorawan.UplinkError as exc:
@@ -270,8 +273,18 @@ class Ingestor:
 
     # -- flushing (async, per batch) --------------------------------------------------
 
+    def fold_received(self) -> None:
+        """Add the messages received since the last call to sigap_ingest_messages_total."""
+        received = self._received
+        if any(received):
+            for counter, count in zip(_MESSAGES, received, strict=True):
+                if count:
+                    counter.inc(count)
+            self._received = [0, 0, 0, 0]
+
     async def flush(self) -> int:
         """Validate staged readings against the registry and hand them on; returns readings."""
+        self.fold_received()
         async with self._flush_lock:
             started = time.perf_counter()
             staged, self._staged = self._staged, []
@@ -650,6 +663,7 @@ class Ingestor:
         period = max(self.window_ms / 4000, 0.005)
         while True:
             await asyncio.sleep(period)
+            self.fold_received()
             if self.due():
                 try:
                     await self.flush()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract.readings import KIND_CODES
@@ -235,3 +236,32 @@ async def test_an_air_quality_station_s_reading_is_stored_with_its_fields(
         "readings,device_id=air-1,kind=air co_ppm=4.2,pm25_ugm3=182.5,battery_v=12.6,"
         "pm10_ugm3=240.5 1789999999000"
     )
+
+
+async def test_messages_are_counted_by_topic_kind_at_each_fold(setup: Harness) -> None:
+    # Counted as plain ints per message, folded into the Prometheus counter by the flush
+    # timer (and each flush): none is lost or counted twice.
+    def counted() -> dict[str, float]:
+        return {
+            kind: REGISTRY.get_sample_value("sigap_ingest_messages_total", {"topic_kind": kind})
+            or 0.0
+            for kind in ("devices", "gateways", "lorawan", "unknown")
+        }
+
+    ingestor = setup.ingestor
+    before = counted()
+    ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 31}')
+    ingestor.handle("sigap/devices/f1/up", b"not json")
+    ingestor.handle("sigap/gateways/gw1/up", b'{"readings": [{"device_id": "g1", "temp_c": 30}]}')
+    ingestor.handle("elsewhere/up", b"{}")
+    ingestor.handle("application/app/device/0101010101010101/event/up", b"{}")
+    assert counted() == before  # not folded yet
+    ingestor.fold_received()
+    ingestor.fold_received()  # a second fold adds nothing
+    after = counted()
+    assert {k: after[k] - before[k] for k in after} == {
+        "devices": 2,
+        "gateways": 1,
+        "lorawan": 1,
+        "unknown": 1,
+    }
