@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contract.readings import QUANTITIES
@@ -66,6 +67,25 @@ def test_a_closed_tracker_acks_nothing_from_its_connection() -> None:
     receipt.done()
     assert acked == [] and tracker.outstanding == 0
     assert tracker.received(6, 1) is None
+
+
+def test_the_unacked_gauge_is_the_newest_tracker_s_outstanding_messages() -> None:
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("sigap_ingest_unacked_messages")
+
+    old = AckTracker(lambda mid, qos: None)
+    old.received(1, 1)
+    assert gauge() == 1
+    tracker = AckTracker(lambda mid, qos: None)  # a new connection
+    old.close()
+    receipts = [tracker.received(mid, 1) for mid in (1, 2, 3)]
+    assert gauge() == 3
+    for receipt in receipts[:2]:
+        assert receipt is not None
+        receipt.seal()
+    assert gauge() == 1
+    tracker.close()
+    assert gauge() == 0
 
 
 # -- Ingestor: acknowledgement follows durability --------------------------------------
