@@ -401,23 +401,26 @@ def map_fields(
     out: dict[str, Any] = {}
     own = set(field_map or ())
 
-    def put(source: str, target: Any, *, fallback: bool) -> None:
-        spec = _target(target)
-        field = spec.field
-        if field in out or source in skip or (fallback and source in own):
+    def put(source: str, spec: _Target, *, fallback: bool) -> None:
+        if spec.field in out or source in skip or (fallback and source in own):
             return
         value = _lookup(decoded, source)
         if value is None:
             return
-        out[field] = _convert(value, spec)
+        out[spec.field] = _convert(value, spec)
 
     for source, target in (field_map or {}).items():
-        put(source, target, fallback=False)
-    for name in QUANTITIES:
-        put(name, name, fallback=True)
-    for source, target in DEFAULT_FIELD_MAP.items():
-        put(source, target, fallback=True)
+        put(source, _target(target), fallback=False)
+    for source, spec in _FALLBACKS:
+        put(source, spec, fallback=True)
     return out
+
+
+# Sigap's own names, then the common codec keys: parsed once, as every uplink tries them.
+_FALLBACKS: tuple[tuple[str, _Target], ...] = tuple(
+    [(name, _Target(name)) for name in QUANTITIES]
+    + [(source, _target(target)) for source, target in DEFAULT_FIELD_MAP.items()]
+)
 
 
 def read_status(
