@@ -79,27 +79,12 @@ _SEPARATE: dict[str, tuple[Any, Any]] = {
     "region": (np.int16, -1),
 }
 
-# The fields the haze timer and the offline sweep read for every device, strided (rules/
-# haze.py, rules/health.py), placed side by side: one cache line of each record instead of
-# one for each field (the records are 200 bytes: four lines).
-_SWEPT = ("last_arrival", "smoke_base", "last_haze", "haze_ratio", "fire_level", "offline")
-
-
-def _placement(field: tuple[str, Any, tuple[int, ...]]) -> tuple[int, int]:
-    # Widest fields first, so that every field of every record is aligned without padding
-    # (numpy's loops run faster on aligned data); the swept ones at the seam between the
-    # 8-byte fields and the narrower ones: last of the 8-byte fields, first of the others.
-    name, dtype, _ = field
-    size = np.dtype(dtype).itemsize
-    if name in _SWEPT:
-        return -size, _SWEPT.index(name) - len(_SWEPT) * (size != 8)
-    return -size, -1 if size == 8 else len(_SWEPT)
-
-
+# Widest fields first and an itemsize that is a multiple of 8, so that every field of every
+# record is aligned without padding: numpy's loops run faster on aligned data.
 STATE_DTYPE = np.dtype(
     sorted(
         ((name, dtype, shape) for name, (dtype, _, shape) in _LAYOUT.items()),
-        key=_placement,
+        key=lambda field: -np.dtype(field[1]).itemsize,
     ),
     align=True,
 )
