@@ -50,11 +50,15 @@ def examples(profile_id: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def registered(profile_id: str, kind: str, server: str = "chirpstack") -> DeviceInfo:
-    """A device registered with the profile, as the directory resolves it."""
-    extra: dict[str, Any] = {"depth_mm": 1500.0} if kind == "bin" else {}
+def registered(
+    profile_id: str | None, kind: str, server: str = "chirpstack", **extra: Any
+) -> DeviceInfo:
+    """A LoRaWAN device registered with the profile (and `extra` fields), as the directory
+    resolves it."""
+    if kind == "bin":
+        extra.setdefault("depth_mm", 1500.0)
     device = DeviceCreate(
-        id="dev-1",
+        id=extra.pop("id", "dev-1"),
         kind=kind,  # type: ignore[arg-type]
         lat=-2.54,
         lon=112.95,
@@ -185,19 +189,14 @@ def test_a_status_string_the_profile_does_not_know_is_rejected_naming_it() -> No
 
 
 def test_a_device_s_own_field_map_wins_over_its_profile() -> None:
-    device = DeviceCreate(
+    info = registered(
+        "milesight-em310-udl",
+        "bin",
         id="dev-2",
-        kind="bin",  # type: ignore[arg-type]
-        lat=-2.54,
-        lon=112.95,
         depth_mm=1200.0,
-        network_server="chirpstack",  # type: ignore[arg-type]
-        ns_device_id=EUI,
-        profile="milesight-em310-udl",
         field_map={"battery": FieldTarget(field="battery_v", scale=0.001)},
         reporting_interval_s=300.0,
     )
-    info = DeviceDirectory().upsert(device)
     assert info.reporting_interval_s == 300.0  # its own, not the profile's 600
     reading = through(info, "chirpstack", {"battery": 3600, "distance": 800, "tilt": "normal"})
     assert values(reading) == {"battery_v": 3.6, "distance_mm": 800.0, "tilt_deg": 0.0}
@@ -211,16 +210,12 @@ def test_the_soil_probe_of_issue_20_with_a_field_map_is_stored_not_rejected() ->
     codec = yaml.safe_load(codec_file("vendor/dragino/lse01-codec.yaml").read_text())
     decoded = codec["uplinkDecoder"]["examples"][0]["output"]["data"]
     assert decoded["temp_SOIL"] == "24.59"  # a string, as the codec sends it
-    device = DeviceCreate(
+    info = registered(
+        None,
+        "fire",
         id="soil-1",
-        kind="fire",  # type: ignore[arg-type]
-        lat=-2.54,
-        lon=112.95,
-        network_server="chirpstack",  # type: ignore[arg-type]
-        ns_device_id=EUI,
         field_map={"temp_SOIL": "temp_c", "water_SOIL": "humidity_pct", "Bat": "battery_v"},
     )
-    info = DeviceDirectory().upsert(device)
     reading = through(info, "chirpstack", decoded)
     assert values(reading) == {"temp_c": 24.59, "humidity_pct": 19.57, "battery_v": 3.625}
 
@@ -258,18 +253,12 @@ def test_an_operator_s_profile_with_a_mounting_offset(tmp_path: Path) -> None:
         assert info.sensor_offsets == {"distance_mm": -25.0}
         reading = through(info, "chirpstack", {"range_cm": 80})
         assert values(reading) == {"distance_mm": 800.0}  # the offset is added at ingest
-        own = DeviceDirectory().upsert(
-            DeviceCreate(
-                id="dev-3",
-                kind="bin",  # type: ignore[arg-type]
-                lat=-2.54,
-                lon=112.95,
-                depth_mm=1000.0,
-                network_server="chirpstack",  # type: ignore[arg-type]
-                ns_device_id=EUI,
-                profile="acme-bin-9",
-                sensor_offsets={"distance_mm": -10.0},
-            )
+        own = registered(
+            "acme-bin-9",
+            "bin",
+            id="dev-3",
+            depth_mm=1000.0,
+            sensor_offsets={"distance_mm": -10.0},
         )
         assert own.sensor_offsets == {"distance_mm": -10.0}  # the device's own wins
     finally:
