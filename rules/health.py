@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -210,13 +209,20 @@ def _after_reports(
     reported = r.reported or {}
     needed = np.broadcast_to(np.asarray(needed), rows.shape).copy()
     back: set[int] = set()
-    for i, row in enumerate(rows.tolist()):
-        at = reported.get(int(r.devs[row]))
-        if at is None:
-            continue
-        # Few rows (devices with a reported fault): column lookups one by one.
-        carried = any(not math.isnan(float(r.col(name)[row])) for name in _MEASURED)
-        if int(r.ts[row]) > at and carried and not row_faulty[i]:
+    found = [
+        (i, row, at)
+        for i, row in enumerate(rows.tolist())
+        if (at := reported.get(int(r.devs[row]))) is not None
+    ]
+    if not found:
+        return needed, back
+    # Few rows (devices with a reported fault): their quantities only, not whole columns.
+    at_rows = np.array([row for _, row, _ in found], np.intp)
+    quantities = np.stack([r.col_at(name, at_rows) for name in _MEASURED])
+    carried: Bool = np.asarray((~np.isnan(quantities)).any(axis=0), bool)
+    for k, (i, row, at) in enumerate(found):
+        measured = bool(carried[k])
+        if int(r.ts[row]) > at and measured and not row_faulty[i]:
             good_reading[i] = True
             needed[i] = 1
             back.add(row)
