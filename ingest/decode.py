@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from types import GenericAlias
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from contract import units
@@ -302,3 +308,94 @@ def gateway_item(item: Any, now_ms: int, limits: Limits) -> DecodedReading:
     if not isinstance(device_id, str) or not device_id:
         raise DecodeError(Reason.BAD_TYPE, "each gateway reading needs a device_id string")
     return decode_reading(item, device_id, now_ms, limits)
+
+
+# -- gateway batches, the fast way ------------------------------------------------------
+#
+# A gateway batch of plain readings (numbers in range, numeric timestamps, nothing null)
+# is decoded by msgspec straight into typed records, their ranges checked in C: a third of
+# the CPU of parsing into dicts and checking each field in Python. Anything else makes
+# `gateway_rows` return None, and the batch takes the careful path above, which names the
+# reason of each bad reading; so the fast path changes no outcome, only its cost
+# (tests/unit/test_decode.py checks both paths against each other).
+
+
+def _plain_decoder() -> msgspec.json.Decoder[Any]:
+    """msgspec's decoder of a batch of plain gateway readings; absent quantities are NaN."""
+    fields: list[tuple[str, Any, Any]] = [
+        ("device_id", Annotated[str, msgspec.Meta(min_length=1)], msgspec.NODEFAULT),
+        ("ts", int | float | None, None),
+        ("seq", Annotated[int, msgspec.Meta(ge=0)], -1),  # -1: no sequence number
+    ]
+    # A JSON document cannot hold NaN, so the NaN default always means "not sent".
+    fields += [
+        (name, Annotated[float, msgspec.Meta(ge=low, le=high)], math.nan)
+        for name, (low, high) in ((name, RANGES[name]) for name in QUANTITIES)
+    ]
+    reading = msgspec.defstruct("PlainReading", fields, gc=False)
+    batch = msgspec.defstruct("PlainBatch", [("readings", GenericAlias(list, (reading,)))])
+    return msgspec.json.Decoder(batch)
+
+
+_PLAIN_DECODER = _plain_decoder()
+_NQ = len(QUANTITIES)
+# One reading's quantities as a tuple, in QUANTITIES order (attrgetter runs in C).
+_QUANTITIES_OF = operator.attrgetter(*QUANTITIES)
+# orjson reads integers of 2**64 and beyond as floats (a bad seq); msgspec as ints.
+_U64_MAX = 2**64 - 1
+
+
+@dataclass(slots=True)
+class GatewayRows:
+    """A gateway batch of plain readings, as columns (rows in the batch's order)."""
+
+    device_ids: list[str]
+    ts_ms: npt.NDArray[np.int64]
+    seq: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]  # shape (rows, len(QUANTITIES)); NaN = not reported
+
+    def __len__(self) -> int:
+        return len(self.device_ids)
+
+
+def gateway_rows(payload: bytes, now_ms: int, limits: Limits) -> GatewayRows | None:
+    """A gateway batch whose every reading is plain and valid, as columns; None when
+    any reading needs the careful path (gateway_items and gateway_item)."""
+    if len(payload) > limits.max_payload_bytes:
+        return None
+    try:
+        items: list[Any] = _PLAIN_DECODER.decode(payload).readings
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    n = len(items)
+    if not 0 < n <= limits.max_gateway_readings:
+        return None
+    values = np.fromiter(
+        itertools.chain.from_iterable(map(_QUANTITIES_OF, items)), np.float64, n * _NQ
+    ).reshape(n, _NQ)
+    if np.isnan(values).all(axis=1).any():
+        return None  # a reading with no quantity: no_quantity
+    oldest, newest = now_ms - limits.max_age_ms, now_ms + limits.max_future_ms
+    ts_ms: list[int] = []
+    for raw_ts in [item.ts for item in items]:
+        if raw_ts is None:
+            ts_ms.append(now_ms)
+            continue
+        if not 0 < raw_ts < 1e16:
+            return None
+        number = float(raw_ts)  # as decode_reading does: the same ms for the same ts
+        ts = int(number) if number >= _MS_THRESHOLD else int(number * 1000)
+        if not oldest <= ts <= newest:
+            return None
+        ts_ms.append(ts)
+    seq = [item.seq for item in items]
+    if max(seq) > _SEQ_MAX:
+        if max(seq) > _U64_MAX:
+            return None
+        seq = [min(s, _SEQ_MAX) for s in seq]
+    return GatewayRows(
+        [item.device_id for item in items],
+        np.array(ts_ms, np.int64),
+        np.array(seq, np.int64),
+        values,
+    )

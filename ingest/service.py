@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 
 import aiomqtt
 import numpy as np
+import numpy.typing as npt
 import orjson
 
-from contract.readings import KIND_CODES, Q_INDEX
+from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
 from contract.timeutil import from_ms, now_ms
 from contract.topics import DEVICE_UP, GATEWAY_UP, LORAWAN_UP
 from devices.directory import DeviceDirectory, DeviceInfo
@@ -24,7 +25,7 @@ from ingest import decode, lorawan, metrics, partition
 from ingest.acks import AckTracker, Receipt
 from ingest.batch import ReadingBatch
 from ingest.bufsock import buffer_reads
-from ingest.decode import DecodedReading, DecodeError, Limits, Reason
+from ingest.decode import DecodedReading, DecodeError, GatewayRows, Limits, Reason
 from ingest.last_seen import LastSeen
 from ingest.partition import Owners
 from ingest.rejected import Rejected, RejectedStore
@@ -43,6 +44,7 @@ LorawanLoader = Callable[[str, tuple[str, ...]], Awaitable[DeviceCreate | None]]
 # In the order of Ingestor._received.
 _MESSAGES = tuple(metrics.MESSAGES.labels(k) for k in ("devices", "gateways", "lorawan", "unknown"))
 
+_NQ = len(QUANTITIES)
 _FILL = Q_INDEX["fill_pct"]
 _DISTANCE = Q_INDEX["distance_mm"]
 _BIN = KIND_CODES["bin"]
@@ -68,6 +70,23 @@ class _Staged:
         """This reading as a rejection (counted in the metrics)."""
         raw = self.raw if isinstance(self.raw, bytes) else _dump(self.raw)
         return _rejected(self.topic, raw, at_ms, error, device_id)
+
+
+@dataclass(slots=True)
+class _Block:
+    """A gateway batch whose readings all took the fast path: columns, one receipt part."""
+
+    topic: str
+    gateway_id: str
+    rows: GatewayRows
+    payload: bytes  # for a reading the registry refuses: parsed again to keep it as sent
+    receipt: Receipt | None
+    arrived_ms: int
+
+    def rejected(self, row: int, error: DecodeError, at_ms: int) -> Rejected:
+        """One of its readings as a rejection, stored as the careful path would store it."""
+        item = orjson.loads(self.payload)["readings"][row]
+        return _rejected(self.topic, _dump(item), at_ms, error, self.rows.device_ids[row])
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +148,8 @@ class Ingestor:
         self.batch_size = batch_size
         self.window_ms = window_ms
         self._clock = clock
-        self._staged: list[_Staged] = []
+        self._staged: list[_Staged | _Block] = []
+        self._rows = 0  # readings in _staged (a _Block holds many)
         self._rejects: list[tuple[Rejected, Receipt | None]] = []
         self._oldest_ms: int | None = None
         self._unknown_until: dict[str, int] = {}
@@ -198,6 +218,15 @@ class Ingestor:
             self._stage(_Staged(topic, None, reading, payload, receipt, now), now)
             return
         self._received[1] += 1
+        rows = decode.gateway_rows(payload, now, self.limits)
+        if rows is not None:
+            if self._oldest_ms is None:
+                self._oldest_ms = now
+            if receipt is not None:
+                receipt.add_part()  # one for the block; _build adds one per reading it refuses
+            self._staged.append(_Block(topic, ident, rows, payload, receipt, now))
+            self._rows += len(rows)
+            return
         try:
             items = decode.gateway_items(payload, self.limits)
         except DecodeError as exc:
@@ -243,6 +272,7 @@ class Ingestor:
         if staged.receipt is not None:
             staged.receipt.add_part()
         self._staged.append(staged)
+        self._rows += 1
 
     def _reject(
         self,
@@ -262,12 +292,12 @@ class Ingestor:
     @property
     def staged(self) -> int:
         """Readings, rejections and forwarded batches waiting for the next flush."""
-        return len(self._staged) + len(self._rejects) + len(self._inbox)
+        return self._rows + len(self._rejects) + len(self._inbox)
 
     def due(self) -> bool:
         """True when the batch is full or its oldest entry has waited a whole window."""
         # A forwarded batch was batched by its sender already: it goes on at once.
-        if len(self._staged) >= self.batch_size or self._inbox:
+        if self._rows >= self.batch_size or self._inbox:
             return True
         return self._oldest_ms is not None and self._clock() - self._oldest_ms >= self.window_ms
 
@@ -288,6 +318,7 @@ class Ingestor:
         async with self._flush_lock:
             started = time.perf_counter()
             staged, self._staged = self._staged, []
+            staged_rows, self._rows = self._rows, 0
             rejects, self._rejects = self._rejects, []
             inbox, self._inbox = self._inbox, []
             self._oldest_ms = None
@@ -298,11 +329,12 @@ class Ingestor:
             except Exception:
                 # The registry could not be asked (SQL down): keep everything for next time.
                 self._staged[:0] = staged
+                self._rows += staged_rows
                 self._rejects[:0] = rejects
                 self._inbox[:0] = inbox
                 self._oldest_ms = self._oldest_ms or self._clock()
                 raise
-            metrics.STAGED.set(len(self._staged))
+            metrics.STAGED.set(self._rows)
             metrics.QUEUED.set(self._queue_depth())
             # Rejections first: once a batch's readings are stored, the rejections that
             # arrived with them are visible too.
@@ -467,15 +499,16 @@ class Ingestor:
             self._unknown_until = {k: v for k, v in self._unknown_until.items() if v > now}
 
     async def _map_uplinks(
-        self, staged: list[_Staged], rejects: list[tuple[Rejected, Receipt | None]]
-    ) -> list[_Staged]:
+        self, staged: list[_Staged | _Block], rejects: list[tuple[Rejected, Receipt | None]]
+    ) -> list[_Staged | _Block]:
         """Find each uplink's device (directory, then registry) and map its payload."""
-        out: list[_Staged] = []
+        out: list[_Staged | _Block] = []
         for item in staged:
-            uplink = item.uplink
+            uplink = item.uplink if type(item) is _Staged else None
             if uplink is None:
                 out.append(item)
                 continue
+            assert type(item) is _Staged
             keys = uplink.device_keys
             info = self.directory.find_lorawan(uplink.network_server, keys)
             if info is None and self._load_lorawan is not None:
@@ -499,40 +532,45 @@ class Ingestor:
         return out
 
     async def _build(
-        self, staged: list[_Staged], rejects: list[tuple[Rejected, Receipt | None]]
+        self, staged: list[_Staged | _Block], rejects: list[tuple[Rejected, Receipt | None]]
     ) -> tuple[ReadingBatch, list[Receipt | None]] | None:
         directory = self.directory
-        if any(s.uplink is not None for s in staged):
+        if any(type(s) is _Staged and s.uplink is not None for s in staged):
             staged = await self._map_uplinks(staged, rejects)
+        columns = _Columns(staged)
         get = directory.get
-        infos = [get(s.reading.device_id) for s in staged]
-        missing = {s.reading.device_id for s, i in zip(staged, infos, strict=True) if i is None}
-        if missing:
-            await self._resolve(missing)
-            infos = [get(s.reading.device_id) for s in staged]
-        items: list[_Staged] = []
-        known: list[DeviceInfo] = []
-        for item, info in zip(staged, infos, strict=True):
-            error = _registry_error(item, info)
-            if error is not None:
-                rejected = item.rejected(error, self._clock(), item.reading.device_id)
-                rejects.append((rejected, item.receipt))
-                continue
-            assert info is not None  # _registry_error refuses an unknown device
-            items.append(item)
-            known.append(info)
-        if not items:
-            return None
+        infos = list(map(get, columns.device_ids))
+        if not all(infos):
+            ids = columns.device_ids
+            await self._resolve({i for i, info in zip(ids, infos, strict=True) if info is None})
+            infos = list(map(get, columns.device_ids))
+        # No await below: a receipt part added here is never added twice by a retried flush.
+        refused = [
+            row
+            for row, (info, gateway) in enumerate(zip(infos, columns.gateways, strict=True))
+            if info is None or info.retired or (gateway is not None and info.gateway_id != gateway)
+        ]
+        # What must be durable before each message is acknowledged: a part per block, and
+        # per reading taken alone (a refused one's part goes with its rejection).
+        if refused:
+            self._refuse(staged, columns, infos, refused, rejects)
+            keep = np.ones(len(infos), bool)
+            keep[refused] = False
+            columns.take(keep)
+            known = [i for i, ok in zip(infos, keep.tolist(), strict=True) if ok and i is not None]
+            out = set(refused)
+            receipts = [e.receipt for e in staged if type(e) is _Block]
+            receipts += [e.receipt for row, e in columns.singles if row not in out]
+            if not known:
+                _all_done(receipts)  # blocks' own parts: their refused readings hold theirs
+                return None
+        else:
+            known = infos  # type: ignore[assignment]  # all found (`refused` is empty)
+            receipts = [e.receipt for e in staged]
 
-        # Columns in one pass each (zip(*...) transposes the readings in C).
-        _, ts_col, seq_col, value_rows, _, fault_col = zip(
-            *[item.reading for item in items], strict=True
-        )
+        values = columns.values.T.copy()  # one row per quantity, as ReadingBatch keeps them
         device = np.array([info.index for info in known], np.int32)
         kind = np.array([info.kind_code for info in known], np.uint8)
-        ts_ms = np.array(ts_col, np.int64)
-        seq = np.array(seq_col, np.int64)
-        values = np.array(value_rows, np.float64).T.copy()
         offsets = [info.sensor_offsets for info in known]
         if any(offsets):
             _apply_offsets(values, offsets)
@@ -540,19 +578,44 @@ class Ingestor:
         _fill_from_distance(values, kind, depth)
 
         self.seen.record(device, self._clock())
-        # What sensors said is wrong with them (device profiles' status strings): few rows.
-        faults = {row: text for row, text in enumerate(fault_col) if text is not None}
         batch = ReadingBatch(
             device,
             kind,
-            ts_ms,
-            seq,
+            columns.ts_ms,
+            columns.seq,
             values,
             directory.ids,
-            arrived_ms=items[0].arrived_ms,
-            faults=faults,
+            arrived_ms=staged[0].arrived_ms,
+            faults=columns.faults,
         )
-        return batch, [item.receipt for item in items]
+        return batch, receipts
+
+    def _refuse(
+        self,
+        staged: list[_Staged | _Block],
+        columns: _Columns,
+        infos: list[DeviceInfo | None],
+        refused: list[int],
+        rejects: list[tuple[Rejected, Receipt | None]],
+    ) -> None:
+        """Reject the readings the registry refuses (unknown, retired, wrong gateway)."""
+        # Each entry's first row: a block holds many readings, a _Staged one.
+        sizes = [len(e.rows) if isinstance(e, _Block) else 1 for e in staged]
+        starts = np.cumsum([0, *sizes])
+        now = self._clock()
+        for row in refused:
+            position = int(np.searchsorted(starts, row, side="right")) - 1
+            entry = staged[position]
+            device_id, gateway = columns.device_ids[row], columns.gateways[row]
+            error = _registry_error(device_id, gateway, infos[row])
+            assert error is not None
+            if isinstance(entry, _Block):
+                rejected = entry.rejected(row - int(starts[position]), error, now)
+                if entry.receipt is not None:
+                    entry.receipt.add_part()
+            else:
+                rejected = entry.rejected(error, now, device_id)
+            rejects.append((rejected, entry.receipt))
 
     # -- MQTT loop ----------------------------------------------------------------------
 
@@ -653,7 +716,7 @@ class Ingestor:
                             await asyncio.sleep(0)  # let the API, timers and receive run
                     receipt = acks.received(message.mid, message.qos)
                     self.handle(str(message.topic), _payload_bytes(message.payload), receipt)
-                    if len(self._staged) >= self.batch_size:
+                    if self._rows >= self.batch_size:
                         await self.flush()
             finally:
                 self._client = None
@@ -671,8 +734,9 @@ class Ingestor:
                     log.exception("flush failed; readings stay staged for the next attempt")
 
 
-def _registry_error(item: _Staged, info: DeviceInfo | None) -> DecodeError | None:
-    device_id = item.reading.device_id
+def _registry_error(
+    device_id: str, gateway_id: str | None, info: DeviceInfo | None
+) -> DecodeError | None:
     if info is None:
         return DecodeError(Reason.UNKNOWN_DEVICE, f"device {device_id!r:.80} is not registered")
     if info.retired:
@@ -680,14 +744,65 @@ def _registry_error(item: _Staged, info: DeviceInfo | None) -> DecodeError | Non
             Reason.DEVICE_RETIRED,
             f"device {device_id!r} is retired (PATCH its status to active to take it back)",
         )
-    if item.gateway_id is not None and info.gateway_id != item.gateway_id:
+    if gateway_id is not None and info.gateway_id != gateway_id:
         registered = info.gateway_id or "no gateway (it reports directly)"
         return DecodeError(
             Reason.WRONG_GATEWAY,
-            f"device {device_id!r} is registered behind {registered}, "
-            f"not gateway {item.gateway_id!r}",
+            f"device {device_id!r} is registered behind {registered}, not gateway {gateway_id!r}",
         )
     return None
+
+
+class _Columns:
+    """Staged readings (blocks and readings taken alone) as columns, in arrival order."""
+
+    def __init__(self, staged: list[_Staged | _Block]) -> None:
+        self.device_ids: list[str] = []
+        self.gateways: list[str | None] = []  # the gateway each reading came through
+        self.singles: list[tuple[int, _Staged]] = []  # (row, entry) of readings taken alone
+        self.faults: dict[int, str] = {}  # row -> what the sensor says is wrong with it
+        ts: list[npt.NDArray[np.int64]] = []
+        seq: list[npt.NDArray[np.int64]] = []
+        values: list[npt.NDArray[np.float64]] = []
+        run: list[DecodedReading] = []  # consecutive readings taken alone, as one part
+
+        def end_run() -> None:
+            if run:
+                _, ts_col, seq_col, value_rows, _, _ = zip(*run, strict=True)
+                ts.append(np.array(ts_col, np.int64))
+                seq.append(np.array(seq_col, np.int64))
+                values.append(np.array(value_rows, np.float64).reshape(len(run), _NQ))
+                run.clear()
+
+        for entry in staged:
+            if type(entry) is _Block:
+                end_run()
+                rows = entry.rows
+                self.device_ids += rows.device_ids
+                self.gateways += [entry.gateway_id] * len(rows)
+                ts.append(rows.ts_ms)
+                seq.append(rows.seq)
+                values.append(rows.values)
+            else:
+                assert type(entry) is _Staged
+                reading = entry.reading
+                row = len(self.device_ids)
+                if reading.fault is not None:
+                    self.faults[row] = reading.fault
+                self.device_ids.append(reading.device_id)
+                self.gateways.append(entry.gateway_id)
+                self.singles.append((row, entry))
+                run.append(reading)
+        end_run()
+        self.ts_ms = ts[0] if len(ts) == 1 else np.concatenate(ts)
+        self.seq = seq[0] if len(seq) == 1 else np.concatenate(seq)
+        self.values = values[0] if len(values) == 1 else np.concatenate(values)
+
+    def take(self, keep: npt.NDArray[np.bool_]) -> None:
+        """Keep only these rows (the registry refused the others)."""
+        self.ts_ms, self.seq, self.values = self.ts_ms[keep], self.seq[keep], self.values[keep]
+        new_row = np.cumsum(keep) - 1
+        self.faults = {int(new_row[row]): text for row, text in self.faults.items() if keep[row]}
 
 
 def _apply_offsets(values: np.ndarray[Any, Any], offsets: list[dict[str, float] | None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -21,6 +22,7 @@ from ingest.decode import (
     device_payload,
     gateway_item,
     gateway_items,
+    gateway_rows,
     parse_ts,
 )
 
@@ -373,3 +375,158 @@ def test_valid_readings_take_the_fast_path(monkeypatch: pytest.MonkeyPatch, obj:
     expected = _checked(obj, "d1", NOW, LIMITS)
     monkeypatch.setattr(decode_module, "_checked", not_expected)
     assert repr(decode_reading(obj, "d1", NOW, LIMITS)) == repr(expected)
+
+
+# -- gateway batches: the fast path (msgspec, all or nothing) and the careful path agree --
+
+
+def _careful_batch(payload: bytes) -> object:
+    """What gateway_items and gateway_item make of a batch, reading by reading."""
+    try:
+        items = gateway_items(payload, LIMITS)
+    except DecodeError as exc:
+        return ("rejected", exc.reason)
+    out: list[object] = []
+    for item in items:
+        try:
+            reading = gateway_item(item, NOW, LIMITS)
+        except DecodeError as exc:
+            out.append(("rejected", exc.reason))
+            continue
+        # repr: NaN (an absent quantity) compares unequal to itself.
+        out.append(
+            ("accepted", reading.device_id, reading.ts_ms, reading.seq, repr(reading.values))
+        )
+    return out
+
+
+def _fast_batch(payload: bytes) -> object:
+    rows = gateway_rows(payload, NOW, LIMITS)
+    if rows is None:
+        return None
+    columns = zip(
+        rows.device_ids, rows.ts_ms.tolist(), rows.seq.tolist(), rows.values.tolist(), strict=True
+    )
+    return [("accepted", d, ts, seq, repr(tuple(values))) for d, ts, seq, values in columns]
+
+
+def _as_json(value: object) -> bytes:
+    # The stdlib writes what orjson refuses (integers past 64 bits, NaN, Infinity): such
+    # payloads must reach the careful path, which names them.
+    return json.dumps(value, allow_nan=True).encode()
+
+
+# A reading both paths should take (numbers in range, a timestamp within the limits or
+# none), then, in _GATEWAY_PROBED, one field set near its limits or to anything at all.
+_PLAIN = st.fixed_dictionaries(
+    {"device_id": st.sampled_from(["d1", "d2", "gw-7/x"]), "temp_c": st.floats(-50, 1500)},
+    optional={
+        **{
+            name: st.floats(*RANGES[name]) | st.integers(*map(int, RANGES[name]))
+            for name in RANGES
+            if name != "temp_c"
+        },
+        "ts": st.integers(NOW - _MAX_AGE, NOW + _MAX_AHEAD)
+        | st.floats((NOW - _MAX_AGE) / 1000, (NOW + _MAX_AHEAD) / 1000),
+        "seq": st.integers(0, 2**63 - 1),
+        "firmware": st.text(max_size=5),
+    },
+)
+_GATEWAY_PROBED = (
+    st.sampled_from(sorted(_PROBES))
+    .flatmap(lambda key: st.tuples(_PLAIN, st.just(key), _PROBES[key]))
+    .map(lambda probe: {**probe[0], probe[1]: probe[2]})
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(_PLAIN, max_size=4),
+    st.one_of(_GATEWAY_PROBED, _GATEWAY_PROBED, _READINGS, _VALUES),
+    st.integers(0, 4),
+    st.booleans(),
+)
+def test_the_fast_gateway_path_gives_the_careful_outcome_or_none(
+    plain: list[object], probe: object, at: int, wrapped: bool
+) -> None:
+    # Plain readings with one probe among them: the fast path must take the batch as the
+    # careful path would, or leave it to the careful path (None).
+    items = [*plain[:at], probe, *plain[at:]]
+    payload = _as_json({"readings": items} if wrapped else items)
+    fast = _fast_batch(payload)
+    assert fast is None or fast == _careful_batch(payload), payload
+
+
+@pytest.mark.parametrize(
+    "base", [{"temp_c": 30.0}, {"humidity_pct": 80, "seq": 3, "ts": NOW}, {"co_ppm": 0}]
+)
+def test_the_fast_gateway_path_at_every_edge(base: dict[str, object]) -> None:
+    # Every field at each of its limits and with every odd value, beside a plain reading.
+    edges: dict[str, list[object]] = {
+        **_EDGE_VALUES,
+        "seq": [-1, 0, 2**63 - 1, 2**63, 2**64 - 1, 2**64],
+    }
+    taken = 0
+    for key, values in edges.items():
+        for value in values + _ODD:
+            payload = _as_json(
+                {
+                    "readings": [
+                        {"device_id": "d2", "temp_c": 20},
+                        {"device_id": "d1", **base, key: value},
+                    ]
+                }
+            )
+            fast = _fast_batch(payload)
+            assert fast is None or fast == _careful_batch(payload), payload
+            taken += fast is not None
+    assert taken > 100  # most edges are plain readings: the fast path is what is tested
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PLAIN, min_size=1, max_size=LIMITS.max_gateway_readings))
+def test_plain_gateway_batches_take_the_fast_path(items: list[dict[str, object]]) -> None:
+    payload = _as_json({"readings": items, "gateway": "gw-7"})
+    fast = _fast_batch(payload)
+    assert fast is not None and fast == _careful_batch(payload)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"device_id": "d1", "temp_c": None},  # null is "not sent": no quantity left
+        {"device_id": "d1", "temp_c": 30, "seq": None},
+        {"device_id": "d1", "temp_c": "30.5"},
+        {"device_id": "d1", "temp_c": 30, "ts": "2026-09-21T10:00:00Z"},
+        {"device_id": "d1", "temp_c": 30, "seq": 2**64},  # orjson: a float, so bad_type
+        {"device_id": "d1", "temp_c": 30, "seq": 5.0},
+        {"device_id": "", "temp_c": 30},
+        {"device_id": "d1", "temp_c": 30, "ts": True},
+        {"device_id": "d1", "humidity_pct": 101},
+        {"device_id": "d1", "firmware": "1.2"},
+    ],
+)
+def test_anything_but_plain_takes_the_careful_path(item: dict[str, object]) -> None:
+    plain = {"device_id": "d2", "temp_c": 30.5, "seq": 1}
+    payload = _as_json({"readings": [plain, item]})
+    assert gateway_rows(payload, NOW, LIMITS) is None
+    assert _careful_batch(payload)[0] == ("accepted", "d2", NOW, 1, repr(_fast_tuple(plain)))  # type: ignore[index]
+
+
+def _fast_tuple(item: dict[str, object]) -> tuple[float, ...]:
+    values = [math.nan] * len(Q_INDEX)
+    for name, value in item.items():
+        if name in Q_INDEX:
+            values[Q_INDEX[name]] = float(value)  # type: ignore[arg-type]
+    return tuple(values)
+
+
+def test_the_fast_gateway_path_keeps_the_careful_limits() -> None:
+    item = {"device_id": "d1", "temp_c": 30}
+    assert gateway_rows(_as_json({"readings": []}), NOW, LIMITS) is None
+    too_many = _as_json({"readings": [item] * (LIMITS.max_gateway_readings + 1)})
+    assert gateway_rows(too_many, NOW, LIMITS) is None
+    padded = _as_json({"readings": [item], "pad": "x" * LIMITS.max_payload_bytes})
+    assert gateway_rows(padded, NOW, LIMITS) is None
+    clamped = gateway_rows(_as_json({"readings": [item | {"seq": 2**64 - 1}]}), NOW, LIMITS)
+    assert clamped is not None and clamped.seq.tolist() == [2**63 - 1]

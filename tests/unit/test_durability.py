@@ -129,6 +129,54 @@ async def test_ingestor_acks_readings_once_durable_and_rejections_once_stored(
     assert acked == [1, 2, 3, 4]
 
 
+async def test_a_plain_gateway_batch_is_acked_once_its_readings_and_refusals_are_durable(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    directory = DeviceDirectory()
+    for device_id in ("g1", "g2"):
+        directory.upsert(
+            DeviceCreate.model_validate(
+                {"id": device_id, "kind": "fire", "lat": -2.5, "lon": 112.9, "gateway_id": "gw"}
+            )
+        )
+    durable: list[asyncio.Future[None]] = []
+
+    async def on_batch(batch: ReadingBatch) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        durable.append(future)
+        return future
+
+    async def load(ids: Collection[str]) -> list[DeviceCreate]:
+        return []
+
+    store = RejectedStore(sessions)
+    ingestor = Ingestor(directory, load, store, on_batch, clock=lambda: NOW)
+    acked: list[int] = []
+    tracker = AckTracker(lambda mid, qos: acked.append(mid))
+    # Plain batches (the fast path): readings and a refusal; refusals only; readings only.
+    ingestor.handle(
+        "sigap/gateways/gw/up",
+        b'{"readings": [{"device_id": "g1", "temp_c": 31}, {"device_id": "x", "temp_c": 1}]}',
+        tracker.received(1, 1),
+    )
+    ingestor.handle(
+        "sigap/gateways/gw/up",
+        b'{"readings": [{"device_id": "y", "temp_c": 31}, {"device_id": "z", "temp_c": 1}]}',
+        tracker.received(2, 1),
+    )
+    ingestor.handle(
+        "sigap/gateways/gw/up",
+        b'{"readings": [{"device_id": "g2", "temp_c": 31}]}',
+        tracker.received(3, 1),
+    )
+    assert await ingestor.flush() == 2
+    assert acked == [] and await store.count() == 3  # message 1 waits for its reading
+    assert tracker.outstanding == 3
+    durable[0].set_result(None)
+    await asyncio.sleep(0)  # let the future's callbacks run
+    assert acked == [1, 2, 3] and tracker.outstanding == 0
+
+
 async def test_rejections_that_cannot_be_stored_are_not_acked(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -265,3 +265,68 @@ async def test_messages_are_counted_by_topic_kind_at_each_fold(setup: Harness) -
         "lorawan": 1,
         "unknown": 1,
     }
+
+
+async def test_plain_gateway_batches_keep_arrival_order_among_readings_alone(
+    setup: Harness,
+) -> None:
+    ingestor, batches = setup.ingestor, setup.batches
+    ingestor.directory.upsert(device("g2", "bin", gateway_id="gw1"))
+    ingestor.handle("sigap/devices/f1/up", b'{"temp_c": 31, "seq": 1}')
+    plain = [
+        {"device_id": "g2", "distance_mm": 400, "seq": 7, "ts": NOW - 5000},
+        {"device_id": "g2", "distance_mm": 500, "seq": 8, "ts": (NOW - 4000) / 1000},
+    ]
+    ingestor.handle("sigap/gateways/gw1/up", orjson.dumps({"readings": plain}))
+    ingestor.handle("sigap/devices/b1/up", b'{"distance_mm": 250}')
+    assert ingestor.staged == 4  # readings, not messages
+    assert await ingestor.flush() == 4
+    (batch,) = batches
+    assert [batch.device_ids[i] for i in batch.device.tolist()] == ["f1", "g2", "g2", "b1"]
+    assert batch.seq.tolist() == [1, 7, 8, -1]
+    assert batch.ts_ms.tolist() == [NOW, NOW - 5000, NOW - 4000, NOW]
+    assert batch.col("fill_pct").tolist() == [
+        pytest.approx(math.nan, nan_ok=True),
+        60.0,
+        50.0,
+        75.0,
+    ]
+    assert batch.kind.tolist() == [KIND_CODES[k] for k in ("fire", "bin", "bin", "bin")]
+
+
+async def test_a_refused_reading_of_a_plain_batch_is_kept_as_it_was_sent(setup: Harness) -> None:
+    ingestor, batches, rejected = setup.ingestor, setup.batches, setup.rejected
+    items = [
+        {"device_id": "g1", "temp_c": 30},
+        {"device_id": "nobody", "temp_c": 31.25, "firmware": "1.2", "ts": NOW - 1},
+        {"device_id": "f1", "temp_c": 32},  # registered without a gateway
+        {"device_id": "g1", "temp_c": 33, "seq": 4},
+    ]
+    ingestor.handle("sigap/gateways/gw1/up", orjson.dumps({"readings": items}))
+    assert await ingestor.flush() == 2
+    (batch,) = batches
+    assert batch.col("temp_c").tolist() == [30.0, 33.0] and batch.seq.tolist() == [-1, 4]
+    records = {r.device_id: r for r in await rejected.find()}
+    assert {d: r.reason for d, r in records.items()} == {
+        "nobody": "unknown_device",
+        "f1": "wrong_gateway",
+    }
+    assert records["nobody"].raw == orjson.dumps(items[1])  # as the careful path keeps it
+    assert records["f1"].topic == "sigap/gateways/gw1/up"
+
+
+async def test_a_registry_outage_keeps_a_plain_batch(setup: Harness) -> None:
+    ingestor = setup.ingestor
+
+    async def broken(ids: Collection[str]) -> list[DeviceCreate]:
+        raise ConnectionError("database is locked")
+
+    original = ingestor._load_devices
+    ingestor._load_devices = broken
+    items = [{"device_id": "g1", "temp_c": 30}, {"device_id": "g1", "temp_c": 31}]
+    ingestor.handle("sigap/gateways/gw1/up", orjson.dumps({"readings": items}))
+    with pytest.raises(ConnectionError):
+        await ingestor.flush()
+    assert ingestor.staged == 2
+    ingestor._load_devices = original
+    assert await ingestor.flush() == 2 and ingestor.staged == 0
