@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,6 +129,27 @@ _BITS = 1 << np.arange(_NQ, dtype=np.int64)  # a row's fields as bits: quantity 
 _SEQ_BIT = 1 << _NQ
 
 
+class _Reprs(dict[float, str]):
+    """float -> its shortest text (repr), made once: sensors repeat their values (a
+    thermometer's 0.1 C steps, whole percents, dBm), and a look-up costs a third of a repr."""
+
+    def __missing__(self, value: float) -> str:
+        text = self[value] = repr(value)
+        return text
+
+
+class _Ints(dict[int, str]):
+    """int -> its decimal text, made once (sequence numbers repeat across devices)."""
+
+    def __missing__(self, value: int) -> str:
+        text = self[value] = str(value)
+        return text
+
+
+# Distinct values a cache keeps before it starts over (about 10 MB at most).
+_TEXTS_KEPT = 100_000
+
+
 class LineEncoder:
     """Turns ReadingBatches into line protocol; tags device_id and kind on every point.
 
@@ -140,22 +162,25 @@ class LineEncoder:
         # Each device's "measurement,tags " prefix, by device index (None until first seen).
         self._prefixes: npt.NDArray[np.object_] = np.full(0, None, object)
         self._known = np.zeros(0, bool)
-        self._templates: dict[int, str] = {}
+        self._shapes: dict[int, tuple[list[str], str]] = {}
+        self._reprs = _Reprs()
+        self._ints = _Ints()
 
     def _prefix(self, device_id: str, kind_code: int) -> str:
         kind = KIND_NAMES.get(kind_code, "unknown")
         return tag_prefix(self.measurement, [("device_id", device_id), ("kind", kind)])
 
-    def _template(self, fields: int) -> str:
-        """The str.format template of a line with these fields (bits as in _BITS/_SEQ_BIT)."""
-        template = self._templates.get(fields)
-        if template is None:
-            keys = [_FIELD_KEYS[i].replace("{", "{{").replace("}", "}}") for i in range(_NQ)]
-            parts = [keys[i] + "{!r}" for i in range(_NQ) if fields >> i & 1]
+    def _keys(self, fields: int) -> tuple[list[str], str]:
+        """For rows with these fields (bits as in _BITS/_SEQ_BIT): the text before each
+        field's value, and the text between the last value and the timestamp."""
+        known = self._shapes.get(fields)
+        if known is None:
+            names = [_FIELD_KEYS[i] for i in range(_NQ) if fields >> i & 1]
             if fields & _SEQ_BIT:
-                parts.append("seq={}i")
-            template = self._templates[fields] = "{}" + ",".join(parts) + " {}"
-        return template
+                names.append("seq=")
+            before = names[:1] + ["," + name for name in names[1:]]
+            known = self._shapes[fields] = (before, "i " if fields & _SEQ_BIT else " ")
+        return known
 
     def _line_prefixes(self, batch: ReadingBatch) -> npt.NDArray[np.object_]:
         """Each row's prefix, made once per device and kept by device index."""
@@ -182,8 +207,9 @@ class LineEncoder:
         n = len(batch)
         if not n:
             return b""
-        # Rows with the same fields share a template: one str.format call per line then does
-        # what a loop over the fields did (the batch holds a few such shapes: one per kind).
+        # Rows with the same fields are made together, column by column: each value turned
+        # into text once (from a cache: sensors repeat their values), then each line joined
+        # from its pieces in one call (the batch holds a few such shapes: one per kind).
         values = batch.values
         shape = _BITS @ (values == values) + np.where(batch.seq >= 0, _SEQ_BIT, 0)
         prefixes = self._line_prefixes(batch)
@@ -195,18 +221,32 @@ class LineEncoder:
         else:
             kinds, which = np.unique(shape, return_inverse=True)
             groups = [(int(k), np.flatnonzero(which == j)) for j, k in enumerate(kinds.tolist())]
+        for cache in (self._reprs, self._ints):
+            if len(cache) > _TEXTS_KEPT:
+                cache.clear()
+        float_text, int_text = self._reprs.__getitem__, self._ints.__getitem__
         for fields, rows in groups:
             columns = [i for i in range(_NQ) if fields >> i & 1]
+            chosen = values[columns] if rows is None else values[columns][:, rows]
+            # -0.0 and 0.0 are one key of the cache: look up 0.0, then mend the few -0.0.
+            negative_zero = np.argwhere((chosen == 0) & np.signbit(chosen)).tolist()
+            chosen += 0.0
+            texts = [list(map(float_text, column)) for column in chosen.tolist()]
+            for at, row in negative_zero:
+                texts[at][row] = "-0.0"
             if rows is None:
-                args = [prefixes, *values[columns].tolist()]
                 seq, ts = batch.seq, batch.ts_ms
             else:
-                args = [prefixes[rows], *values[columns][:, rows].tolist()]
                 seq, ts = batch.seq[rows], batch.ts_ms[rows]
             if fields & _SEQ_BIT:
-                args.append(seq.tolist())
-            args.append(ts.tolist())
-            made = list(map(self._template(fields).format, *args))
+                texts.append(list(map(int_text, seq.tolist())))
+            before, before_ts = self._keys(fields)
+            pieces: list[Iterable[str]] = [(prefixes if rows is None else prefixes[rows]).tolist()]
+            for key, column in zip(before, texts, strict=True):
+                pieces += (itertools.repeat(key), column)
+            pieces += (itertools.repeat(before_ts), map(str, ts.tolist()))
+            # repeat() is endless: the columns end the zip.
+            made = list(map("".join, zip(*pieces, strict=False)))
             if rows is None:
                 lines[:] = made
             else:
