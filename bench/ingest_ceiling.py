@@ -622,7 +622,7 @@ def sigap_phase(
         "published_readings": offered_readings,
         "stored": stored,
         "lost": offered_readings - stored,
-        "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0},
+        "cpu_s": {k: round(cpu1[k] - cpu0[k], 2) for k in cpu0},
         "publish": _public(pubs),
     }
 
@@ -817,7 +817,7 @@ def latency_phase(
         "background_stored": stack.stored(background.ts_range),
         # Resolution: the 0.5 s /metrics poll.
         "written_after_publishers_stopped_s": round(drain, 2) if drain is not None else None,
-        "cpu_s": {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0},
+        "cpu_s": {k: round(cpu1[k] - cpu0[k], 2) for k in cpu0},
     }
 
 
@@ -1009,6 +1009,7 @@ def main() -> None:
         if args.profile is not None:
             spy = start_profile(up.pid, args.profile / "latency.txt")
             time.sleep(1.0)
+        before_latency = stack.metrics()
         latency = latency_phase(
             stack,
             mqtt_port,
@@ -1021,6 +1022,16 @@ def main() -> None:
             args.latency_duration,
             args.probe_hz,
         )
+        # What the alerts waited behind in this phase: collector pauses, a late event loop,
+        # SQL commits, and how long readings waited in ingest.
+        after_latency = stack.metrics()
+        for key, name in (
+            ("gc_pauses", "sigap_gc_pause_seconds"),
+            ("loop_lag", "sigap_event_loop_lag_seconds"),
+            ("alert_commit", "sigap_alert_commit_seconds"),
+            ("ingest_lag", "sigap_ingest_lag_seconds"),
+        ):
+            latency[key] = histogram(after_latency, name, before_latency)
         if spy is not None:
             spy.send_signal(2)
             spy.wait(30)

@@ -81,6 +81,11 @@ class DeviceDirectory:
         """The device's info, or None when it is not registered (as far as we know)."""
         return self._by_id.get(device_id)
 
+    @property
+    def lookup(self) -> Callable[[str], DeviceInfo | None]:
+        """`get` without the method call around it (for a map over a batch's ids)."""
+        return self._by_id.get
+
     def find_lorawan(self, network_server: str, keys: Iterable[str]) -> DeviceInfo | None:
         """The device registered with one of these network server ids (tried in order)."""
         for key in keys:

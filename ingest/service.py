@@ -538,7 +538,7 @@ class Ingestor:
         if any(type(s) is _Staged and s.uplink is not None for s in staged):
             staged = await self._map_uplinks(staged, rejects)
         columns = _Columns(staged)
-        get = directory.get
+        get = directory.lookup
         infos = list(map(get, columns.device_ids))
         if not all(infos):
             ids = columns.device_ids
