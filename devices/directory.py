@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from contract.readings import KIND_CODES
 from devices import profiles
 from devices.profiles import Profile, StatusAction
@@ -62,6 +65,59 @@ def _mounting(profile: Profile | None) -> dict[str, float] | None:
     return {"distance_mm": profile.mounting_offset_mm}
 
 
+# A reading's gateway code when no gateway check applies (it came on its own topic), and
+# the code of a gateway the directory has never seen (no device is behind it).
+NO_GATEWAY_CHECK = -1
+UNKNOWN_GATEWAY = -2
+
+
+class DeviceTable:
+    """What ingest checks for every reading, as numpy columns by device index: a batch's
+    registry checks and columns are then array look-ups, not a Python step per reading."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}  # device id -> index
+        self.kind = np.zeros(1, np.uint8)  # never empty: index 0 stands in for unknown ids
+        self.depth_mm = np.full(1, np.nan)
+        self.retired = np.zeros(1, bool)
+        self.has_offsets = np.zeros(1, bool)
+        self.gateway = np.zeros(1, np.int32)  # 0: reports directly, else a gateway's code
+        self._gateway_codes: dict[str, int] = {}
+
+    def gateway_code(self, gateway_id: str | None) -> int:
+        """The code a reading that came through this gateway is checked with."""
+        if gateway_id is None:
+            return NO_GATEWAY_CHECK
+        return self._gateway_codes.get(gateway_id, UNKNOWN_GATEWAY)
+
+    def set(self, info: DeviceInfo) -> None:
+        """Record a device's facts at its index."""
+        if info.index >= len(self.kind):
+            size = max(info.index + 1, 2 * len(self.kind))
+            self.kind = _grown(self.kind, size, 0)
+            self.depth_mm = _grown(self.depth_mm, size, np.nan)
+            self.retired = _grown(self.retired, size, False)
+            self.has_offsets = _grown(self.has_offsets, size, False)
+            self.gateway = _grown(self.gateway, size, 0)
+        at = info.index
+        self.index[info.id] = at
+        self.kind[at] = info.kind_code
+        self.depth_mm[at] = info.depth_mm if info.depth_mm else np.nan
+        self.retired[at] = info.retired
+        self.has_offsets[at] = bool(info.sensor_offsets)
+        if info.gateway_id is None:
+            self.gateway[at] = 0
+        else:
+            code = self._gateway_codes.setdefault(info.gateway_id, len(self._gateway_codes) + 1)
+            self.gateway[at] = code
+
+
+def _grown(column: npt.NDArray[Any], size: int, fill: Any) -> npt.NDArray[Any]:
+    grown = np.full(size, fill, column.dtype)
+    grown[: len(column)] = column
+    return grown
+
+
 class DeviceDirectory:
     """Device id -> DeviceInfo, with a stable dense index per device for the rule state arrays.
 
@@ -73,6 +129,7 @@ class DeviceDirectory:
         self._by_ns: dict[tuple[str, str], str] = {}  # (network server, ns device id) -> id
         self.ids: list[str] = []  # index -> device id; shared with every ReadingBatch
         self._listeners: list[Callable[[DeviceInfo], object]] = []
+        self.table = DeviceTable()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,11 +137,6 @@ class DeviceDirectory:
     def get(self, device_id: str) -> DeviceInfo | None:
         """The device's info, or None when it is not registered (as far as we know)."""
         return self._by_id.get(device_id)
-
-    @property
-    def lookup(self) -> Callable[[str], DeviceInfo | None]:
-        """`get` without the method call around it (for a map over a batch's ids)."""
-        return self._by_id.get
 
     def find_lorawan(self, network_server: str, keys: Iterable[str]) -> DeviceInfo | None:
         """The device registered with one of these network server ids (tried in order)."""
@@ -139,6 +191,7 @@ class DeviceDirectory:
         if info.network_server and info.ns_device_id:
             self._by_ns[(info.network_server, info.ns_device_id)] = info.id
         self._by_id[device.id] = info
+        self.table.set(info)
         for listener in self._listeners:
             listener(info)
         return info

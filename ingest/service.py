@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, ClassVar
 
 import aiomqtt
@@ -19,7 +20,7 @@ import orjson
 from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
 from contract.timeutil import from_ms, now_ms
 from contract.topics import DEVICE_UP, GATEWAY_UP, LORAWAN_UP
-from devices.directory import DeviceDirectory, DeviceInfo
+from devices.directory import NO_GATEWAY_CHECK, DeviceDirectory, DeviceInfo
 from devices.schemas import DeviceCreate
 from ingest import decode, lorawan, metrics, partition
 from ingest.acks import AckTracker, Receipt
@@ -537,49 +538,53 @@ class Ingestor:
         directory = self.directory
         if any(type(s) is _Staged and s.uplink is not None for s in staged):
             staged = await self._map_uplinks(staged, rejects)
+        table = directory.table
         columns = _Columns(staged)
-        get = directory.lookup
-        infos = list(map(get, columns.device_ids))
-        if not all(infos):
-            ids = columns.device_ids
-            await self._resolve({i for i, info in zip(ids, infos, strict=True) if info is None})
-            infos = list(map(get, columns.device_ids))
+        ids = columns.device_ids
+        device = np.fromiter(map(table.index.get, ids, repeat(-1)), np.int64, len(ids))
+        if (device < 0).any():
+            await self._resolve({i for i, d in zip(ids, device.tolist(), strict=True) if d < 0})
+            device = np.fromiter(map(table.index.get, ids, repeat(-1)), np.int64, len(ids))
         # No await below: a receipt part added here is never added twice by a retried flush.
-        refused = [
-            row
-            for row, (info, gateway) in enumerate(zip(infos, columns.gateways, strict=True))
-            if info is None or info.retired or (gateway is not None and info.gateway_id != gateway)
-        ]
+        at = np.maximum(device, 0)  # index 0 stands in for an unknown id (refused anyway)
+        gateway = columns.gateway_codes(table.gateway_code)  # after _resolve: new gateways
+        refused_rows = (
+            (device < 0)
+            | table.retired[at]
+            | ((gateway != NO_GATEWAY_CHECK) & (table.gateway[at] != gateway))
+        )
         # What must be durable before each message is acknowledged: a part per block, and
         # per reading taken alone (a refused one's part goes with its rejection).
-        if refused:
-            self._refuse(staged, columns, infos, refused, rejects)
-            keep = np.ones(len(infos), bool)
-            keep[refused] = False
+        if refused_rows.any():
+            refused = np.flatnonzero(refused_rows).tolist()
+            self._refuse(staged, columns, refused, rejects)
+            keep = ~refused_rows
             columns.take(keep)
-            known = [i for i, ok in zip(infos, keep.tolist(), strict=True) if ok and i is not None]
+            device = device[keep]
             out = set(refused)
             receipts = [e.receipt for e in staged if type(e) is _Block]
             receipts += [e.receipt for row, e in columns.singles if row not in out]
-            if not known:
+            if not len(device):
                 _all_done(receipts)  # blocks' own parts: their refused readings hold theirs
                 return None
         else:
-            known = infos  # type: ignore[assignment]  # all found (`refused` is empty)
             receipts = [e.receipt for e in staged]
 
         values = columns.values.T.copy()  # one row per quantity, as ReadingBatch keeps them
-        device = np.array([info.index for info in known], np.int32)
-        kind = np.array([info.kind_code for info in known], np.uint8)
-        offsets = [info.sensor_offsets for info in known]
-        if any(offsets):
+        kind = table.kind[device]
+        with_offsets = np.flatnonzero(table.has_offsets[device]).tolist()
+        if with_offsets:
+            offsets: list[dict[str, float] | None] = [None] * len(device)
+            for row in with_offsets:
+                info = directory.get(directory.ids[device[row]])
+                offsets[row] = info.sensor_offsets if info is not None else None
             _apply_offsets(values, offsets)
-        depth = np.array([info.depth_mm or np.nan for info in known], np.float64)
-        _fill_from_distance(values, kind, depth)
+        _fill_from_distance(values, kind, table.depth_mm[device])
+        indices = device.astype(np.int32)
 
-        self.seen.record(device, self._clock())
+        self.seen.record(indices, self._clock())
         batch = ReadingBatch(
-            device,
+            indices,
             kind,
             columns.ts_ms,
             columns.seq,
@@ -594,20 +599,17 @@ class Ingestor:
         self,
         staged: list[_Staged | _Block],
         columns: _Columns,
-        infos: list[DeviceInfo | None],
         refused: list[int],
         rejects: list[tuple[Rejected, Receipt | None]],
     ) -> None:
         """Reject the readings the registry refuses (unknown, retired, wrong gateway)."""
-        # Each entry's first row: a block holds many readings, a _Staged one.
-        sizes = [len(e.rows) if isinstance(e, _Block) else 1 for e in staged]
-        starts = np.cumsum([0, *sizes])
+        starts = np.cumsum([0, *columns.sizes])  # each entry's first row
         now = self._clock()
         for row in refused:
             position = int(np.searchsorted(starts, row, side="right")) - 1
             entry = staged[position]
             device_id, gateway = columns.device_ids[row], columns.gateways[row]
-            error = _registry_error(device_id, gateway, infos[row])
+            error = _registry_error(device_id, gateway, self.directory.get(device_id))
             assert error is not None
             if isinstance(entry, _Block):
                 rejected = entry.rejected(row - int(starts[position]), error, now)
@@ -759,6 +761,7 @@ class _Columns:
     def __init__(self, staged: list[_Staged | _Block]) -> None:
         self.device_ids: list[str] = []
         self.gateways: list[str | None] = []  # the gateway each reading came through
+        self.sizes: list[int] = []  # each entry's readings
         self.singles: list[tuple[int, _Staged]] = []  # (row, entry) of readings taken alone
         self.faults: dict[int, str] = {}  # row -> what the sensor says is wrong with it
         ts: list[npt.NDArray[np.int64]] = []
@@ -780,6 +783,7 @@ class _Columns:
                 rows = entry.rows
                 self.device_ids += rows.device_ids
                 self.gateways += [entry.gateway_id] * len(rows)
+                self.sizes.append(len(rows))
                 ts.append(rows.ts_ms)
                 seq.append(rows.seq)
                 values.append(rows.values)
@@ -791,12 +795,19 @@ class _Columns:
                     self.faults[row] = reading.fault
                 self.device_ids.append(reading.device_id)
                 self.gateways.append(entry.gateway_id)
+                self.sizes.append(1)
                 self.singles.append((row, entry))
                 run.append(reading)
         end_run()
+        self._entries = staged
         self.ts_ms = ts[0] if len(ts) == 1 else np.concatenate(ts)
         self.seq = seq[0] if len(seq) == 1 else np.concatenate(seq)
         self.values = values[0] if len(values) == 1 else np.concatenate(values)
+
+    def gateway_codes(self, code_of: Callable[[str | None], int]) -> npt.NDArray[np.int32]:
+        """Each reading's gateway as the directory's table codes it (one look-up per entry)."""
+        codes = [code_of(entry.gateway_id) for entry in self._entries]
+        return np.repeat(np.array(codes, np.int32), self.sizes)
 
     def take(self, keep: npt.NDArray[np.bool_]) -> None:
         """Keep only these rows (the registry refused the others)."""
