@@ -538,6 +538,8 @@ class Ingestor:
         directory = self.directory
         if any(type(s) is _Staged and s.uplink is not None for s in staged):
             staged = await self._map_uplinks(staged, rejects)
+            if not staged:
+                return None  # every uplink was refused (each part went with its rejection)
         table = directory.table
         columns = _Columns(staged)
         ids = columns.device_ids

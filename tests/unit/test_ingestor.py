@@ -330,3 +330,31 @@ async def test_a_registry_outage_keeps_a_plain_batch(setup: Harness) -> None:
     assert ingestor.staged == 2
     ingestor._load_devices = original
     assert await ingestor.flush() == 2 and ingestor.staged == 0
+
+
+def _tts_uplink(eui: str, f_cnt: int, decoded: dict[str, object]) -> tuple[str, bytes]:
+    at = "2026-09-21T14:13:19.000Z"  # a second before NOW
+    envelope = {
+        "end_device_ids": {"device_id": f"d-{eui[:8]}", "dev_eui": eui.upper()},
+        "received_at": at,
+        "uplink_message": {"f_cnt": f_cnt, "decoded_payload": decoded, "received_at": at},
+    }
+    return f"v3/sampit@kotim/devices/d-{eui[:8]}/up", orjson.dumps(envelope)
+
+
+async def test_uplinks_refused_when_mapped_are_kept_even_with_nothing_else_staged(
+    setup: Harness,
+) -> None:
+    ingestor, batches, rejected = setup.ingestor, setup.batches, setup.rejected
+    eui = "70b3d57ed0000001"
+    ingestor.directory.upsert(device("lw1", network_server="tts", ns_device_id=eui))
+    # A version report: no quantity, so refused once its device's field map is applied.
+    ingestor.handle(*_tts_uplink(eui, 1, {"version": "1.2"}))
+    assert await ingestor.flush() == 0 and batches == []
+    assert [(r.device_id, r.reason) for r in await rejected.find()] == [("lw1", "no_quantity")]
+    # And beside a reading that maps: the reading is taken, the report kept.
+    ingestor.handle(*_tts_uplink(eui, 2, {"temperature": 31.5}))
+    ingestor.handle(*_tts_uplink(eui, 3, {"version": "1.2"}))
+    assert await ingestor.flush() == 1
+    assert batches[0].col("temp_c").tolist() == [31.5]
+    assert len(await rejected.find()) == 2
