@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import aiosqlite
 import numpy as np
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from contract.alerts import HAZE_SLOT
@@ -69,7 +71,7 @@ from rules.engine import RuleEngine
 from rules.events import AlertEvent
 from rules.haze import HazeConfig
 from rules.params import DeviceSpec, RulesConfig, load_rules
-from sigap import gcpause, looplag, migrations
+from sigap import gcpause, looplag, migrations, sqlite_hops
 from sigap.settings import RoutesSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,18 @@ _BIN = KIND_CODES["bin"]
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """An async SQLAlchemy engine; SQLite gets WAL and a busy timeout for concurrent use."""
-    engine = create_async_engine(url)
+    """An async SQLAlchemy engine; SQLite gets WAL and a busy timeout for concurrent use,
+    and one trip to aiosqlite's thread per statement (sigap/sqlite_hops.py)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.get_driver_name() == "aiosqlite":
+
+        async def one_trip() -> aiosqlite.Connection:
+            return await sqlite_hops.connect(*connect_args[0], **connect_args[1])
+
+        engine = create_async_engine(url, async_creator=one_trip)
+        connect_args = engine.dialect.create_connect_args(parsed)
+    else:
+        engine = create_async_engine(url)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
