@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ import aiomqtt
 import numpy as np
 import numpy.typing as npt
 import orjson
+import paho.mqtt.client as mqtt
 
 from contract.readings import KIND_CODES, Q_INDEX, QUANTITIES
 from contract.timeutil import from_ms, now_ms
@@ -661,7 +663,7 @@ class Ingestor:
             password=endpoint.password,
             # A persistent session: the broker keeps QoS 1 readings while we are away.
             clean_session=False,
-            queue_type=_CountingQueue,
+            queue_type=_CountingQueue,  # type: ignore[arg-type]  # holds paho's messages too
             max_queued_incoming_messages=endpoint.max_queued_messages,
         )
         # Acknowledge QoS 1 messages ourselves, once their readings are durable (see
@@ -676,6 +678,10 @@ class Ingestor:
         queue, _CountingQueue.last_made = _CountingQueue.last_made, None
         if queue is None:
             raise RuntimeError("aiomqtt did not make its message queue from queue_type")
+        # paho's messages go into the queue as they are: aiomqtt would make a Message of
+        # each (1.2 us: its Topic checks the topic again), and ingest reads only the topic,
+        # payload, mid and qos that paho's message has already.
+        paho.on_message = partial(_queue_message, queue)
         buffer_reads(paho)  # fewer system calls per message (ingest/bufsock.py)
         try:
             await self._consume(client, queue, endpoint, acks)
@@ -707,6 +713,7 @@ class Ingestor:
             taken = 0
             try:
                 while True:
+                    message: _Incoming
                     if queue.empty():
                         # Wait the documented way: it also notices a lost connection.
                         message = await anext(messages)
@@ -873,7 +880,17 @@ def _when_all(waits: list[asyncio.Future[None] | None], receipts: list[Receipt |
 _YIELD_EVERY = 256
 
 
-class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
+# What the queue holds: paho's messages (see Ingestor._session), or aiomqtt's.
+_Incoming = mqtt.MQTTMessage | aiomqtt.Message
+
+
+def _queue_message(queue: _CountingQueue, _client: Any, _userdata: Any, message: Any) -> None:
+    """paho's on_message: queue the message as paho made it (a full queue counts it)."""
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(message)
+
+
+class _CountingQueue(asyncio.Queue[_Incoming]):
     """aiomqtt's incoming queue, with its overflow in the metrics and the log."""
 
     # The queue made most recently: aiomqtt makes one when a Client is constructed, and the
@@ -884,7 +901,7 @@ class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
         super().__init__(maxsize)
         _CountingQueue.last_made = self
 
-    def put_nowait(self, item: aiomqtt.Message) -> None:
+    def put_nowait(self, item: _Incoming) -> None:
         try:
             super().put_nowait(item)
         except asyncio.QueueFull:
