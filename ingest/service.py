@@ -30,6 +30,7 @@ from ingest.batch import ReadingBatch
 from ingest.bufsock import buffer_reads
 from ingest.decode import DecodedReading, DecodeError, GatewayRows, Limits, Reason
 from ingest.last_seen import LastSeen
+from ingest.lean_publish import Incoming, read_publishes_lean
 from ingest.partition import Owners
 from ingest.rejected import Rejected, RejectedStore
 
@@ -682,6 +683,8 @@ class Ingestor:
         # each (1.2 us: its Topic checks the topic again), and ingest reads only the topic,
         # payload, mid and qos that paho's message has already.
         paho.on_message = partial(_queue_message, queue)
+        # Plain PUBLISH packets skip paho's MQTTMessage altogether (ingest/lean_publish.py).
+        read_publishes_lean(paho, partial(_put, queue))
         buffer_reads(paho)  # fewer system calls per message (ingest/bufsock.py)
         try:
             await self._consume(client, queue, endpoint, acks)
@@ -880,14 +883,20 @@ def _when_all(waits: list[asyncio.Future[None] | None], receipts: list[Receipt |
 _YIELD_EVERY = 256
 
 
-# What the queue holds: paho's messages (see Ingestor._session), or aiomqtt's.
-_Incoming = mqtt.MQTTMessage | aiomqtt.Message
+# What the queue holds (see Ingestor._session): plain PUBLISH packets as read by
+# lean_publish, paho's messages for the rest, aiomqtt's only if paho's callback is not ours.
+_Incoming = Incoming | mqtt.MQTTMessage | aiomqtt.Message
+
+
+def _put(queue: _CountingQueue, message: _Incoming) -> None:
+    """Queue a received message (a full queue counts and logs it)."""
+    with contextlib.suppress(asyncio.QueueFull):
+        queue.put_nowait(message)
 
 
 def _queue_message(queue: _CountingQueue, _client: Any, _userdata: Any, message: Any) -> None:
-    """paho's on_message: queue the message as paho made it (a full queue counts it)."""
-    with contextlib.suppress(asyncio.QueueFull):
-        queue.put_nowait(message)
+    """paho's on_message: queue the message as paho made it."""
+    _put(queue, message)
 
 
 class _CountingQueue(asyncio.Queue[_Incoming]):
