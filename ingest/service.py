@@ -86,10 +86,13 @@ class _Block:
     payload: bytes  # for a reading the registry refuses: parsed again to keep it as sent
     receipt: Receipt | None
     arrived_ms: int
+    _items: list[Any] | None = None  # the payload's readings, once one is refused
 
     def rejected(self, row: int, error: DecodeError, at_ms: int) -> Rejected:
         """One of its readings as a rejection, stored as the careful path would store it."""
-        item = orjson.loads(self.payload)["readings"][row]
+        if self._items is None:
+            self._items = orjson.loads(self.payload)["readings"]
+        item = self._items[row]
         return _rejected(self.topic, _dump(item), at_ms, error, self.rows.device_ids[row])
 
 
@@ -561,9 +564,13 @@ class Ingestor:
         # What must be durable before each message is acknowledged: a part per block, and
         # per reading taken alone (a refused one's part goes with its rejection).
         if refused_rows.any():
-            refused = np.flatnonzero(refused_rows).tolist()
-            self._refuse(staged, columns, refused, rejects)
-            keep = ~refused_rows
+            mended: dict[int, int] = {}
+            candidates = np.flatnonzero(refused_rows).tolist()
+            refused = self._refuse(staged, columns, candidates, rejects, mended)
+            for row, index in mended.items():
+                device[row] = index
+            keep = np.ones(len(device), bool)
+            keep[refused] = False
             columns.take(keep)
             device = device[keep]
             out = set(refused)
@@ -604,18 +611,31 @@ class Ingestor:
         self,
         staged: list[_Staged | _Block],
         columns: _Columns,
-        refused: list[int],
+        candidates: list[int],
         rejects: list[tuple[Rejected, Receipt | None]],
-    ) -> None:
-        """Reject the readings the registry refuses (unknown, retired, wrong gateway)."""
+        mended: dict[int, int],
+    ) -> list[int]:
+        """Reject the readings the registry refuses (unknown, retired, wrong gateway), of
+        the rows the device table pointed at; returns the rows refused, and puts in
+        `mended` the device index of any row the table refused wrongly."""
         starts = np.cumsum([0, *columns.sizes])  # each entry's first row
         now = self._clock()
-        for row in refused:
+        refused: list[int] = []
+        for row in candidates:
             position = int(np.searchsorted(starts, row, side="right")) - 1
             entry = staged[position]
             device_id, gateway = columns.device_ids[row], columns.gateways[row]
             error = _registry_error(device_id, gateway, self.directory.get(device_id))
-            assert error is not None
+            if error is None:
+                # The table and the registry disagree (a bug): the registry decides. The
+                # table is mended and the reading kept, rather than ingest stopping on it.
+                info = self.directory.get(device_id)
+                assert info is not None  # no error: the registry knows the device
+                log.error("device table out of step for %r; mended", device_id)
+                self.directory.table.set(info)
+                mended[row] = info.index
+                continue
+            refused.append(row)
             if isinstance(entry, _Block):
                 rejected = entry.rejected(row - int(starts[position]), error, now)
                 if entry.receipt is not None:
@@ -623,6 +643,7 @@ class Ingestor:
             else:
                 rejected = entry.rejected(error, now, device_id)
             rejects.append((rejected, entry.receipt))
+        return refused
 
     # -- MQTT loop ----------------------------------------------------------------------
 

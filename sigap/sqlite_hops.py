@@ -144,5 +144,8 @@ def connect(database: str, **kwargs: Any) -> aiosqlite.Connection:
         plain: aiosqlite.Connection = aiosqlite.connect(database, **kwargs)
         return plain
     connection = OneTripConnection(connector, 64)
-    connection._thread.daemon = True  # as SQLAlchemy does: never hold up the exit
+    # As SQLAlchemy does: never hold up the exit (before aiosqlite 0.22 the connection
+    # was the thread itself).
+    thread: Any = getattr(connection, "_thread", connection)
+    thread.daemon = True
     return connection

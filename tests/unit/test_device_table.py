@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -99,3 +100,33 @@ async def test_a_retired_or_moved_device_is_refused_on_every_path(
         ("r1", "device_retired"),
         ("r1", "device_retired"),
     ]
+
+
+async def test_a_table_out_of_step_is_mended_and_the_registry_decides(
+    sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = DeviceDirectory()
+    for device_id in ("f1", "f2"):
+        directory.upsert(
+            DeviceCreate.model_validate(
+                {"id": device_id, "kind": "fire", "lat": -2.5, "lon": 112.9, "gateway_id": "gw1"}
+            )
+        )
+    batches: list[ReadingBatch] = []
+
+    async def on_batch(batch: ReadingBatch) -> None:
+        batches.append(batch)
+
+    async def load(ids: object) -> list[DeviceCreate]:
+        return []
+
+    ingestor = Ingestor(directory, load, RejectedStore(sessions), on_batch, clock=lambda: NOW)
+    table = directory.table
+    table.retired[table.index["f1"]] = True  # what a bug in DeviceTable.set would leave
+    del table.index["f2"]
+    items = [{"device_id": "f1", "temp_c": 30}, {"device_id": "f2", "temp_c": 31}]
+    ingestor.handle("sigap/gateways/gw1/up", orjson.dumps({"readings": items}))
+    assert await ingestor.flush() == 2  # the registry says both are fine: both taken
+    assert [batches[0].device_ids[i] for i in batches[0].device.tolist()] == ["f1", "f2"]
+    assert "device table out of step" in caplog.text
+    assert not table.retired[table.index["f1"]] and table.index["f2"] == 1  # mended
