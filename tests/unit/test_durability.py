@@ -91,6 +91,22 @@ def test_the_unacked_gauge_is_the_newest_tracker_s_outstanding_messages() -> Non
 # -- Ingestor: acknowledgement follows durability --------------------------------------
 
 
+class _Durable:
+    """A batch handler whose batches are durable only once the test completes their future."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[None]] = []
+
+    async def __call__(self, batch: ReadingBatch) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+
+async def _no_devices(ids: Collection[str]) -> list[DeviceCreate]:
+    return []
+
+
 async def test_ingestor_acks_readings_once_durable_and_rejections_once_stored(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -98,15 +114,8 @@ async def test_ingestor_acks_readings_once_durable_and_rejections_once_stored(
     directory.upsert(
         DeviceCreate.model_validate({"id": "f1", "kind": "fire", "lat": -2.5, "lon": 112.9})
     )
-    durable: list[asyncio.Future[None]] = []
-
-    async def on_batch(batch: ReadingBatch) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        durable.append(future)
-        return future
-
-    async def load(ids: Collection[str]) -> list[DeviceCreate]:
-        return []
+    on_batch, load = _Durable(), _no_devices
+    durable = on_batch.futures
 
     ingestor = Ingestor(
         directory, load, RejectedStore(sessions), on_batch, clock=lambda: NOW, window_ms=1
@@ -139,15 +148,8 @@ async def test_a_plain_gateway_batch_is_acked_once_its_readings_and_refusals_are
                 {"id": device_id, "kind": "fire", "lat": -2.5, "lon": 112.9, "gateway_id": "gw"}
             )
         )
-    durable: list[asyncio.Future[None]] = []
-
-    async def on_batch(batch: ReadingBatch) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        durable.append(future)
-        return future
-
-    async def load(ids: Collection[str]) -> list[DeviceCreate]:
-        return []
+    on_batch, load = _Durable(), _no_devices
+    durable = on_batch.futures
 
     store = RejectedStore(sessions)
     ingestor = Ingestor(directory, load, store, on_batch, clock=lambda: NOW)
