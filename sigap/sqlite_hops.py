@@ -11,10 +11,11 @@ rest from what that call brought back.
 
 The cursor follows the part of aiosqlite's cursor that SQLAlchemy uses (`__aenter__`,
 `execute`, `executemany`, `fetchone`, `fetchmany`, `fetchall`, `close`, `description`,
-`rowcount`, `lastrowid`, `arraysize`); rows are always fetched at once, which a
-server-side cursor on SQLite would do in memory anyway. It runs its work through
-aiosqlite's `Connection._execute` (private, stable since aiosqlite 0.16); without it,
-`connect` returns a plain aiosqlite connection and says so once.
+`rowcount`, `lastrowid`, `arraysize`). Rows are always fetched with the statement, so a
+server-side cursor holds its whole result in memory (Sigap streams no large result from
+SQL). It runs its work through aiosqlite's `Connection._execute` (private; in every release
+from 0.20, the oldest pyproject.toml allows); without it, `connect` returns a plain
+aiosqlite connection and says so once.
 """
 
 from __future__ import annotations
