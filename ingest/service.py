@@ -227,12 +227,8 @@ class Ingestor:
         self._received[1] += 1
         rows = decode.gateway_rows(payload, now, self.limits)
         if rows is not None:
-            if self._oldest_ms is None:
-                self._oldest_ms = now
-            if receipt is not None:
-                receipt.add_part()  # one for the block; _build adds one per reading it refuses
-            self._staged.append(_Block(topic, ident, rows, payload, receipt, now))
-            self._rows += len(rows)
+            # One receipt part for the block; _build adds one per reading it refuses.
+            self._stage(_Block(topic, ident, rows, payload, receipt, now), now, len(rows))
             return
         try:
             items = decode.gateway_items(payload, self.limits)
@@ -273,13 +269,13 @@ class Ingestor:
         placeholder = DecodedReading("", uplink.event_ms, -1, (), uplink.time_from_arrival)
         self._stage(_Staged(topic, None, placeholder, payload, receipt, now, uplink), now)
 
-    def _stage(self, staged: _Staged, now: int) -> None:
+    def _stage(self, staged: _Staged | _Block, now: int, rows: int = 1) -> None:
         if self._oldest_ms is None:
             self._oldest_ms = now
         if staged.receipt is not None:
             staged.receipt.add_part()
         self._staged.append(staged)
-        self._rows += 1
+        self._rows += rows
 
     def _reject(
         self,
@@ -624,8 +620,8 @@ class Ingestor:
         for row in candidates:
             position = int(np.searchsorted(starts, row, side="right")) - 1
             entry = staged[position]
-            device_id, gateway = columns.device_ids[row], columns.gateways[row]
-            error = _registry_error(device_id, gateway, self.directory.get(device_id))
+            device_id = columns.device_ids[row]
+            error = _registry_error(device_id, entry.gateway_id, self.directory.get(device_id))
             if error is None:
                 # The table and the registry disagree (a bug): the registry decides. The
                 # table is mended and the reading kept, rather than ingest stopping on it.
@@ -793,7 +789,6 @@ class _Columns:
 
     def __init__(self, staged: list[_Staged | _Block]) -> None:
         self.device_ids: list[str] = []
-        self.gateways: list[str | None] = []  # the gateway each reading came through
         self.sizes: list[int] = []  # each entry's readings
         self.singles: list[tuple[int, _Staged]] = []  # (row, entry) of readings taken alone
         self.faults: dict[int, str] = {}  # row -> what the sensor says is wrong with it
@@ -815,7 +810,6 @@ class _Columns:
                 end_run()
                 rows = entry.rows
                 self.device_ids += rows.device_ids
-                self.gateways += [entry.gateway_id] * len(rows)
                 self.sizes.append(len(rows))
                 ts.append(rows.ts_ms)
                 seq.append(rows.seq)
@@ -827,7 +821,6 @@ class _Columns:
                 if reading.fault is not None:
                     self.faults[row] = reading.fault
                 self.device_ids.append(reading.device_id)
-                self.gateways.append(entry.gateway_id)
                 self.sizes.append(1)
                 self.singles.append((row, entry))
                 run.append(reading)
